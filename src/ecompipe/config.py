@@ -1,0 +1,251 @@
+"""Settings: one table of every knob, loaded with the precedence
+explicit argument > environment variable > workspace config file > default.
+
+Environment variable names are the original system's where one existed (BUCKET_NAME,
+ORDER_METRICS_TABLE, ...), so its operators find their settings where they expect them.
+Every problem is reported at start-up, one line each, in a single :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from ecompipe.errors import ConfigError
+
+CONFIG_FILE_NAME = "ecompipe.toml"
+DEFAULT_WORKSPACE = Path("ecompipe-workspace")
+
+
+def _positive_int(raw: Any) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be a whole number >= 1")
+    return value
+
+
+def _positive_float(raw: Any) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a number > 0")
+    return value
+
+
+def _non_negative_float(raw: Any) -> float:
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError("must be a number >= 0")
+    return value
+
+
+def _rate(raw: Any) -> Decimal:
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise ValueError("must be a number between 0 and 1") from None
+    if not (0 <= value <= 1):
+        raise ValueError("must be a number between 0 and 1")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).strip().lower()
+        if value not in allowed:
+            raise ValueError("must be one of " + ", ".join(allowed))
+        return value
+
+    return parse
+
+
+def _text(raw: Any) -> str:
+    value = str(raw).strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _optional_text(raw: Any) -> str:
+    return str(raw).strip()
+
+
+def _prefix(raw: Any) -> str:
+    value = str(raw).strip().strip("/")
+    if not value or ".." in value.split("/"):
+        raise ValueError("must be a relative folder name such as 'orders'")
+    return value
+
+
+def _dynamodb_batch(raw: Any) -> int:
+    value = int(raw)
+    if not 1 <= value <= 25:
+        raise ValueError("must be between 1 and 25 (DynamoDB's BatchWriteItem limit)")
+    return value
+
+
+def _log_level(raw: Any) -> str:
+    return _choice("debug", "info", "warning", "error", "critical")(raw).upper()
+
+
+def _setting(default: Any, env: str, parse: Callable[[Any], Any], doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, typed. Field metadata names its env var and documents it."""
+
+    engine: str = _setting(
+        "duckdb", "ECOMPIPE_ENGINE", _choice("duckdb", "spark"), "Engine for validation and KPIs."
+    )
+    bucket_name: str = _setting(
+        "", "BUCKET_NAME", _optional_text, "AWS: landing bucket. Local: unused (landing/)."
+    )
+    archive_bucket: str = _setting(
+        "", "S3_ARCHIVE_BUCKET", _optional_text, "AWS: archive bucket. Local: unused (archive/)."
+    )
+    orders_path: str = _setting("orders", "ORDERS_PATH", _prefix, "Prefix of order files.")
+    order_items_path: str = _setting(
+        "order_items", "ORDER_ITEMS_PATH", _prefix, "Prefix of order item files."
+    )
+    products_path: str = _setting("products", "PRODUCTS_PATH", _prefix, "Prefix of product files.")
+    order_metrics_table: str = _setting(
+        "order_metrics_table", "ORDER_METRICS_TABLE", _text, "Order metrics table name."
+    )
+    category_metrics_table: str = _setting(
+        "category_metrics_table", "CATEGORY_METRICS_TABLE", _text, "Category metrics table name."
+    )
+    lock_table: str = _setting(
+        "ProcessingLockTable", "LOCK_TABLE", _text, "Lock table (DynamoDB) name."
+    )
+    lock_id: str = _setting(
+        "ecommerce-pipeline-lock", "LOCK_ID", _text, "Id of the pipeline's lock item."
+    )
+    lock_limit: int = _setting(
+        1, "ECOMPIPE_LOCK_LIMIT", _positive_int, "How many runs may hold the lock at once."
+    )
+    lease_seconds: float = _setting(
+        60.0, "ECOMPIPE_LEASE_SECONDS", _positive_float, "Lock lease length; renewed by heartbeat."
+    )
+    lock_wait_seconds: float = _setting(
+        300.0,
+        "ECOMPIPE_LOCK_WAIT_SECONDS",
+        _non_negative_float,
+        "How long a run waits for a lock slot (with backoff) before it gives up with exit 2.",
+    )
+    max_error_rate: Decimal = _setting(
+        Decimal("0.05"),
+        "ECOMPIPE_MAX_ERROR_RATE",
+        _rate,
+        "Share of bad rows above which a whole file is quarantined.",
+    )
+    duckdb_memory_limit: str = _setting(
+        "2GB", "ECOMPIPE_DUCKDB_MEMORY_LIMIT", _text, "DuckDB memory limit (it spills past it)."
+    )
+    duckdb_threads: int = _setting(
+        0, "ECOMPIPE_DUCKDB_THREADS", int, "DuckDB threads; 0 means one per core."
+    )
+    spark_master: str = _setting("local[*]", "SPARK_MASTER", _text, "Spark master URL.")
+    spark_app_name: str = _setting("ecompipe", "SPARK_APP_NAME", _text, "Spark application name.")
+    debounce_seconds: float = _setting(
+        2.0,
+        "ECOMPIPE_DEBOUNCE_SECONDS",
+        _non_negative_float,
+        "watch: quiet period after the last file event before a run starts.",
+    )
+    aws_region: str = _setting("us-east-1", "AWS_REGION", _text, "AWS region.")
+    sns_topic_arn: str = _setting(
+        "", "SNS_TOPIC_ARN", _optional_text, "AWS: topic for notifications."
+    )
+    state_machine_arn: str = _setting(
+        "", "STATE_MACHINE_ARN", _optional_text, "AWS: state machine the Lambda starts."
+    )
+    dynamodb_batch_size: int = _setting(
+        25, "DYNAMODB_BATCH_SIZE", _dynamodb_batch, "Items per DynamoDB BatchWriteItem."
+    )
+    dynamodb_max_retries: int = _setting(
+        8, "DYNAMODB_MAX_RETRIES", _positive_int, "Retries of unprocessed DynamoDB items."
+    )
+    log_level: str = _setting("WARNING", "LOG_LEVEL", _log_level, "Logging level.")
+
+    def prefix_of(self, dataset: str) -> str:
+        """The landing prefix (folder) a dataset's files arrive under."""
+        return {
+            "orders": self.orders_path,
+            "order_items": self.order_items_path,
+            "products": self.products_path,
+        }[dataset]
+
+    def dataset_of_key(self, key: str) -> str | None:
+        """The dataset whose prefix a key is under, or None."""
+        for name in ("orders", "order_items", "products"):
+            prefix = self.prefix_of(name) + "/"
+            if key.startswith(prefix) and "/" not in key[len(prefix) :]:
+                return name
+        return None
+
+
+def setting_docs() -> list[tuple[str, str, str, str]]:
+    """(file key, env var, default, description) for every setting, for docs and ``--help``."""
+    return [
+        (f.name, f.metadata["env"], str(f.default), f.metadata["doc"]) for f in fields(Settings)
+    ]
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a workspace config file; a broken file is a ConfigError naming it."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read config file ({exc})"]) from None
+    section = data.get("ecompipe", data)
+    if not isinstance(section, dict):
+        raise ConfigError([f"{path}: [ecompipe] must be a table of settings"])
+    return section
+
+
+def load_settings(
+    config_file: Path | None = None,
+    explicit: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build Settings with precedence explicit > env > file > default; report every problem."""
+    env = os.environ if env is None else env
+    explicit = {k: v for k, v in (explicit or {}).items() if v is not None}
+    from_file = read_config_file(config_file) if config_file else {}
+    known = {f.name for f in fields(Settings)}
+    problems = [
+        f"{config_file}: unknown setting '{name}' (known: see `ecompipe config`)"
+        for name in from_file
+        if name not in known
+    ]
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        env_name = f.metadata["env"]
+        if f.name in explicit:
+            raw, source = explicit[f.name], f"option for {f.name}"
+        elif env.get(env_name, "") != "":
+            raw, source = env[env_name], f"env {env_name}"
+        elif f.name in from_file:
+            raw, source = from_file[f.name], f"{config_file}: {f.name}"
+        else:
+            continue
+        try:
+            values[f.name] = f.metadata["parse"](raw)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{source}={raw!r}: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    settings = Settings(**values)
+    prefixes = [settings.orders_path, settings.order_items_path, settings.products_path]
+    if len(set(prefixes)) != 3:
+        raise ConfigError(["ORDERS_PATH, ORDER_ITEMS_PATH and PRODUCTS_PATH must differ"])
+    return settings

@@ -1,0 +1,46 @@
+"""The few SQL spellings that differ between engines.
+
+Validation and KPI SQL (validation.py, kpis.py) is written once against this small interface;
+each engine supplies its dialect. Everything else in that SQL is the common subset DuckDB and
+Spark SQL share.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Dialect(Protocol):
+    """SQL fragments an engine must spell its own way."""
+
+    #: An integer type wide enough for sums of money in micro-units (HUGEINT / DECIMAL(38,0)).
+    big_int: str
+
+    def regex_full_match(self, expr: str, pattern: str) -> str:
+        """True when the whole of ``expr`` matches ``pattern`` (NULL in, NULL out)."""
+        ...
+
+    def try_timestamp(self, expr: str) -> str:
+        """``expr`` ('YYYY-MM-DD HH:MM:SS.ffffff') as a TIMESTAMP, or NULL when impossible."""
+        ...
+
+    def add_minutes(self, ts: str, minutes: str) -> str:
+        """Timestamp ``ts`` shifted by integer ``minutes``."""
+        ...
+
+    def int_div(self, a: str, b: str) -> str:
+        """Integer division of non-negative integers, rounding down."""
+        ...
+
+    def quote(self, identifier: str) -> str:
+        """Quote an identifier (a CSV header name may hold any character)."""
+        ...
+
+    def string_literal(self, value: str) -> str:
+        """A string literal."""
+        ...
+
+
+def sql_string(value: str) -> str:
+    """A standard SQL string literal ('' doubles a quote); DuckDB and Spark both accept it."""
+    return "'" + value.replace("'", "''") + "'"

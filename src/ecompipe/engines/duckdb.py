@@ -1,0 +1,439 @@
+"""DuckDB engine: the embedded default.
+
+Reads each CSV once as text (``all_varchar``), runs the contract SQL from validation.py and
+the KPI SQL from kpis.py. Only the reading of files and the mapping of rows back to their
+physical lines and original text live here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ecompipe import kpis, validation
+from ecompipe.config import Settings
+from ecompipe.contracts import DATASET_BY_NAME, DATASETS, Dataset, FileReason, Reason
+from ecompipe.dialect import sql_string
+from ecompipe.engines.base import (
+    CURATED_SCHEMA,
+    InputFile,
+    TransformResult,
+    staged_path,
+)
+from ecompipe.errors import EngineError
+from ecompipe.validation import FileReport, ValidationReport
+
+CSV_OPTIONS = "header = true, delim = ',', quote = '\"', escape = '\"'"
+HEADER_PROBE_BYTES = 1 << 20
+# DuckDB rejects-table error types that mean the file is not text we can read at all.
+UNREADABLE_ERRORS = ("INVALID UNICODE",)
+
+
+class DuckDBDialect:
+    """DuckDB's spelling of the dialect-specific SQL."""
+
+    big_int = "HUGEINT"
+
+    def regex_full_match(self, expr: str, pattern: str) -> str:
+        """Anchored match via regexp_full_match."""
+        return f"regexp_full_match({expr}, {sql_string(pattern)})"
+
+    def try_timestamp(self, expr: str) -> str:
+        """TRY_CAST to TIMESTAMP (pinned below DuckDB 2.0, whose optimizer breaks TRY_CAST)."""
+        return f"TRY_CAST({expr} AS TIMESTAMP)"
+
+    def add_minutes(self, ts: str, minutes: str) -> str:
+        """Timestamp plus an integer number of minutes."""
+        return f"({ts} + to_minutes(CAST({minutes} AS BIGINT)))"
+
+    def int_div(self, a: str, b: str) -> str:
+        """Integer division."""
+        return f"(({a}) // ({b}))"
+
+    def quote(self, identifier: str) -> str:
+        """Double-quoted identifier."""
+        return '"' + identifier.replace('"', '""') + '"'
+
+    def string_literal(self, value: str) -> str:
+        """Standard string literal."""
+        return sql_string(value)
+
+
+DIALECT = DuckDBDialect()
+
+
+class DuckDBEngine:
+    """Validation and KPIs in an in-memory DuckDB that spills to ``temp_dir``."""
+
+    name = "duckdb"
+
+    def __init__(self, settings: Settings, temp_dir: str | None = None) -> None:
+        self._settings = settings
+        self._temp = temp_dir or tempfile.gettempdir()
+        self.con = self._connect()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(":memory:")
+        con.execute(f"SET memory_limit = {sql_string(self._settings.duckdb_memory_limit)}")
+        con.execute(f"SET temp_directory = {sql_string(self._temp)}")
+        con.execute("SET preserve_insertion_order = true")
+        con.execute("SET TimeZone = 'UTC'")
+        if self._settings.duckdb_threads > 0:
+            con.execute(f"SET threads = {self._settings.duckdb_threads}")
+        return con
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.con.close()
+
+    # ----------------------------------------------------------------- validation
+
+    def validate(
+        self,
+        execution_id: str,
+        files: list[InputFile],
+        staging: Path,
+        max_error_rate: Decimal,
+    ) -> ValidationReport:
+        """Check every file; stage accepted rows as Parquet and rejected rows as CSV."""
+        staging.mkdir(parents=True, exist_ok=True)
+        report = ValidationReport(execution_id, max_error_rate=str(max_error_rate))
+        con = self.con
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE rejects (dataset VARCHAR, file_idx INT, "
+            "row_idx BIGINT, logical_line BIGINT, column_name VARCHAR, reason VARCHAR)"
+        )
+        keys: dict[tuple[str, int], InputFile] = {}
+        for ds in DATASETS:
+            ds_files = sorted((f for f in files if f.dataset == ds.name), key=lambda f: f.key)
+            for idx, f in enumerate(ds_files):
+                keys[(ds.name, idx)] = f
+            self._validate_dataset(ds, ds_files, staging, max_error_rate, report)
+        n_rejects = con.execute("SELECT count(*) FROM rejects").fetchone()
+        if n_rejects and n_rejects[0]:
+            self._write_rejects(keys, staging / "rejects.csv")
+            report.rejects_file = "rejects.csv"
+        return report
+
+    def _validate_dataset(
+        self,
+        ds: Dataset,
+        files: list[InputFile],
+        staging: Path,
+        max_error_rate: Decimal,
+        report: ValidationReport,
+    ) -> None:
+        con = self.con
+        raws: list[str] = []
+        file_reports: dict[int, FileReport] = {}
+        shape_bad: dict[int, int] = {}
+        for idx, f in enumerate(files):
+            fr = FileReport(key=f.key, dataset=ds.name, accepted=False)
+            file_reports[idx] = fr
+            raw = self._load_raw(ds, idx, f, fr)
+            if raw is None:
+                continue
+            raws.append(raw)
+            shape_bad[idx] = self._collect_shape_rejects(ds, idx)
+        report.files.extend(file_reports.values())
+        checked = f"checked_{ds.name}"
+        if raws:
+            union = " UNION ALL ".join(f"SELECT * FROM {r}" for r in raws)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {checked} AS "
+                f"{validation.checked_sql(ds, f'({union})', DIALECT)}"
+            )
+            stats = con.execute(validation.file_stats_sql(checked)).fetchall()
+        else:
+            stats = []
+        counts = {int(i): (int(n), int(b)) for i, n, b in stats}
+        accepted: list[int] = []
+        for idx, fr in file_reports.items():
+            if fr.reason is not None:
+                continue
+            n, bad = counts.get(idx, (0, 0))
+            fr.rows = n + shape_bad.get(idx, 0)
+            fr.bad_rows = bad + shape_bad.get(idx, 0)
+            if fr.rows == 0:
+                fr.reason, fr.detail = FileReason.NO_ROWS, "the file has a header but no rows"
+            elif validation.too_many_errors(fr.rows, fr.bad_rows, max_error_rate):
+                fr.reason = FileReason.ERROR_RATE
+                fr.detail = (
+                    f"{fr.bad_rows} of {fr.rows} rows have bad values "
+                    f"(more than {max_error_rate:%} allowed)"
+                )
+            else:
+                fr.accepted = True
+                accepted.append(idx)
+        if not accepted:
+            con.execute(f"DELETE FROM rejects WHERE dataset = '{ds.name}'")
+            return
+        in_accepted = "(" + ", ".join(str(i) for i in accepted) + ")"
+        # Shape rejects of quarantined files go with the whole file.
+        con.execute(
+            f"DELETE FROM rejects WHERE dataset = '{ds.name}' AND file_idx NOT IN {in_accepted}"
+        )
+        con.execute(
+            f"INSERT INTO rejects SELECT '{ds.name}', _file_idx, _row, NULL, column_name, reason "
+            f"FROM ({validation.rejects_sql(ds, checked)}) AS r WHERE _file_idx IN {in_accepted}"
+        )
+        good = f"good_{ds.name}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {good} AS SELECT * FROM {checked} "
+            f"WHERE NOT _bad AND _file_idx IN {in_accepted}"
+        )
+        accepted_sql, conflicts_sql, repeats_sql = validation.dedup_sqls(ds, good)
+        con.execute(
+            f"INSERT INTO rejects SELECT '{ds.name}', _file_idx, _row, NULL, column_name, reason "
+            f"FROM ({conflicts_sql}) AS c"
+        )
+        target = staged_path(staging, ds.name)
+        con.execute(
+            f"COPY ({accepted_sql}) TO {sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+        )
+        report.accepted_rows[ds.name] = _scalar(
+            con, f"SELECT count(*) FROM read_parquet({sql_string(str(target))})"
+        )
+        report.duplicates_dropped[ds.name] = _scalar(con, repeats_sql)
+        per_file = con.execute(
+            f"SELECT file_idx, count(DISTINCT coalesce(row_idx, -logical_line)) FROM rejects "
+            f"WHERE dataset = '{ds.name}' GROUP BY file_idx"
+        ).fetchall()
+        for idx, n in per_file:
+            file_reports[int(idx)].rejected_rows = int(n)
+        dup_rows = con.execute(
+            f"SELECT _file_idx, count(*) FROM (SELECT _file_idx, row_number() OVER "
+            f"(PARTITION BY {ds.key} ORDER BY _file_idx, _row) AS rn FROM {good} WHERE {ds.key} "
+            f"IN (SELECT {ds.key} FROM {good} GROUP BY {ds.key} HAVING count(*) > 1)) AS d "
+            f"WHERE rn > 1 GROUP BY _file_idx"
+        ).fetchall()
+        conflicts = dict(
+            con.execute(
+                f"SELECT file_idx, count(*) FROM rejects WHERE dataset = '{ds.name}' AND "
+                f"reason = '{Reason.CONFLICTING_DUPLICATE}' GROUP BY file_idx"
+            ).fetchall()
+        )
+        for idx, n in dup_rows:
+            file_reports[int(idx)].duplicates_dropped = int(n) - int(conflicts.get(idx, 0))
+        if ds.name == "orders":
+            for idx, n in con.execute(validation.unknown_status_sql(checked)).fetchall():
+                file_reports[int(idx)].unknown_status = int(n)
+
+    def _load_raw(self, ds: Dataset, idx: int, f: InputFile, fr: FileReport) -> str | None:
+        """Load one file as text columns; on a file-level problem set ``fr`` and return None."""
+        con = self.con
+        path = sql_string(str(f.path))
+        table = f"raw_{ds.name}_{idx}"
+        try:
+            header = read_header(f.path)
+        except (OSError, UnicodeError, csv.Error) as exc:
+            fr.reason = FileReason.UNREADABLE
+            fr.detail = f"cannot read a CSV header: {_first_line(exc)}"
+            return None
+        if header is None:
+            fr.reason, fr.detail = FileReason.NO_ROWS, "the file is empty"
+            return None
+        by_name: dict[str, list[int]] = {}
+        for pos, name in enumerate(header):
+            by_name.setdefault(name.strip().lower(), []).append(pos)
+        missing = [c for c in ds.column_names if c not in by_name]
+        if missing:
+            fr.reason = FileReason.MISSING_COLUMN
+            fr.detail = "required column missing: " + ", ".join(missing)
+            return None
+        doubled = [c for c in ds.column_names if len(by_name[c]) > 1]
+        if doubled:
+            fr.reason = FileReason.UNREADABLE
+            fr.detail = "column given more than once: " + ", ".join(doubled)
+            return None
+        # The header is parsed here, so DuckDB's sniffer (which samples rows and gives up on
+        # ragged files) is off; every column is read as text under a positional name.
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
+        select = ", ".join(f"c{by_name[c][0]} AS {DIALECT.quote(c)}" for c in ds.column_names)
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_csv({path}, "
+                f"{CSV_OPTIONS}, auto_detect = false, columns = {columns}, store_rejects = true, rejects_table = 'rej_{table}', "
+                f"rejects_scan = 'scan_{table}')"
+            )
+        except duckdb.Error as exc:
+            fr.reason = FileReason.UNREADABLE
+            fr.detail = f"cannot read as CSV: {_first_line(exc)}"
+            return None
+        unreadable = con.execute(
+            f"SELECT count(*) FROM rej_{table} WHERE error_type IN "
+            f"({', '.join(sql_string(e) for e in UNREADABLE_ERRORS)})"
+        ).fetchone()
+        if unreadable and unreadable[0]:
+            fr.reason = FileReason.UNREADABLE
+            fr.detail = "the file is not valid UTF-8 text"
+            return None
+        view = f"rawv_{ds.name}_{idx}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {idx} AS _file_idx, rowid AS _row, * "
+            f"FROM {table}"
+        )
+        return view
+
+    def _collect_shape_rejects(self, ds: Dataset, idx: int) -> int:
+        """Rows DuckDB could not split into the header's columns: one reject each."""
+        table = f"rej_raw_{ds.name}_{idx}"
+        self.con.execute(
+            f"INSERT INTO rejects SELECT '{ds.name}', {idx}, NULL, line, '', "
+            f"'{Reason.BAD_ROW_SHAPE}' FROM (SELECT DISTINCT line FROM {table}) AS s"
+        )
+        return _scalar(self.con, f"SELECT count(DISTINCT line) FROM {table}")
+
+    def _write_rejects(self, keys: dict[tuple[str, int], InputFile], target: Path) -> None:
+        """Map rejects to physical line numbers and original text, then write the CSV."""
+        con = self.con
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE reject_lines (dataset VARCHAR, file_idx INT, "
+            "logical BIGINT, record_idx BIGINT, line BIGINT, text VARCHAR)"
+        )
+        pairs = con.execute("SELECT DISTINCT dataset, file_idx FROM rejects").fetchall()
+        for dataset, file_idx in pairs:
+            f = keys[(str(dataset), int(file_idx))]
+            con.execute(
+                f"INSERT INTO reject_lines SELECT '{dataset}', {file_idx}, logical, record_idx, "
+                f"line, text FROM ({_records_sql(f.path, str(dataset), int(file_idx))}) AS r"
+            )
+        key_values = ", ".join(f"('{ds}', {i}, {sql_string(f.key)})" for (ds, i), f in keys.items())
+        con.execute(
+            f'COPY (SELECT k.key AS file, l.line, r.column_name AS "column", r.reason, '
+            f"l.text FROM rejects r JOIN (VALUES {key_values}) AS k(dataset, file_idx, key) "
+            "ON r.dataset = k.dataset AND r.file_idx = k.file_idx "
+            "JOIN reject_lines l ON l.dataset = r.dataset AND l.file_idx = r.file_idx AND "
+            "(l.record_idx = r.row_idx OR l.logical = r.logical_line) "
+            f'ORDER BY file, l.line, "column") TO {sql_string(str(target))} '
+            "(FORMAT csv, HEADER true)"
+        )
+
+    # ----------------------------------------------------------------- transform
+
+    def transform(self, curated: Path, seq: int) -> TransformResult:
+        """Recompute KPIs for the dates batch ``seq`` touches, over the whole curated log."""
+        con = self.con
+        rows: dict[str, int] = {}
+        for ds in DATASETS:
+            short = _short(ds.name)
+            schema = ", ".join(f"{c} {t}" for c, t in CURATED_SCHEMA[ds.name])
+            files = sorted((curated / ds.name).glob("*.parquet"))
+            if not files:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE all_{short} ({schema}, _seq BIGINT)")
+            else:
+                glob = sql_string(str(curated / ds.name / "*.parquet"))
+                con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW all_{short} AS SELECT * EXCLUDE (filename), "
+                    f"CAST(regexp_extract(filename, '([0-9]+)[.]parquet$', 1) AS BIGINT) AS _seq "
+                    f"FROM read_parquet({glob}, filename = true)"
+                )
+            cols = ", ".join(c for c, _ in CURATED_SCHEMA[ds.name])
+            key = DATASET_BY_NAME[ds.name].key
+            latest = (
+                f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {key} "
+                f"ORDER BY _seq DESC) AS _rn FROM all_{short} WHERE {{where}}) AS x WHERE _rn = 1"
+            )
+            if len(files) <= 1:
+                # One batch holds each key once (validation dedups), so no ranking is needed.
+                cur = f"SELECT {cols} FROM all_{short}"
+            else:
+                cur = latest.format(where="true")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW cur_{short} AS {cur}")
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW b_{short} AS SELECT {cols} FROM all_{short} "
+                f"WHERE _seq = {seq}"
+            )
+            prev = latest.format(where=f"_seq < {seq}")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW prev_{short} AS {prev}")
+            rows[ds.name] = _scalar(con, f"SELECT count(*) FROM cur_{short}")
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE affected_dates AS {kpis.affected_dates_sql()}"
+            )
+            dates = [r[0] for r in con.execute("SELECT order_date FROM affected_dates").fetchall()]
+            order_rows = con.execute(kpis.order_metrics_sql(DIALECT)).fetchall()
+            cat_rows = con.execute(kpis.category_metrics_sql(DIALECT)).fetchall()
+            waiting = con.execute(kpis.waiting_sql()).fetchone()
+        except duckdb.Error as exc:
+            raise EngineError(f"KPI computation failed: {_first_line(exc)}") from exc
+        assert waiting is not None
+        return TransformResult(
+            affected_dates=sorted(dates),
+            order_metrics=kpis.order_metrics_from_rows(order_rows),
+            category_metrics=kpis.category_metrics_from_rows(cat_rows),
+            waiting_for_order=int(waiting[0]),
+            waiting_for_product=int(waiting[1]),
+            curated_rows=rows,
+        )
+
+
+def read_header(path: Path) -> list[str] | None:
+    """The header record of a CSV file (BOM removed), or None for an empty file."""
+    with path.open("rb") as handle:
+        head = handle.read(HEADER_PROBE_BYTES)
+    if not head.strip():
+        return None
+    text = (
+        head.decode("utf-8-sig", errors="strict")
+        if len(head) < HEADER_PROBE_BYTES
+        else (head.decode("utf-8-sig", errors="ignore"))
+    )
+    record = next(csv.reader(io.StringIO(text, newline="")), None)
+    if not record:
+        return None
+    return record
+
+
+def _short(dataset: str) -> str:
+    # kpis.py names relations cur_orders / cur_items / cur_products.
+    return {"orders": "orders", "order_items": "items", "products": "products"}[dataset]
+
+
+def _records_sql(path: Path, dataset: str, file_idx: int) -> str:
+    """Physical line, original text and record index of every record of a CSV file.
+
+    A line starts a record when the quotes before it are balanced; DuckDB numbers such
+    "logical" lines (blank ones included) in its rejects table, and numbers well-formed
+    records in order as rowid. Both are mapped back to the physical line and its text here.
+    """
+    p = sql_string(str(path))
+    lines = (
+        f"SELECT unnest(string_split(content, chr(10))) AS l, "
+        f"generate_subscripts(string_split(content, chr(10)), 1) AS line FROM read_text({p})"
+    )
+    shaped = (
+        f"SELECT DISTINCT logical_line FROM rejects WHERE dataset = '{dataset}' AND "
+        f"file_idx = {file_idx} AND logical_line IS NOT NULL"
+    )
+    return (
+        f"WITH raw AS ({lines}), "
+        "q AS (SELECT line, rtrim(l, chr(13)) AS l, "
+        "length(l) - length(replace(l, '\"', '')) AS nq FROM raw), "
+        "p AS (SELECT *, coalesce(sum(nq) OVER (ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING "
+        "AND 1 PRECEDING), 0) % 2 AS par FROM q), "
+        "u AS (SELECT *, sum(CASE WHEN par = 0 THEN 1 ELSE 0 END) OVER (ORDER BY line) AS logical "
+        "FROM p), "
+        "rec AS (SELECT logical, min(line) AS line, string_agg(l, chr(10) ORDER BY line) AS text "
+        "FROM u GROUP BY logical HAVING logical > 1 AND "
+        "trim(arg_min(l, line)) <> '') "
+        "SELECT logical, line, text, CASE WHEN logical IN (SELECT logical_line FROM shaped) "
+        "THEN NULL ELSE row_number() OVER (PARTITION BY logical IN (SELECT logical_line FROM "
+        "shaped) ORDER BY logical) - 1 END AS record_idx FROM rec"
+    ).replace("FROM shaped", f"FROM ({shaped}) AS s")
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row: Any = con.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,194 @@
+"""KPI definitions (DESIGN.md "KPIs"), written once as SQL against a dialect.
+
+The SQL reads three relations holding the *current* curated state (``cur_orders``,
+``cur_items``, ``cur_products``: one row per key, latest batch wins) and a relation
+``affected_dates``. It returns money in cents and rates in units of 1e-4, already rounded
+half-up with integer arithmetic, so no engine ever rounds a binary float; the Python side only
+places the decimal point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from ecompipe.contracts import MONEY_OUTPUT_SCALE, MONEY_SCALE, RATE_OUTPUT_SCALE, RETURNED_STATUS
+from ecompipe.dialect import Dialect
+
+ORDER_METRIC_FIELDS = (
+    "total_orders",
+    "total_revenue",
+    "total_items_sold",
+    "return_rate",
+    "unique_customers",
+)
+CATEGORY_METRIC_FIELDS = ("daily_revenue", "avg_order_value", "avg_return_rate")
+
+
+@dataclass(frozen=True)
+class OrderMetrics:
+    """One row of order_metrics_table."""
+
+    order_date: date
+    total_orders: int
+    total_revenue: Decimal
+    total_items_sold: int
+    return_rate: Decimal
+    unique_customers: int
+
+
+@dataclass(frozen=True)
+class CategoryMetrics:
+    """One row of category_metrics_table."""
+
+    category: str
+    order_date: date
+    daily_revenue: Decimal
+    avg_order_value: Decimal
+    avg_return_rate: Decimal
+
+
+def _half_up_div(d: Dialect, numerator: str, denominator: str, scale: int) -> str:
+    """round_half_up(numerator / denominator, scale) * 10**scale, for non-negative integers."""
+    factor = 10**scale
+    return d.int_div(f"({numerator}) * {2 * factor} + ({denominator})", f"2 * ({denominator})")
+
+
+def _micro(d: Dialect, money_sum: str) -> str:
+    return f"CAST({money_sum} * {10**MONEY_SCALE} AS {d.big_int})"
+
+
+def order_metrics_sql(d: Dialect) -> str:
+    """Order metrics for every date in ``affected_dates``; money in cents, rate in 1e-4."""
+    per_order = (
+        "SELECT i.order_id, sum(i.sale_price) AS revenue, count(*) AS n_items "
+        "FROM cur_items i JOIN aff_orders o ON i.order_id = o.order_id GROUP BY i.order_id"
+    )
+    rev = _micro(d, "sum(p.revenue)")
+    return (
+        f"WITH aff_orders AS ({_affected_orders_sql()}), per_order AS ({per_order}) "
+        "SELECT o.order_date, count(*) AS total_orders, "
+        f"{_cents(d, rev, '1')} AS total_revenue, "
+        "sum(p.n_items) AS total_items_sold, "
+        f"{_half_up_div(d, 'sum(o.returned)', 'count(*)', RATE_OUTPUT_SCALE)} AS return_rate, "
+        "count(DISTINCT o.user_id) AS unique_customers "
+        "FROM per_order p JOIN aff_orders o ON p.order_id = o.order_id GROUP BY o.order_date"
+    )
+
+
+def _cents(d: Dialect, micro: str, count: str) -> str:
+    # micro-units / count, rounded half-up to cents: micro / (count * 10**4), to 0 decimals.
+    return _half_up_div(d, micro, f"({count}) * {10 ** (MONEY_SCALE - MONEY_OUTPUT_SCALE)}", 0)
+
+
+def category_metrics_sql(d: Dialect) -> str:
+    """Category metrics for every date in ``affected_dates``; money in cents, rate in 1e-4."""
+    per_order_cat = (
+        "SELECT i.order_id, pr.category, sum(i.sale_price) AS revenue FROM cur_items i "
+        "JOIN aff_orders o ON i.order_id = o.order_id "
+        "JOIN cur_products pr ON i.product_id = pr.id GROUP BY i.order_id, pr.category"
+    )
+    rev = _micro(d, "sum(c.revenue)")
+    return (
+        f"WITH aff_orders AS ({_affected_orders_sql()}), per_order_cat AS ({per_order_cat}) "
+        "SELECT c.category, o.order_date, "
+        f"{_cents(d, rev, '1')} AS daily_revenue, "
+        f"{_cents(d, rev, 'count(*)')} AS avg_order_value, "
+        f"{_half_up_div(d, 'sum(o.returned)', 'count(*)', RATE_OUTPUT_SCALE)} "
+        "AS avg_return_rate "
+        "FROM per_order_cat c JOIN aff_orders o ON c.order_id = o.order_id "
+        "GROUP BY c.category, o.order_date"
+    )
+
+
+def _affected_orders_sql() -> str:
+    return (
+        "SELECT order_id, user_id, CAST(created_at AS DATE) AS order_date, "
+        f"CASE WHEN status = '{RETURNED_STATUS}' THEN 1 ELSE 0 END AS returned "
+        "FROM cur_orders WHERE CAST(created_at AS DATE) IN (SELECT order_date FROM affected_dates)"
+    )
+
+
+def affected_dates_sql() -> str:
+    """Dates whose metrics the batch in ``b_orders``/``b_items``/``b_products`` can change.
+
+    ``prev_*`` hold the latest version of each key before the batch; ``all_orders`` every
+    version of every order. A row that is byte-for-byte the same as its previous version
+    touches nothing, so a re-delivered file recomputes no date. For a changed order both its
+    old and its new date are affected; for a changed item both its old and new order; for a
+    product that is new or changed category, the orders of the items that reference it.
+    """
+    changed_orders = (
+        "SELECT b.order_id FROM b_orders b LEFT JOIN prev_orders p ON b.order_id = p.order_id "
+        "WHERE p.order_id IS NULL OR p.user_id <> b.user_id OR p.created_at <> b.created_at "
+        "OR p.status <> b.status"
+    )
+    changed_items = (
+        "SELECT b.order_id AS new_order, p.order_id AS old_order FROM b_items b "
+        "LEFT JOIN prev_items p ON b.id = p.id WHERE p.id IS NULL OR p.order_id <> b.order_id "
+        "OR p.product_id <> b.product_id OR p.sale_price <> b.sale_price"
+    )
+    changed_products = (
+        "SELECT b.id FROM b_products b LEFT JOIN prev_products p ON b.id = p.id "
+        "WHERE p.id IS NULL OR p.category <> b.category"
+    )
+    touched = (
+        f"SELECT order_id FROM ({changed_orders}) AS co "
+        f"UNION SELECT new_order FROM ({changed_items}) AS ci "
+        f"UNION SELECT old_order FROM ({changed_items}) AS ci2 WHERE old_order IS NOT NULL "
+        f"UNION SELECT i.order_id FROM cur_items i WHERE i.product_id IN "
+        f"(SELECT id FROM ({changed_products}) AS cp)"
+    )
+    return (
+        "SELECT DISTINCT CAST(created_at AS DATE) AS order_date FROM all_orders "
+        f"WHERE order_id IN ({touched})"
+    )
+
+
+def waiting_sql() -> str:
+    """Items waiting for their order, and items waiting for their product (category metrics)."""
+    return (
+        "SELECT (SELECT count(*) FROM cur_items i WHERE NOT EXISTS "
+        "(SELECT 1 FROM cur_orders o WHERE o.order_id = i.order_id)) AS waiting_for_order, "
+        "(SELECT count(*) FROM cur_items i WHERE NOT EXISTS "
+        "(SELECT 1 FROM cur_products p WHERE p.id = i.product_id)) AS waiting_for_product"
+    )
+
+
+def _scaled(value: Any, scale: int) -> Decimal:
+    return Decimal(int(value)).scaleb(-scale)
+
+
+def order_metrics_from_rows(rows: list[tuple[Any, ...]]) -> list[OrderMetrics]:
+    """Build typed rows from order_metrics_sql output (cents and 1e-4 units)."""
+    return [
+        OrderMetrics(
+            order_date=_as_date(r[0]),
+            total_orders=int(r[1]),
+            total_revenue=_scaled(r[2], MONEY_OUTPUT_SCALE),
+            total_items_sold=int(r[3]),
+            return_rate=_scaled(r[4], RATE_OUTPUT_SCALE),
+            unique_customers=int(r[5]),
+        )
+        for r in rows
+    ]
+
+
+def category_metrics_from_rows(rows: list[tuple[Any, ...]]) -> list[CategoryMetrics]:
+    """Build typed rows from category_metrics_sql output."""
+    return [
+        CategoryMetrics(
+            category=str(r[0]),
+            order_date=_as_date(r[1]),
+            daily_revenue=_scaled(r[2], MONEY_OUTPUT_SCALE),
+            avg_order_value=_scaled(r[3], MONEY_OUTPUT_SCALE),
+            avg_return_rate=_scaled(r[4], RATE_OUTPUT_SCALE),
+        )
+        for r in rows
+    ]
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
