@@ -20,8 +20,8 @@ class Dialect(Protocol):
         """True when the whole of ``expr`` matches ``pattern`` (NULL in, NULL out)."""
         ...
 
-    def try_timestamp(self, expr: str) -> str:
-        """``expr`` ('YYYY-MM-DD HH:MM:SS.ffffff') as a TIMESTAMP, or NULL when impossible."""
+    def try_cast(self, expr: str, sql_type: str) -> str:
+        """``expr`` cast to ``sql_type`` (BIGINT, TIMESTAMP), or NULL when it cannot be."""
         ...
 
     def add_minutes(self, ts: str, minutes: str) -> str:

@@ -25,12 +25,12 @@ from ecompipe.contracts import (
 )
 from ecompipe.dialect import Dialect, sql_string
 
-INT_PATTERN = r"^[+-]?[0-9]{1,18}$"
+INT_PATTERN = r"^[+-]?[0-9]{1,19}$"
 MONEY_PATTERN = r"^[+-]?([0-9]{1,INT}(\.[0-9]*)?|\.[0-9]+)$".replace("INT", str(MONEY_INT_DIGITS))
 # date, T or space, HH:MM[:SS[.fraction]], then Z, +HH:MM, +HHMM or " UTC" (none means UTC).
 TIMESTAMP_PATTERN = (
     r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([0-9]{2}:[0-9]{2})(?::([0-9]{2})(?:[.]([0-9]+))?)?"
-    r"(?:Z|z| UTC|([+-])([0-9]{2}):?([0-9]{2}))?$"
+    r"(?:Z| UTC|([+-])([01][0-9]|2[0-3]):?([0-5][0-9]))?$"
 )
 
 
@@ -47,6 +47,7 @@ def problem_expr(col: Column, d: Dialect) -> str:
     if col.type is ColumnType.INT:
         return (
             f"CASE {missing} WHEN NOT {d.regex_full_match(v, INT_PATTERN)} "
+            f"THEN '{Reason.BAD_INT}' WHEN {d.try_cast(v, 'BIGINT')} IS NULL "
             f"THEN '{Reason.BAD_INT}' END"
         )
     if col.type is ColumnType.MONEY:
@@ -95,7 +96,7 @@ def _timestamp_value(col: Column, d: Dialect) -> str:
         f"CASE WHEN {g(5)} = '' THEN 0 ELSE (CASE WHEN {g(5)} = '-' THEN -1 ELSE 1 END) * "
         f"(CAST({g(6)} AS INT) * 60 + CAST({g(7)} AS INT)) END"
     )
-    return d.add_minutes(d.try_timestamp(local), f"-({offset})")
+    return d.add_minutes(d.try_cast(local, "TIMESTAMP"), f"-({offset})")
 
 
 def typed_expr(col: Column, d: Dialect) -> str:

@@ -44,9 +44,9 @@ class DuckDBDialect:
         """Anchored match via regexp_full_match."""
         return f"regexp_full_match({expr}, {sql_string(pattern)})"
 
-    def try_timestamp(self, expr: str) -> str:
-        """TRY_CAST to TIMESTAMP (pinned below DuckDB 2.0, whose optimizer breaks TRY_CAST)."""
-        return f"TRY_CAST({expr} AS TIMESTAMP)"
+    def try_cast(self, expr: str, sql_type: str) -> str:
+        """TRY_CAST (DuckDB is pinned below 2.0, whose optimizer turns it into a hard cast)."""
+        return f"TRY_CAST({expr} AS {sql_type})"
 
     def add_minutes(self, ts: str, minutes: str) -> str:
         """Timestamp plus an integer number of minutes."""
@@ -259,7 +259,8 @@ class DuckDBEngine:
         try:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_csv({path}, "
-                f"{CSV_OPTIONS}, auto_detect = false, columns = {columns}, store_rejects = true, rejects_table = 'rej_{table}', "
+                f"{CSV_OPTIONS}, auto_detect = false, columns = {columns}, "
+                f"store_rejects = true, rejects_table = 'rej_{table}', "
                 f"rejects_scan = 'scan_{table}')"
             )
         except duckdb.Error as exc:

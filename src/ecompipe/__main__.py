@@ -1,0 +1,5 @@
+"""`python -m ecompipe` runs the CLI."""
+
+from ecompipe.cli import main
+
+main()

@@ -1,0 +1,464 @@
+"""The `ecompipe` command line.
+
+Exit codes (every command): 0 success; 1 the data was rejected so nothing could be computed;
+2 an operational or usage error (bad config, missing workspace, lock busy, I/O); 3 there is
+no complete set to run (`run`). Errors are one or two lines on stderr, never a traceback
+(set LOG_LEVEL=DEBUG to see one).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ecompipe.config import Settings, load_settings, setting_docs
+from ecompipe.errors import EcompipeError, IncompleteSetError
+from ecompipe.workspace import Workspace, init_workspace, workspace_from
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES_HELP = """
+\b
+Exit codes:
+  0  success (also when some rows were rejected and quarantined)
+  1  the data was rejected: no file was usable, nothing could be computed
+  2  operational error (bad config, missing workspace, lock busy, I/O)
+  3  no complete set: orders, order_items or products has no CSV in landing
+"""
+
+
+def workspace_option(func: F) -> F:
+    """--workspace on every command (env ECOMPIPE_WORKSPACE, default ./ecompipe-workspace)."""
+    return click.option(
+        "--workspace",
+        "-w",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Workspace folder [env ECOMPIPE_WORKSPACE; default ./ecompipe-workspace].",
+    )(func)
+
+
+def _settings(ws: Workspace, **explicit: Any) -> Settings:
+    return load_settings(ws.config_file, explicit=explicit)
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def _status(text: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on a terminal; silent when piped."""
+    if not _interactive():
+        yield lambda _msg: None
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(text) as status:
+        yield lambda msg: status.update(msg)
+
+
+class EcompipeGroup(click.Group):
+    """Turns every EcompipeError into a one-line message and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except IncompleteSetError as exc:
+            click.echo(f"ecompipe: {exc}", err=True)
+            click.echo("  land at least one .csv under each of them, then run again", err=True)
+            ctx.exit(3)
+        except EcompipeError as exc:
+            problems = getattr(exc, "problems", None) or [str(exc)]
+            for problem in problems:
+                click.echo(f"ecompipe: error: {problem}", err=True)
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("ecompipe: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=EcompipeGroup, epilog=EXIT_CODES_HELP)
+@click.version_option(package_name="ecompipe")
+def main() -> None:
+    """ecompipe: validate e-commerce CSV batches and compute daily KPIs, exactly once.
+
+    Start with `ecompipe demo`, or `ecompipe init` then `generate` and `run`.
+    """
+    import os
+
+    level = os.environ.get("LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(message)s")
+
+
+@main.command()
+@workspace_option
+def init(workspace: Path | None) -> None:
+    """Create the workspace: landing/, archive/, quarantine/, config file, database."""
+    ws = workspace_from(workspace)
+    settings = _settings(ws)
+    init_workspace(ws.root, settings)
+    click.echo(f"workspace ready at {ws.root}")
+    click.echo(
+        f"  drop CSVs into {ws.landing}/{{orders,order_items,products}}/ then `ecompipe run`"
+    )
+
+
+@main.command()
+@workspace_option
+@click.option("--orders", "n_orders", type=click.IntRange(min=1), required=True, help="Orders.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
+@click.option("--dirty", is_flag=True, help="Add realistic faults (bad values, duplicates...).")
+@click.option("--name", default=None, help="File name stem (default s<seed>_n<orders>).")
+def generate(
+    workspace: Path | None, n_orders: int, seed: int, dirty: bool, name: str | None
+) -> None:
+    """Write TheLook-shaped sample CSVs into landing/."""
+    from ecompipe.sample import generate_sample
+
+    ws = workspace_from(workspace).require()
+    settings = _settings(ws)
+    with _status(f"generating {n_orders:,} orders"):
+        try:
+            summary = generate_sample(ws.landing, n_orders, seed=seed, dirty=dirty, name=name)
+        except FileExistsError as exc:
+            raise _usage(f"{exc}; pass another --seed or --name") from None
+    del settings
+    for dataset, path in summary.files.items():
+        click.echo(f"{path}  {summary.rows[dataset]:,} rows")
+    if summary.faults:
+        click.echo("faults: " + ", ".join(f"{k}={v}" for k, v in summary.faults.items()))
+
+
+def _usage(message: str) -> EcompipeError:
+    from ecompipe.errors import ConfigError
+
+    return ConfigError([message])
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@workspace_option
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "aws"]),
+    default="local",
+    show_default=True,
+    help="Where the bucket, lock and metrics live.",
+)
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default=None, help="Engine.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No notification line on stderr.")
+def run(
+    workspace: Path | None, backend: str, engine: str | None, as_json: bool, quiet: bool
+) -> None:
+    """Run the pipeline once: resume interrupted work, then process the complete set."""
+    from ecompipe.backends import open_backend
+    from ecompipe.engines import create_engine
+    from ecompipe.pipeline import Pipeline
+
+    ws = workspace_from(workspace)
+    settings = _settings(ws, engine=engine)
+    ports = open_backend(backend, settings, ws, quiet=quiet or as_json)
+    started = time.monotonic()
+    with _status("starting") as update:
+        pipeline = Pipeline(
+            settings,
+            ports,
+            lambda: create_engine(settings, temp_dir=str(ws.root / "tmp")),
+            on_state=lambda eid, state: update(f"{eid}: {state}"),
+        )
+        result = pipeline.run()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "exit_code": result.exit_code,
+                    "seconds": round(time.monotonic() - started, 3),
+                    "executions": [asdict(o) for o in result.outcomes],
+                },
+                default=str,
+                indent=2,
+            )
+        )
+    elif not quiet and not sys.stderr.isatty():
+        pass  # the notifier already printed one line per execution
+    sys.exit(result.exit_code)
+
+
+def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2024-03-01") from None
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)  # JSON numbers; two or four decimals print exactly
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+@main.command()
+@workspace_option
+@click.option("--from", "date_from", callback=_parse_date, help="First order_date (YYYY-MM-DD).")
+@click.option("--to", "date_to", callback=_parse_date, help="Last order_date (YYYY-MM-DD).")
+@click.option("--category", default=None, help="Only this category (category metrics).")
+@click.option("--backend", type=click.Choice(["local", "aws"]), default="local", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON: {order_metrics, category_metrics}.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV: order metrics, a blank line, category.")
+def metrics(
+    workspace: Path | None,
+    date_from: date | None,
+    date_to: date | None,
+    category: str | None,
+    backend: str,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """Show the KPIs: order_metrics_table and category_metrics_table."""
+    from ecompipe.backends import open_backend
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    ws = workspace_from(workspace)
+    settings = _settings(ws)
+    store = open_backend(backend, settings, ws, quiet=True).metrics
+    orders = [asdict(m) for m in store.order_metrics(date_from, date_to)]
+    categories = [asdict(m) for m in store.category_metrics(date_from, date_to, category)]
+    if category is not None:
+        dates = {c["order_date"] for c in categories}
+        orders = [o for o in orders if o["order_date"] in dates]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "order_metrics": [{k: _number(v) for k, v in o.items()} for o in orders],
+                    "category_metrics": [{k: _number(v) for k, v in c.items()} for c in categories],
+                },
+                indent=2,
+            )
+        )
+        return
+    if as_csv:
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        for rows in (orders, categories):
+            if rows:
+                out.writerow(rows[0].keys())
+                out.writerows([_number(v) for v in r.values()] for r in rows)
+            if rows is orders:
+                out.writerow([])
+        return
+    _print_table(f"{settings.order_metrics_table} ({len(orders)} rows)", orders)
+    _print_table(f"{settings.category_metrics_table} ({len(categories)} rows)", categories)
+
+
+def _print_table(title: str, rows: list[dict[str, Any]], limit: int = 40) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    if not rows:
+        Console().print(f"{title}: empty")
+        return
+    for key in rows[0]:
+        table.add_column(key, justify="left" if key in ("category", "order_date") else "right")
+    shown = rows if len(rows) <= limit else rows[: limit // 2] + rows[-limit // 2 :]
+    for r in shown:
+        table.add_row(*(v.isoformat() if isinstance(v, date) else str(v) for v in r.values()))
+    console = Console()
+    console.print(table)
+    if len(rows) > limit:
+        console.print(f"({len(rows) - limit} rows not shown; use --from/--to, --json or --csv)")
+
+
+@main.group(invoke_without_command=True)
+@workspace_option
+@click.option("--limit", default=20, show_default=True, help="How many, latest first.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def executions(ctx: click.Context, workspace: Path | None, limit: int, as_json: bool) -> None:
+    """List executions, latest first (`executions show ID` for one)."""
+    ctx.ensure_object(dict)
+    ctx.obj["workspace"] = workspace
+    if ctx.invoked_subcommand is not None:
+        return
+    log = _execution_log(workspace)
+    records = log.list(limit)
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in records], default=str, indent=2))
+        return
+    if not records:
+        click.echo("no executions yet")
+        return
+    for r in records:
+        started = datetime.fromtimestamp(r.started_at).strftime("%Y-%m-%d %H:%M:%S")
+        took = f"{r.finished_at - r.started_at:.1f}s" if r.finished_at else "-"
+        validation = r.summary.get("validation", {})
+        click.echo(
+            f"{r.execution_id}  {r.status:<9} {r.state or '-':<28} {started}  {took:>7}  "
+            f"files {validation.get('files_accepted', '-')}/{len(validation.get('files', []))}"
+            f"  rejected rows {validation.get('rejected_rows', '-')}"
+        )
+
+
+def _execution_log(workspace: Path | None) -> Any:
+    from ecompipe.stores.sqlite import SQLiteExecutionLog
+
+    ws = workspace_from(workspace).require()
+    return SQLiteExecutionLog(ws.db)
+
+
+@executions.command("show")
+@click.argument("execution_id")
+@workspace_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def executions_show(
+    ctx: click.Context, execution_id: str, workspace: Path | None, as_json: bool
+) -> None:
+    """State history, manifest and validation report of one execution (id or unique prefix)."""
+    log = _execution_log(workspace or ctx.obj.get("workspace"))
+    matches = log.find(execution_id)
+    if len(matches) != 1:
+        what = "no execution" if not matches else f"{len(matches)} executions"
+        raise _usage(f"{what} matching {execution_id!r}; see `ecompipe executions`")
+    record = matches[0]
+    events = log.events(record.execution_id)
+    manifest = [asdict(e) for e in log.manifest(record.execution_id)]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {**asdict(record), "events": events, "manifest": manifest}, default=str, indent=2
+            )
+        )
+        return
+    click.echo(f"{record.execution_id}  {record.status}  batch #{record.seq}")
+    for ev in events:
+        at = datetime.fromtimestamp(ev["at"]).strftime("%H:%M:%S.%f")[:-3]
+        detail = f"  {json.dumps(ev['detail'])}" if ev["detail"] else ""
+        click.echo(f"  {at}  {ev['state']:<28} {ev['event']}{detail}")
+    click.echo("manifest:")
+    for e in manifest:
+        click.echo(f"  {e['key']}  {e['size']:,} bytes  {e['status']}  {e['location'] or ''}")
+    validation = record.summary.get("validation")
+    if validation:
+        click.echo("validation report:")
+        for f in validation["files"]:
+            verdict = "accepted" if f["accepted"] else f"REJECTED ({f['reason']}: {f['detail']})"
+            click.echo(
+                f"  {f['key']}: {verdict}; rows {f['rows']}, rejected {f['rejected_rows']}, "
+                f"duplicates dropped {f['duplicates_dropped']}"
+            )
+    if record.summary.get("transform"):
+        click.echo("kpis: " + json.dumps(record.summary["transform"]))
+
+
+@main.group(invoke_without_command=True)
+@workspace_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def lock(ctx: click.Context, workspace: Path | None, as_json: bool) -> None:
+    """Show who holds the pipeline lock (`lock release --force` for operators)."""
+    ctx.ensure_object(dict)
+    ctx.obj["workspace"] = workspace
+    if ctx.invoked_subcommand is not None:
+        return
+    holders = _lock(workspace).holders()
+    if as_json:
+        click.echo(json.dumps([asdict(h) for h in holders], indent=2))
+        return
+    if not holders:
+        click.echo("lock is free")
+    now = time.time()
+    for h in holders:
+        state = "expired" if h.expires_at <= now else f"expires in {h.expires_at - now:.0f}s"
+        click.echo(f"{h.holder}  pid {h.pid} on {h.host}  {state}")
+
+
+def _lock(workspace: Path | None) -> Any:
+    from ecompipe.stores.sqlite import SQLiteLock
+
+    ws = workspace_from(workspace).require()
+    settings = _settings(ws)
+    return SQLiteLock(ws.db, settings.lock_id, settings.lock_limit)
+
+
+@lock.command("release")
+@workspace_option
+@click.option("--force", is_flag=True, required=True, help="Required: you know it is stuck.")
+@click.option("--holder", default=None, help="Only this holder (default: all).")
+@click.pass_context
+def lock_release(
+    ctx: click.Context, workspace: Path | None, force: bool, holder: str | None
+) -> None:
+    """Drop lock holders by force. Leases expire by themselves; use this only when sure."""
+    if not force:
+        raise click.UsageError("--force is required")
+    click.echo(
+        "warning: releasing by force; a run still working will notice at its next heartbeat "
+        "and stop, and its work is resumed by the next run",
+        err=True,
+    )
+    n = _lock(workspace or ctx.obj.get("workspace")).force_release(holder)
+    click.echo(f"released {n} holder(s)")
+
+
+@main.command("config")
+@workspace_option
+def show_config(workspace: Path | None) -> None:
+    """Print every setting: its value now, its env var and file key."""
+    ws = workspace_from(workspace)
+    settings = _settings(ws)
+    for name, env, _default, doc in setting_docs():
+        click.echo(f"{name} = {getattr(settings, name)!s}    [{env}] {doc}")
+
+
+@main.command()
+@workspace_option
+@click.option("--orders", "n_orders", default=20_000, show_default=True, help="Orders to generate.")
+@click.option("--seed", default=42, show_default=True)
+def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
+    """Create a workspace, generate sample data, run the pipeline, print the KPIs."""
+    from ecompipe.backends import open_backend
+    from ecompipe.engines import create_engine
+    from ecompipe.pipeline import Pipeline
+    from ecompipe.sample import generate_sample
+
+    ws = workspace_from(workspace)
+    settings = _settings(ws)
+    init_workspace(ws.root, settings)
+    click.echo(f"workspace: {ws.root}")
+    stem = f"demo_{time.strftime('%Y%m%dT%H%M%S')}"
+    summary = generate_sample(ws.landing, n_orders, seed=seed, name=stem)
+    click.echo(
+        "generated "
+        + ", ".join(f"{summary.rows[d]:,} {d}" for d in ("orders", "order_items", "products"))
+    )
+    ports = open_backend("local", settings, ws, quiet=False)
+    result = Pipeline(
+        settings, ports, lambda: create_engine(settings, temp_dir=str(ws.root / "tmp"))
+    ).run()
+    orders = [asdict(m) for m in ports.metrics.order_metrics()]
+    categories = [asdict(m) for m in ports.metrics.category_metrics()]
+    _print_table(f"{settings.order_metrics_table} ({len(orders)} rows)", orders, limit=10)
+    _print_table(f"{settings.category_metrics_table} ({len(categories)} rows)", categories, 10)
+    click.echo(f"next: ecompipe metrics --workspace {ws.root} --from 2024-01-01 --to 2024-01-31")
+    sys.exit(result.exit_code)

@@ -1,0 +1,437 @@
+"""The local runner: walks workflow.WORKFLOW against the storage ports and an engine.
+
+Every state is idempotent and records its completion, so an execution killed anywhere is
+finished by the next run: ``run()`` first resumes executions whose holder is gone, then
+starts one for the files that landed. Files are claimed (moved out of landing) under the
+lock, so an upload during a run is left for the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ecompipe import trigger
+from ecompipe.config import Settings
+from ecompipe.contracts import FileReason
+from ecompipe.engines.base import Engine, InputFile
+from ecompipe.errors import (
+    DataRejectedError,
+    EcompipeError,
+    IncompleteSetError,
+    LockBusyError,
+    TransientError,
+)
+from ecompipe.faults import crash_point
+from ecompipe.stores.base import (
+    ExecutionLog,
+    ExecutionRecord,
+    Lock,
+    ManifestEntry,
+    MetricsStore,
+    Notifier,
+    ObjectInfo,
+    ObjectStore,
+)
+from ecompipe.validation import FileReport, ValidationReport
+from ecompipe.workflow import LOCK_RETRY, SPECS, State, Status, next_state
+
+log = logging.getLogger("ecompipe")
+
+#: Exit codes of `ecompipe run` (documented in --help and the README).
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_ERROR = 2
+EXIT_NO_COMPLETE_SET = 3
+
+
+@dataclass
+class Backend:
+    """The five ports a pipeline runs against. ``new_lock`` opens a second lock handle
+    for the heartbeat thread."""
+
+    store: ObjectStore
+    lock: Lock
+    metrics: MetricsStore
+    log: ExecutionLog
+    notifier: Notifier
+    new_lock: Callable[[], Lock]
+
+
+@dataclass
+class Outcome:
+    """How one execution ended."""
+
+    execution_id: str
+    status: str
+    exit_code: int
+    message: str
+    resumed: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """What ``Pipeline.run`` did."""
+
+    exit_code: int
+    outcomes: list[Outcome]
+    message: str
+
+
+def new_execution_id() -> str:
+    """Sortable, unique: exec-20261125T221500Z-1a2b3c."""
+    return time.strftime("exec-%Y%m%dT%H%M%SZ-", time.gmtime()) + uuid.uuid4().hex[:6]
+
+
+class Heartbeat:
+    """Renews a lease every third of its length on a thread of its own.
+
+    If a renewal finds the lease gone (an operator forced it, or it expired while the
+    machine was frozen) ``lost`` is set and the runner stops at the next state boundary.
+    """
+
+    def __init__(self, lock: Lock, holder: str, lease_seconds: float) -> None:
+        self._lock, self._holder, self._lease = lock, holder, lease_seconds
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="ecompipe-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            try:
+                if not self._lock.renew(self._holder, self._lease):
+                    self.lost.set()
+                    return
+            except EcompipeError as exc:  # a busy database: try again next beat
+                log.warning("heartbeat failed: %s", exc)
+
+
+class Pipeline:
+    """One `ecompipe run`: take a lease, finish orphaned executions, run the new set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        engine_factory: Callable[[], Engine],
+        on_state: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.b = backend
+        self._engine_factory = engine_factory
+        self._engine: Engine | None = None
+        self._on_state = on_state or (lambda execution_id, state: None)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._heartbeat: Heartbeat | None = None
+
+    # ------------------------------------------------------------------ entry point
+
+    def candidates(self) -> list[ObjectInfo]:
+        """Landed objects no unfinished execution owns: CSVs, and non-files to quarantine."""
+        owned = self.b.log.owned_keys()
+        return [
+            o
+            for o in self.b.store.list_landing()
+            if o.key not in owned and (not o.regular or trigger.is_csv_key(o.key))
+        ]
+
+    def run(self) -> RunResult:
+        """Resume what a crash left, then process the complete set in landing, if any."""
+        missing = trigger.missing_datasets([o.key for o in self.candidates()], self.settings)
+        if missing and not self.b.log.unfinished():
+            raise IncompleteSetError(missing)
+        waited_from = time.time()
+        self._acquire()
+        acquired_at = time.time()
+        outcomes: list[Outcome] = []
+        try:
+            with Heartbeat(self.b.new_lock(), self.holder, self.settings.lease_seconds) as hb:
+                self._heartbeat = hb
+                live = {h.holder for h in self.b.lock.holders()}
+                for record in self.b.log.unfinished():
+                    if record.holder not in live or record.holder == self.holder:
+                        outcomes.append(self._resume(record))
+                objects = self.candidates()
+                missing = trigger.missing_datasets([o.key for o in objects], self.settings)
+                if not missing:
+                    outcomes.append(self._start(objects, waited_from, acquired_at))
+        finally:
+            self._heartbeat = None
+            self.b.lock.release(self.holder)
+            if self._engine is not None:
+                self._engine.close()
+        if not outcomes:
+            raise IncompleteSetError(missing)
+        code = max(o.exit_code for o in outcomes)
+        return RunResult(code, outcomes, "; ".join(o.message for o in outcomes))
+
+    def _acquire(self) -> None:
+        deadline = time.monotonic() + self.settings.lock_wait_seconds
+        attempt = 0
+        while not self.b.lock.try_acquire(self.holder, None, self.settings.lease_seconds):
+            attempt += 1
+            delay = LOCK_RETRY.delay(attempt) * (0.5 + _jitter())
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                holders = ", ".join(h.holder for h in self.b.lock.holders()) or "none"
+                raise LockBusyError(
+                    f"lock '{self.settings.lock_id}' busy for {self.settings.lock_wait_seconds:g}s"
+                    f" (holders: {holders}); try again later, or see `ecompipe lock`"
+                )
+            time.sleep(min(delay, remaining, 5.0))
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, started on first use (a resumed archive step never needs one)."""
+        if self._engine is None:
+            self._engine = self._engine_factory()
+        return self._engine
+
+    # ------------------------------------------------------------------ executions
+
+    def _start(self, objects: list[ObjectInfo], waited_from: float, acquired: float) -> Outcome:
+        execution_id = new_execution_id()
+        self.b.log.create(execution_id, self.holder)
+        self.b.log.record_event(execution_id, State.ACQUIRE_LOCK, "entered", {"at": waited_from})
+        entries = [
+            ManifestEntry(o.key, self.settings.dataset_of_key(o.key), o.size, o.etag, o.regular)
+            for o in objects
+        ]
+        self.b.log.save_manifest(execution_id, entries)
+        self.b.log.record_event(
+            execution_id,
+            State.ACQUIRE_LOCK,
+            "succeeded",
+            {"holder": self.holder, "waited_seconds": round(acquired - waited_from, 3)},
+        )
+        crash_point(f"after:{State.ACQUIRE_LOCK}")
+        return self._walk(execution_id, State.VALIDATE_FILES, resumed=False)
+
+    def _resume(self, record: ExecutionRecord) -> Outcome:
+        self.b.log.set_holder(record.execution_id, self.holder)
+        done = self.b.log.completed_states(record.execution_id)
+        self.b.log.record_event(
+            record.execution_id, State.ACQUIRE_LOCK, "resumed", {"holder": self.holder}
+        )
+        state: State | None = State.VALIDATE_FILES
+        while state is not None and state in done:
+            state = next_state(state, usable=self._usable(record.execution_id))
+        if state is None or SPECS[state].kind == "end":
+            # Work was done; only the release/notify step was lost.
+            state = state or State.SUCCESS
+        return self._walk(record.execution_id, state, resumed=True)
+
+    def _usable(self, execution_id: str) -> bool:
+        return self._report(execution_id).usable
+
+    def _walk(self, execution_id: str, state: State, resumed: bool) -> Outcome:
+        failure: EcompipeError | None = None
+        current: State | None = state
+        while current is not None and SPECS[current].kind != "end":
+            if self._heartbeat is not None and self._heartbeat.lost.is_set():
+                failure = TransientError("the lock lease was lost; the next run resumes")
+                break
+            self._on_state(execution_id, current)
+            self.b.log.record_event(execution_id, current, "entered")
+            try:
+                usable = self._run_state(execution_id, current)
+            except EcompipeError as exc:
+                self.b.log.record_event(
+                    execution_id, current, "failed", {"error": exc.code, "message": str(exc)}
+                )
+                failure = exc
+                break
+            self.b.log.record_event(execution_id, current, "succeeded")
+            crash_point(f"after:{current}")
+            nxt = next_state(current, usable=usable)
+            if nxt == State.FAILURE and current == State.CHECK_VALIDATION_RESULT:
+                failure = DataRejectedError("every file was rejected: nothing could be computed")
+            current = nxt
+        if failure is None and current == State.SUCCESS:
+            return self._succeed(execution_id, resumed)
+        assert failure is not None
+        return self._fail(execution_id, failure, resumed)
+
+    def _run_state(self, execution_id: str, state: State) -> bool | None:
+        spec = SPECS[state]
+        handler: Callable[[str], bool | None] = {
+            State.VALIDATE_FILES: self._validate,
+            State.CHECK_VALIDATION_RESULT: self._usable,
+            State.TRANSFORM_DATA: self._transform,
+            State.ARCHIVE_FILES: self._archive,
+        }[state]
+        attempt = 0
+        while True:
+            try:
+                return handler(execution_id)
+            except TransientError as exc:
+                attempt += 1
+                if spec.retry is None or attempt > spec.retry.max_attempts:
+                    raise
+                log.warning("%s: %s (retry %d)", state, exc, attempt)
+                time.sleep(spec.retry.delay(attempt) * (0.5 + _jitter()))
+
+    # ------------------------------------------------------------------ states
+
+    def _validate(self, execution_id: str) -> None:
+        store = self.b.store
+        entries = self.b.log.manifest(execution_id)
+        store.claim(execution_id, entries)
+        for entry in entries:
+            self.b.log.update_entry(execution_id, entry)
+        crash_point("validate:after-claim")
+        staging = store.staging_dir(execution_id)
+        owned = [e for e in entries if e.status in ("claimed", "quarantined", "archived")]
+        data = [e for e in owned if e.regular and e.dataset and trigger.is_csv_key(e.key)]
+        files = [
+            InputFile(e.key, e.dataset, store.local_path(execution_id, e))
+            for e in data
+            if e.dataset is not None and e.status == "claimed"
+        ]
+        report = self.engine.validate(execution_id, files, staging, self.settings.max_error_rate)
+        for e in owned:
+            if e not in data:
+                report.files.append(
+                    FileReport(
+                        e.key,
+                        e.dataset or "",
+                        False,
+                        FileReason.NOT_A_FILE,
+                        "not a regular file: quarantined as it is",
+                    )
+                )
+        report_path = staging / "validation_report.json"
+        report_path.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        store.put_report(execution_id, "validation_report.json", report_path)
+        if report.rejects_file:
+            store.put_report(execution_id, "rejects.csv", staging / report.rejects_file)
+        store.save_staging(execution_id)
+        self.b.log.save_summary(execution_id, {"validation": report.to_dict()})
+        rejected = {f.key for f in report.files if not f.accepted}
+        for e in entries:
+            if e.key in rejected and e.status == "claimed":
+                store.quarantine(execution_id, e)
+                self.b.log.update_entry(execution_id, e)
+        return None
+
+    def _report(self, execution_id: str) -> ValidationReport:
+        record = self.b.log.get(execution_id)
+        if record is None or "validation" not in record.summary:
+            return ValidationReport(execution_id)
+        return ValidationReport.from_dict(record.summary["validation"])
+
+    def _transform(self, execution_id: str) -> None:
+        record = self.b.log.get(execution_id)
+        assert record is not None
+        self.b.store.publish_batch(execution_id, record.seq)
+        crash_point("transform:after-publish")
+        result = self.engine.transform(self.b.store.curated_dir(), record.seq)
+        self.b.metrics.replace_dates(
+            result.affected_dates, result.order_metrics, result.category_metrics
+        )
+        self.b.log.save_summary(
+            execution_id, {"transform": result.headline(), "curated_rows": result.curated_rows}
+        )
+        return None
+
+    def _archive(self, execution_id: str) -> None:
+        for entry in self.b.log.manifest(execution_id):
+            if entry.status == "claimed":
+                self.b.store.archive(execution_id, entry)
+                self.b.log.update_entry(execution_id, entry)
+        return None
+
+    # ------------------------------------------------------------------ endings
+
+    def _message(
+        self, execution_id: str, status: str, error: EcompipeError | None
+    ) -> dict[str, Any]:
+        record = self.b.log.get(execution_id)
+        summary = record.summary if record else {}
+        report = self._report(execution_id)
+        manifest = self.b.log.manifest(execution_id)
+        return {
+            "subject": _subject(execution_id, status, report, summary, error),
+            "execution_id": execution_id,
+            "status": status,
+            "files": len(manifest),
+            "files_accepted": sum(f.accepted for f in report.files),
+            "files_rejected": sum(not f.accepted for f in report.files),
+            "verdicts": [
+                {"key": f.key, "accepted": f.accepted, "reason": f.reason, "detail": f.detail}
+                for f in report.files
+            ],
+            "rejected_rows": report.rejected_rows,
+            "duplicates_dropped": report.duplicates_dropped,
+            "kpis": summary.get("transform"),
+            "error": None if error is None else {"type": error.code, "message": str(error)},
+        }
+
+    def _succeed(self, execution_id: str, resumed: bool) -> Outcome:
+        self.b.log.record_event(execution_id, State.SUCCESS, "entered")
+        message = self._message(execution_id, Status.SUCCEEDED, None)
+        self.b.notifier.notify(message)
+        self.b.store.cleanup(execution_id)
+        self.b.log.finish(execution_id, Status.SUCCEEDED, {"notification": message["subject"]})
+        self.b.log.record_event(execution_id, State.SUCCESS, "succeeded")
+        return Outcome(
+            execution_id, Status.SUCCEEDED, EXIT_OK, message["subject"], resumed, message
+        )
+
+    def _fail(self, execution_id: str, error: EcompipeError, resumed: bool) -> Outcome:
+        if isinstance(error, TransientError):
+            # Leave the execution RUNNING and its files claimed: the next run resumes it
+            # from the last completed state (nothing is redone twice, nothing is lost).
+            return Outcome(execution_id, Status.RUNNING, EXIT_ERROR, str(error), resumed)
+        self.b.log.record_event(execution_id, State.FAILURE, "entered")
+        for entry in self.b.log.manifest(execution_id):
+            if entry.status == "claimed":
+                # A terminal failure after validation: keep the files, with the reason.
+                self.b.store.quarantine(execution_id, entry)
+                self.b.log.update_entry(execution_id, entry)
+        message = self._message(execution_id, Status.FAILED, error)
+        self.b.notifier.notify(message)
+        self.b.store.cleanup(execution_id)
+        self.b.log.finish(execution_id, Status.FAILED, {"error": message["error"]})
+        self.b.log.record_event(execution_id, State.FAILURE, "succeeded")
+        code = EXIT_REJECTED if isinstance(error, DataRejectedError) else EXIT_ERROR
+        return Outcome(execution_id, Status.FAILED, code, message["subject"], resumed, message)
+
+
+def _subject(
+    execution_id: str,
+    status: str,
+    report: ValidationReport,
+    summary: dict[str, Any],
+    error: EcompipeError | None,
+) -> str:
+    files = f"{sum(f.accepted for f in report.files)}/{len(report.files)} files accepted"
+    rows = f"{report.rejected_rows} rows rejected"
+    if error is not None:
+        return f"{execution_id} FAILED: {error} ({files}, {rows})"
+    kpi = summary.get("transform") or {}
+    return (
+        f"{execution_id} SUCCEEDED: {files}, {rows}, {kpi.get('dates_recomputed', 0)} dates "
+        f"recomputed, {kpi.get('waiting_for_order', 0)} items waiting for their order"
+    )
+
+
+def _jitter() -> float:
+    return int.from_bytes(os.urandom(2), "big") / 65535

@@ -1,0 +1,239 @@
+"""Ports: the small interfaces the pipeline needs from storage. Adapters implement them.
+
+The pipeline (pipeline.py) only talks to these; it never imports sqlite3, boto3 or os-level
+file moves. Each backend provides one module with all five.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+from ecompipe.kpis import CategoryMetrics, OrderMetrics
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One landed object: its key (``orders/a.csv``), size and version tag."""
+
+    key: str
+    size: int
+    etag: str
+    regular: bool = True
+
+
+@dataclass
+class ManifestEntry:
+    """One object an execution owns, and where it is now."""
+
+    key: str
+    dataset: str | None
+    size: int
+    etag: str
+    regular: bool = True
+    #: claimed | quarantined | archived | gone
+    status: str = "claimed"
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """One lease on the pipeline lock."""
+
+    holder: str
+    execution_id: str | None
+    host: str
+    pid: int
+    acquired_at: float
+    expires_at: float
+
+
+@dataclass
+class ExecutionRecord:
+    """An execution as the execution log keeps it."""
+
+    execution_id: str
+    seq: int
+    status: str
+    state: str | None
+    started_at: float
+    finished_at: float | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    holder: str | None = None
+
+
+class ObjectStore(Protocol):
+    """Landing, archive, quarantine and the engine's working data."""
+
+    def list_landing(self) -> list[ObjectInfo]:
+        """Objects directly under the dataset prefixes, regular or not (no hidden names)."""
+        ...
+
+    def claim(self, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Take ownership of the manifest's objects so later uploads cannot touch them.
+
+        Idempotent: claiming again after a crash finishes a half-done claim. An entry whose
+        object is gone (or changed) gets status ``gone``.
+        """
+        ...
+
+    def local_path(self, execution_id: str, entry: ManifestEntry) -> Path:
+        """A local file holding exactly the claimed version of ``entry``, for the engine."""
+        ...
+
+    def archive(self, execution_id: str, entry: ManifestEntry) -> None:
+        """Verified move to ``archive/<execution_id>/<key>``; idempotent; never overwrites."""
+        ...
+
+    def quarantine(self, execution_id: str, entry: ManifestEntry) -> None:
+        """Verified move to ``quarantine/<execution_id>/<key>``; idempotent."""
+        ...
+
+    def put_report(self, execution_id: str, name: str, source: Path) -> str:
+        """Store a report file under ``quarantine/<execution_id>/<name>``; returns its address."""
+        ...
+
+    def staging_dir(self, execution_id: str) -> Path:
+        """Local folder for the execution's staged (validated, typed) data."""
+        ...
+
+    def save_staging(self, execution_id: str) -> None:
+        """Make the staged data durable where the transform step will find it."""
+        ...
+
+    def curated_dir(self) -> Path:
+        """Local folder holding the curated log the engine reads."""
+        ...
+
+    def publish_batch(self, execution_id: str, seq: int) -> None:
+        """Move the execution's staged files into the curated log as batch ``seq`` (idempotent)."""
+        ...
+
+    def cleanup(self, execution_id: str) -> None:
+        """Drop working data of a finished execution."""
+        ...
+
+
+class Lock(Protocol):
+    """A counting semaphore of leases."""
+
+    def try_acquire(self, holder: str, execution_id: str | None, lease_seconds: float) -> bool:
+        """Take a slot if one is free (reaping expired or dead holders first)."""
+        ...
+
+    def renew(self, holder: str, lease_seconds: float) -> bool:
+        """Extend ``holder``'s lease; False when it no longer holds one."""
+        ...
+
+    def release(self, holder: str) -> None:
+        """Give the slot back (no error if not held)."""
+        ...
+
+    def holders(self) -> list[LockHolder]:
+        """Current holders."""
+        ...
+
+    def force_release(self, holder: str | None = None) -> int:
+        """Operators only: drop one holder or all; returns how many were dropped."""
+        ...
+
+
+class MetricsStore(Protocol):
+    """order_metrics_table and category_metrics_table."""
+
+    def replace_dates(
+        self,
+        dates: Sequence[date],
+        order_rows: Sequence[OrderMetrics],
+        category_rows: Sequence[CategoryMetrics],
+    ) -> None:
+        """Atomically make ``dates`` hold exactly the given rows (others for them deleted)."""
+        ...
+
+    def order_metrics(
+        self, date_from: date | None = None, date_to: date | None = None
+    ) -> list[OrderMetrics]:
+        """Order metrics in date order, optionally within [from, to]."""
+        ...
+
+    def category_metrics(
+        self,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        category: str | None = None,
+    ) -> list[CategoryMetrics]:
+        """Category metrics ordered by date then category."""
+        ...
+
+
+class ExecutionLog(Protocol):
+    """Executions, their manifests and their state-by-state history."""
+
+    def create(self, execution_id: str, holder: str | None) -> ExecutionRecord:
+        """Record a new RUNNING execution; assigns its batch sequence number."""
+        ...
+
+    def get(self, execution_id: str) -> ExecutionRecord | None:
+        """One execution."""
+        ...
+
+    def list(self, limit: int = 50) -> list[ExecutionRecord]:
+        """Latest executions first."""
+        ...
+
+    def unfinished(self) -> list[ExecutionRecord]:
+        """RUNNING executions, oldest first."""
+        ...
+
+    def set_holder(self, execution_id: str, holder: str) -> None:
+        """Record which lock holder is running the execution now (after a resume)."""
+        ...
+
+    def record_event(
+        self, execution_id: str, state: str, event: str, detail: dict[str, Any] | None = None
+    ) -> None:
+        """Append a state event (entered, succeeded, failed) with a timestamp."""
+        ...
+
+    def events(self, execution_id: str) -> list[dict[str, Any]]:
+        """State history in order."""
+        ...
+
+    def completed_states(self, execution_id: str) -> set[str]:
+        """States that have a 'succeeded' event."""
+        ...
+
+    def save_manifest(self, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Record (once) the objects the execution owns."""
+        ...
+
+    def manifest(self, execution_id: str) -> list[ManifestEntry]:
+        """The execution's manifest, with each entry's current status."""
+        ...
+
+    def update_entry(self, execution_id: str, entry: ManifestEntry) -> None:
+        """Persist an entry's status and location."""
+        ...
+
+    def owned_keys(self) -> set[str]:
+        """Keys claimed by unfinished executions and still in their hands."""
+        ...
+
+    def finish(self, execution_id: str, status: str, summary: dict[str, Any]) -> None:
+        """Close the execution with SUCCEEDED or FAILED and its summary."""
+        ...
+
+    def save_summary(self, execution_id: str, summary: dict[str, Any]) -> None:
+        """Merge keys into the execution's summary (validation report, transform result)."""
+        ...
+
+
+class Notifier(Protocol):
+    """Where success and failure messages go."""
+
+    def notify(self, message: dict[str, Any]) -> None:
+        """Send one notification."""
+        ...

@@ -1,0 +1,223 @@
+"""Local adapters: a folder as the bucket, and console + JSON-lines notifications.
+
+Every move is a *verified move*: on one filesystem a hard link then an unlink of the source
+(the link proves the bytes are in place; a crash between the two leaves both names on one
+inode, which the next call resolves); across filesystems a copy to a temporary name, a
+size and SHA-256 check, a rename, and only then the delete. Nothing is overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import stat
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from ecompipe.config import Settings
+from ecompipe.engines.base import curated_path, staged_path
+from ecompipe.errors import StoreError
+from ecompipe.faults import crash_point
+from ecompipe.stores.base import ManifestEntry, ObjectInfo
+from ecompipe.workspace import Workspace
+
+DATASET_NAMES = ("orders", "order_items", "products")
+
+
+def etag_of(st: os.stat_result) -> str:
+    """A local object's version tag: its mtime and size."""
+    return f"{st.st_mtime_ns}-{st.st_size}"
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verified_move(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst`` without ever losing or overwriting data; idempotent."""
+    src_exists, dst_exists = os.path.lexists(src), os.path.lexists(dst)
+    if not src_exists:
+        if dst_exists:
+            return  # done by an earlier, interrupted call
+        raise StoreError(f"cannot move {src}: it is gone")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    st = src.lstat()
+    if dst_exists:
+        if stat.S_ISREG(st.st_mode) and os.path.samefile(src, dst):
+            os.unlink(src)  # a crash came between link and unlink
+            return
+        raise StoreError(f"refusing to overwrite {dst} (moving {src})")
+    if not stat.S_ISREG(st.st_mode):
+        # Symlinks and folders move as they are; never what a link points to.
+        try:
+            os.rename(src, dst)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise StoreError(f"cannot move {src} to {dst}: {exc.strerror}") from None
+            shutil.move(str(src), str(dst))
+        return
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
+            raise StoreError(f"cannot move {src} to {dst}: {exc.strerror}") from None
+        _copy_verified(src, dst)
+    crash_point("move:after-copy-before-delete")
+    os.unlink(src)
+
+
+def _copy_verified(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    with src.open("rb") as fin, tmp.open("wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+    if tmp.stat().st_size != src.stat().st_size or sha256_of(tmp) != sha256_of(src):
+        tmp.unlink()
+        raise StoreError(f"copy of {src} did not verify; the original is kept")
+    os.link(tmp, dst)
+    tmp.unlink()
+
+
+class FolderObjectStore:
+    """The workspace folders as the bucket."""
+
+    def __init__(self, workspace: Workspace, settings: Settings) -> None:
+        self.ws = workspace
+        self.settings = settings
+
+    def list_landing(self) -> list[ObjectInfo]:
+        """Direct children of each dataset folder; hidden names are in-progress uploads."""
+        found: list[ObjectInfo] = []
+        for dataset in DATASET_NAMES:
+            prefix = self.settings.prefix_of(dataset)
+            folder = self.ws.landing / prefix
+            try:
+                entries = list(os.scandir(folder))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StoreError(f"cannot list {folder}: {exc.strerror}") from None
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                regular = stat.S_ISREG(st.st_mode)
+                found.append(ObjectInfo(f"{prefix}/{entry.name}", st.st_size, etag_of(st), regular))
+        return sorted(found, key=lambda o: o.key)
+
+    def _inflight(self, execution_id: str, key: str) -> Path:
+        return self.ws.inflight / execution_id / key
+
+    def claim(self, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Move each object from landing into inflight/<execution>/ (finishing a crashed claim)."""
+        for entry in entries:
+            if entry.status != "claimed":
+                continue
+            src, dst = self.ws.landing / entry.key, self._inflight(execution_id, entry.key)
+            if not os.path.lexists(dst):
+                if not os.path.lexists(src):
+                    entry.status = "gone"
+                    continue
+                verified_move(src, dst)
+            if entry.regular:
+                # What we moved is what we own: if it was rewritten between listing and the
+                # move, the manifest records the version actually taken.
+                entry.etag = etag_of(dst.lstat())
+                entry.size = dst.lstat().st_size
+            entry.location = str(dst.relative_to(self.ws.root))
+
+    def local_path(self, execution_id: str, entry: ManifestEntry) -> Path:
+        """The claimed copy in inflight/."""
+        return self._inflight(execution_id, entry.key)
+
+    def archive(self, execution_id: str, entry: ManifestEntry) -> None:
+        """Move to archive/<execution>/<key>."""
+        self._settle(execution_id, entry, self.ws.archive, "archived")
+
+    def quarantine(self, execution_id: str, entry: ManifestEntry) -> None:
+        """Move to quarantine/<execution>/<key>."""
+        self._settle(execution_id, entry, self.ws.quarantine, "quarantined")
+
+    def _settle(self, execution_id: str, entry: ManifestEntry, area: Path, status: str) -> None:
+        dst = area / execution_id / entry.key
+        verified_move(self._inflight(execution_id, entry.key), dst)
+        entry.status, entry.location = status, str(dst.relative_to(self.ws.root))
+
+    def put_report(self, execution_id: str, name: str, source: Path) -> str:
+        """Copy a report into quarantine/<execution>/ atomically."""
+        dst = self.ws.quarantine / execution_id / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{name}.tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, dst)
+        return str(dst)
+
+    def staging_dir(self, execution_id: str) -> Path:
+        """staging/<execution>/."""
+        path = self.ws.staging / execution_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def save_staging(self, execution_id: str) -> None:
+        """Nothing to do: staging is already on local disk."""
+
+    def curated_dir(self) -> Path:
+        """curated/."""
+        return self.ws.curated
+
+    def publish_batch(self, execution_id: str, seq: int) -> None:
+        """Rename staged Parquet files into the curated log (a file already there is kept)."""
+        staging = self.ws.staging / execution_id
+        for dataset in DATASET_NAMES:
+            src, dst = staged_path(staging, dataset), curated_path(self.ws.curated, dataset, seq)
+            if src.exists():  # else: no rows for this dataset, or published before a crash
+                verified_move(src, dst)
+
+    def cleanup(self, execution_id: str) -> None:
+        """Remove the execution's staging data and its (now empty) inflight folders."""
+        shutil.rmtree(self.ws.staging / execution_id, ignore_errors=True)
+        inflight = self.ws.inflight / execution_id
+        if inflight.exists():
+            for folder in sorted(inflight.rglob("*"), reverse=True):
+                if folder.is_dir() and not folder.is_symlink():
+                    _rmdir_if_empty(folder)
+            _rmdir_if_empty(inflight)
+
+
+def _rmdir_if_empty(folder: Path) -> None:
+    # Not empty means something is still owned there: keep it.
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+class LocalNotifier:
+    """Notifications to the console (one line) and to notifications.jsonl (full message)."""
+
+    def __init__(self, path: Path, console: TextIO | None = None, quiet: bool = False) -> None:
+        self._path = path
+        self._console = console if console is not None else sys.stderr
+        self._quiet = quiet
+
+    def notify(self, message: dict[str, Any]) -> None:
+        """Append the message to the JSON-lines file and print a one-line summary."""
+        message = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **message}
+        line = json.dumps(message, default=str, sort_keys=True)
+        with self._path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if not self._quiet:
+            print(f"ecompipe: {message.get('subject', '')}", file=self._console)

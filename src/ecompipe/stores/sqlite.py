@@ -1,0 +1,482 @@
+"""SQLite adapters for the embedded default: lock (leases), metrics tables, execution log.
+
+One database file in the workspace. WAL mode lets readers (``ecompipe metrics``) work while a
+run writes; every write that must be atomic runs in a ``BEGIN IMMEDIATE`` transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ecompipe.errors import StoreError, WorkspaceError
+from ecompipe.kpis import CategoryMetrics, OrderMetrics
+from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
+
+SCHEMA_VERSION = 1
+HOST = socket.gethostname()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the workspace database (it must exist: ``ecompipe init`` creates it)."""
+    if not path.exists():
+        raise WorkspaceError(f"{path} is missing: run `ecompipe init` to create the workspace")
+    try:
+        con = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA synchronous = FULL")
+        con.execute("PRAGMA busy_timeout = 60000")
+    except sqlite3.Error as exc:
+        raise WorkspaceError(f"{path}: cannot open database ({exc})") from None
+    return con
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def create_schema(path: Path, order_table: str, category_table: str) -> None:
+    """Create every table (idempotent)."""
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode = WAL")
+        con.executescript(
+            f"""
+            BEGIN;
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+            CREATE TABLE IF NOT EXISTS lock_holders (
+                lock_id TEXT NOT NULL, holder TEXT NOT NULL, execution_id TEXT,
+                host TEXT NOT NULL, pid INTEGER NOT NULL,
+                acquired_at REAL NOT NULL, expires_at REAL NOT NULL,
+                PRIMARY KEY (lock_id, holder));
+            CREATE TABLE IF NOT EXISTS executions (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                execution_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, state TEXT,
+                holder TEXT, started_at REAL NOT NULL, finished_at REAL,
+                summary TEXT NOT NULL DEFAULT '{{}}');
+            CREATE TABLE IF NOT EXISTS execution_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, execution_id TEXT NOT NULL,
+                state TEXT NOT NULL, event TEXT NOT NULL, at REAL NOT NULL, detail TEXT);
+            CREATE INDEX IF NOT EXISTS execution_events_by_execution
+                ON execution_events (execution_id, id);
+            CREATE TABLE IF NOT EXISTS manifest (
+                execution_id TEXT NOT NULL, key TEXT NOT NULL, dataset TEXT,
+                size INTEGER NOT NULL, etag TEXT NOT NULL, regular INTEGER NOT NULL,
+                status TEXT NOT NULL, location TEXT,
+                PRIMARY KEY (execution_id, key));
+            CREATE TABLE IF NOT EXISTS {_quote(order_table)} (
+                order_date TEXT PRIMARY KEY, total_orders INTEGER NOT NULL,
+                total_revenue TEXT NOT NULL, total_items_sold INTEGER NOT NULL,
+                return_rate TEXT NOT NULL, unique_customers INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS {_quote(category_table)} (
+                category TEXT NOT NULL, order_date TEXT NOT NULL,
+                daily_revenue TEXT NOT NULL, avg_order_value TEXT NOT NULL,
+                avg_return_rate TEXT NOT NULL, PRIMARY KEY (category, order_date));
+            COMMIT;
+            """
+        )
+    finally:
+        con.close()
+
+
+@contextmanager
+def _immediate(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    try:
+        con.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"workspace database is busy ({exc}); try again") from None
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    else:
+        con.execute("COMMIT")
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SQLiteLock:
+    """A semaphore of leases: ``limit`` slots, each with an expiry renewed by heartbeat.
+
+    A holder whose process is gone on this host is reaped at once; any other holder is
+    reaped once its lease has expired. No manual reset is ever needed.
+    """
+
+    def __init__(self, db: Path, lock_id: str, limit: int) -> None:
+        self._con = connect(db)
+        self._lock_id = lock_id
+        self._limit = limit
+
+    def _reap(self, now: float) -> None:
+        rows = self._con.execute(
+            "SELECT holder, host, pid, expires_at FROM lock_holders WHERE lock_id = ?",
+            (self._lock_id,),
+        ).fetchall()
+        for holder, host, pid, expires_at in rows:
+            dead = host == HOST and not pid_alive(int(pid))
+            if dead or expires_at <= now:
+                self._con.execute(
+                    "DELETE FROM lock_holders WHERE lock_id = ? AND holder = ?",
+                    (self._lock_id, holder),
+                )
+
+    def try_acquire(self, holder: str, execution_id: str | None, lease_seconds: float) -> bool:
+        """Take a slot if one is free; a holder that already has one keeps it (renewed)."""
+        now = time.time()
+        with _immediate(self._con) as con:
+            self._reap(now)
+            mine = con.execute(
+                "SELECT 1 FROM lock_holders WHERE lock_id = ? AND holder = ?",
+                (self._lock_id, holder),
+            ).fetchone()
+            if mine:
+                con.execute(
+                    "UPDATE lock_holders SET expires_at = ? WHERE lock_id = ? AND holder = ?",
+                    (now + lease_seconds, self._lock_id, holder),
+                )
+                return True
+            (count,) = con.execute(
+                "SELECT count(*) FROM lock_holders WHERE lock_id = ?", (self._lock_id,)
+            ).fetchone()
+            if count >= self._limit:
+                return False
+            con.execute(
+                "INSERT INTO lock_holders VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (self._lock_id, holder, execution_id, HOST, os.getpid(), now, now + lease_seconds),
+            )
+            return True
+
+    def renew(self, holder: str, lease_seconds: float) -> bool:
+        """Extend the lease; False when the holder has lost it."""
+        cur = self._con.execute(
+            "UPDATE lock_holders SET expires_at = ? WHERE lock_id = ? AND holder = ? "
+            "AND expires_at > ?",
+            (time.time() + lease_seconds, self._lock_id, holder, time.time()),
+        )
+        return cur.rowcount == 1
+
+    def release(self, holder: str) -> None:
+        """Give the slot back."""
+        self._con.execute(
+            "DELETE FROM lock_holders WHERE lock_id = ? AND holder = ?", (self._lock_id, holder)
+        )
+
+    def holders(self) -> list[LockHolder]:
+        """Current holders (expired ones included until someone reaps them)."""
+        rows = self._con.execute(
+            "SELECT holder, execution_id, host, pid, acquired_at, expires_at FROM lock_holders "
+            "WHERE lock_id = ? ORDER BY acquired_at",
+            (self._lock_id,),
+        ).fetchall()
+        return [LockHolder(*r) for r in rows]
+
+    def force_release(self, holder: str | None = None) -> int:
+        """Drop one holder, or all of them."""
+        if holder is None:
+            cur = self._con.execute("DELETE FROM lock_holders WHERE lock_id = ?", (self._lock_id,))
+        else:
+            cur = self._con.execute(
+                "DELETE FROM lock_holders WHERE lock_id = ? AND holder = ?",
+                (self._lock_id, holder),
+            )
+        return cur.rowcount
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._con.close()
+
+
+class SQLiteMetricsStore:
+    """The two metrics tables. Money and rates are stored as exact decimal text."""
+
+    def __init__(self, db: Path, order_table: str, category_table: str) -> None:
+        self._con = connect(db)
+        self._orders = _quote(order_table)
+        self._categories = _quote(category_table)
+        for table in (order_table, category_table):
+            found = self._con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone()
+            if not found:
+                raise WorkspaceError(
+                    f"metrics table '{table}' does not exist in {db}: run `ecompipe init` "
+                    "(it creates tables named by ORDER_METRICS_TABLE / CATEGORY_METRICS_TABLE)"
+                )
+
+    def replace_dates(
+        self,
+        dates: Sequence[date],
+        order_rows: Sequence[OrderMetrics],
+        category_rows: Sequence[CategoryMetrics],
+    ) -> None:
+        """Delete every row of ``dates`` and insert the new ones, in one transaction."""
+        keys = [(d.isoformat(),) for d in dates]
+        with _immediate(self._con) as con:
+            con.executemany(f"DELETE FROM {self._orders} WHERE order_date = ?", keys)
+            con.executemany(f"DELETE FROM {self._categories} WHERE order_date = ?", keys)
+            con.executemany(
+                f"INSERT INTO {self._orders} VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        m.order_date.isoformat(),
+                        m.total_orders,
+                        str(m.total_revenue),
+                        m.total_items_sold,
+                        str(m.return_rate),
+                        m.unique_customers,
+                    )
+                    for m in order_rows
+                ],
+            )
+            con.executemany(
+                f"INSERT INTO {self._categories} VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        m.category,
+                        m.order_date.isoformat(),
+                        str(m.daily_revenue),
+                        str(m.avg_order_value),
+                        str(m.avg_return_rate),
+                    )
+                    for m in category_rows
+                ],
+            )
+
+    def order_metrics(
+        self, date_from: date | None = None, date_to: date | None = None
+    ) -> list[OrderMetrics]:
+        """Order metrics in date order."""
+        where, args = _date_filter(date_from, date_to)
+        rows = self._con.execute(
+            f"SELECT * FROM {self._orders} {where} ORDER BY order_date", args
+        ).fetchall()
+        return [
+            OrderMetrics(date.fromisoformat(r[0]), r[1], Decimal(r[2]), r[3], Decimal(r[4]), r[5])
+            for r in rows
+        ]
+
+    def category_metrics(
+        self,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        category: str | None = None,
+    ) -> list[CategoryMetrics]:
+        """Category metrics by date then category."""
+        where, args = _date_filter(date_from, date_to)
+        if category is not None:
+            where += (" AND " if where else "WHERE ") + "category = ?"
+            args.append(category)
+        rows = self._con.execute(
+            f"SELECT category, order_date, daily_revenue, avg_order_value, avg_return_rate "
+            f"FROM {self._categories} {where} ORDER BY order_date, category",
+            args,
+        ).fetchall()
+        return [
+            CategoryMetrics(
+                r[0], date.fromisoformat(r[1]), Decimal(r[2]), Decimal(r[3]), Decimal(r[4])
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._con.close()
+
+
+def _date_filter(date_from: date | None, date_to: date | None) -> tuple[str, list[Any]]:
+    clauses, args = [], []
+    if date_from is not None:
+        clauses.append("order_date >= ?")
+        args.append(date_from.isoformat())
+    if date_to is not None:
+        clauses.append("order_date <= ?")
+        args.append(date_to.isoformat())
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+class SQLiteExecutionLog:
+    """Executions, manifests and state events."""
+
+    def __init__(self, db: Path) -> None:
+        self._con = connect(db)
+
+    def _record(self, row: tuple[Any, ...] | None) -> ExecutionRecord | None:
+        if row is None:
+            return None
+        seq, eid, status, state, holder, started, finished, summary = row
+        return ExecutionRecord(
+            eid, seq, status, state, started, finished, json.loads(summary), holder
+        )
+
+    _COLUMNS = "seq, execution_id, status, state, holder, started_at, finished_at, summary"
+
+    def create(self, execution_id: str, holder: str | None) -> ExecutionRecord:
+        """Insert a RUNNING execution; its rowid is the batch sequence number."""
+        with _immediate(self._con) as con:
+            con.execute(
+                "INSERT INTO executions (execution_id, status, holder, started_at) "
+                "VALUES (?, 'RUNNING', ?, ?)",
+                (execution_id, holder, time.time()),
+            )
+        record = self.get(execution_id)
+        assert record is not None
+        return record
+
+    def get(self, execution_id: str) -> ExecutionRecord | None:
+        """One execution, or None."""
+        return self._record(
+            self._con.execute(
+                f"SELECT {self._COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+        )
+
+    def find(self, prefix: str) -> list[ExecutionRecord]:
+        """Executions whose id starts with ``prefix`` (for short ids on the command line)."""
+        rows = self._con.execute(
+            f"SELECT {self._COLUMNS} FROM executions WHERE execution_id LIKE ? ORDER BY seq",
+            (prefix.replace("%", "").replace("_", "\\_") + "%",),
+        ).fetchall()
+        return [r for r in (self._record(x) for x in rows) if r is not None]
+
+    def list(self, limit: int = 50) -> list[ExecutionRecord]:
+        """Latest first."""
+        rows = self._con.execute(
+            f"SELECT {self._COLUMNS} FROM executions ORDER BY seq DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [r for r in (self._record(x) for x in rows) if r is not None]
+
+    def unfinished(self) -> list[ExecutionRecord]:
+        """RUNNING executions, oldest first."""
+        rows = self._con.execute(
+            f"SELECT {self._COLUMNS} FROM executions WHERE status = 'RUNNING' ORDER BY seq"
+        ).fetchall()
+        return [r for r in (self._record(x) for x in rows) if r is not None]
+
+    def set_holder(self, execution_id: str, holder: str) -> None:
+        """Record the lock holder now running the execution."""
+        self._con.execute(
+            "UPDATE executions SET holder = ? WHERE execution_id = ?", (holder, execution_id)
+        )
+
+    def record_event(
+        self, execution_id: str, state: str, event: str, detail: dict[str, Any] | None = None
+    ) -> None:
+        """Append a state event and move the execution's current state."""
+        with _immediate(self._con) as con:
+            con.execute(
+                "INSERT INTO execution_events (execution_id, state, event, at, detail) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (execution_id, state, event, time.time(), json.dumps(detail) if detail else None),
+            )
+            con.execute(
+                "UPDATE executions SET state = ? WHERE execution_id = ?", (state, execution_id)
+            )
+
+    def events(self, execution_id: str) -> list[dict[str, Any]]:
+        """State history in order."""
+        rows = self._con.execute(
+            "SELECT state, event, at, detail FROM execution_events WHERE execution_id = ? "
+            "ORDER BY id",
+            (execution_id,),
+        ).fetchall()
+        return [
+            {"state": s, "event": e, "at": at, "detail": json.loads(d) if d else None}
+            for s, e, at, d in rows
+        ]
+
+    def completed_states(self, execution_id: str) -> set[str]:
+        """States with a 'succeeded' event."""
+        rows = self._con.execute(
+            "SELECT DISTINCT state FROM execution_events WHERE execution_id = ? "
+            "AND event = 'succeeded'",
+            (execution_id,),
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def save_manifest(self, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Record the manifest once (a resumed execution keeps its first one)."""
+        with _immediate(self._con) as con:
+            con.executemany(
+                "INSERT OR IGNORE INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        execution_id,
+                        e.key,
+                        e.dataset,
+                        e.size,
+                        e.etag,
+                        int(e.regular),
+                        e.status,
+                        e.location,
+                    )
+                    for e in entries
+                ],
+            )
+
+    def manifest(self, execution_id: str) -> list[ManifestEntry]:
+        """The manifest in key order."""
+        rows = self._con.execute(
+            "SELECT key, dataset, size, etag, regular, status, location FROM manifest "
+            "WHERE execution_id = ? ORDER BY key",
+            (execution_id,),
+        ).fetchall()
+        return [ManifestEntry(k, d, s, e, bool(r), st, loc) for k, d, s, e, r, st, loc in rows]
+
+    def update_entry(self, execution_id: str, entry: ManifestEntry) -> None:
+        """Persist one entry's status and location."""
+        self._con.execute(
+            "UPDATE manifest SET status = ?, location = ? WHERE execution_id = ? AND key = ?",
+            (entry.status, entry.location, execution_id, entry.key),
+        )
+
+    def owned_keys(self) -> set[str]:
+        """Keys still held (claimed) by RUNNING executions."""
+        rows = self._con.execute(
+            "SELECT m.key FROM manifest m JOIN executions e USING (execution_id) "
+            "WHERE e.status = 'RUNNING' AND m.status = 'claimed'"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def finish(self, execution_id: str, status: str, summary: dict[str, Any]) -> None:
+        """Close the execution."""
+        self.save_summary(execution_id, summary)
+        self._con.execute(
+            "UPDATE executions SET status = ?, finished_at = ? WHERE execution_id = ?",
+            (status, time.time(), execution_id),
+        )
+
+    def save_summary(self, execution_id: str, summary: dict[str, Any]) -> None:
+        """Merge keys into the stored summary."""
+        with _immediate(self._con) as con:
+            row = con.execute(
+                "SELECT summary FROM executions WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+            merged = {**json.loads(row[0]), **summary} if row else summary
+            con.execute(
+                "UPDATE executions SET summary = ? WHERE execution_id = ?",
+                (json.dumps(merged, default=str), execution_id),
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._con.close()

@@ -1,0 +1,79 @@
+"""Shared fixtures: a fresh workspace, the CLI, and the independent reference."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+TESTS = Path(__file__).parent
+FIXTURES = TESTS / "fixtures"
+if str(TESTS.parent) not in sys.path:
+    sys.path.insert(0, str(TESTS.parent))
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's own ecompipe/AWS settings."""
+    for name in list(os.environ):
+        if name.startswith(("ECOMPIPE_", "AWS_")) or name in {
+            "BUCKET_NAME",
+            "S3_ARCHIVE_BUCKET",
+            "ORDERS_PATH",
+            "ORDER_ITEMS_PATH",
+            "PRODUCTS_PATH",
+            "ORDER_METRICS_TABLE",
+            "CATEGORY_METRICS_TABLE",
+            "LOG_LEVEL",
+            "SNS_TOPIC_ARN",
+            "STATE_MACHINE_ARN",
+        }:
+            monkeypatch.delenv(name, raising=False)
+
+
+def ecompipe(*args: str, workspace: Path | None = None, **env: str) -> Result:
+    """Invoke the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    from ecompipe.cli import main
+
+    argv = list(args)
+    if workspace is not None:
+        argv += ["--workspace", str(workspace)]
+    return CliRunner().invoke(main, argv, env=env or None, catch_exceptions=False)
+
+
+def ecompipe_proc(
+    *args: str, workspace: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run `ecompipe` as a real subprocess (for kill and concurrency tests)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ecompipe", *args, "--workspace", str(workspace)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Path]:
+    """An initialised, empty workspace."""
+    ws = tmp_path / "ws"
+    result = ecompipe("init", workspace=ws)
+    assert result.exit_code == 0, result.output
+    yield ws
+
+
+def metrics_json(workspace: Path) -> dict[str, Any]:
+    """`ecompipe metrics --json` parsed."""
+    result = ecompipe("metrics", "--json", workspace=workspace)
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
