@@ -24,6 +24,20 @@ class Dialect(Protocol):
         """``expr`` cast to ``sql_type`` (BIGINT, TIMESTAMP), or NULL when it cannot be."""
         ...
 
+    def parse_money(self, expr: str) -> str:
+        """DECIMAL(18, 6) rounded half-up from text the money pattern accepted.
+
+        ``validation.portable_money`` builds it from parts for engines whose cast does not
+        round half-up exactly.
+        """
+        ...
+
+    def parse_timestamp_utc(self, expr: str) -> str:
+        """UTC TIMESTAMP (fraction truncated to microseconds) from text the timestamp
+        pattern accepted, or NULL for an impossible date. ``validation.portable_timestamp_utc``
+        builds it from parts."""
+        ...
+
     def add_minutes(self, ts: str, minutes: str) -> str:
         """Timestamp ``ts`` shifted by integer ``minutes``."""
         ...

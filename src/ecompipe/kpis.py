@@ -61,20 +61,20 @@ def _micro(d: Dialect, money_sum: str) -> str:
 
 
 def order_metrics_sql(d: Dialect) -> str:
-    """Order metrics for every date in ``affected_dates``; money in cents, rate in 1e-4."""
+    """Order metrics for every affected date; money in cents, rate in 1e-4."""
     per_order = (
-        "SELECT i.order_id, sum(i.sale_price) AS revenue, count(*) AS n_items "
-        "FROM cur_items i JOIN aff_orders o ON i.order_id = o.order_id GROUP BY i.order_id"
+        "SELECT order_id, sum(revenue) AS revenue, sum(n_items) AS n_items "
+        "FROM per_order_cat GROUP BY order_id"
     )
     rev = _micro(d, "sum(p.revenue)")
     return (
-        f"WITH aff_orders AS ({_affected_orders_sql()}), per_order AS ({per_order}) "
         "SELECT o.order_date, count(*) AS total_orders, "
         f"{_cents(d, rev, '1')} AS total_revenue, "
         "sum(p.n_items) AS total_items_sold, "
         f"{_half_up_div(d, 'sum(o.returned)', 'count(*)', RATE_OUTPUT_SCALE)} AS return_rate, "
         "count(DISTINCT o.user_id) AS unique_customers "
-        "FROM per_order p JOIN aff_orders o ON p.order_id = o.order_id GROUP BY o.order_date"
+        f"FROM ({per_order}) AS p JOIN aff_orders o ON p.order_id = o.order_id "
+        "GROUP BY o.order_date"
     )
 
 
@@ -84,31 +84,43 @@ def _cents(d: Dialect, micro: str, count: str) -> str:
 
 
 def category_metrics_sql(d: Dialect) -> str:
-    """Category metrics for every date in ``affected_dates``; money in cents, rate in 1e-4."""
-    per_order_cat = (
-        "SELECT i.order_id, pr.category, sum(i.sale_price) AS revenue FROM cur_items i "
-        "JOIN aff_orders o ON i.order_id = o.order_id "
-        "JOIN cur_products pr ON i.product_id = pr.id GROUP BY i.order_id, pr.category"
-    )
+    """Category metrics for every affected date; money in cents, rate in 1e-4."""
     rev = _micro(d, "sum(c.revenue)")
     return (
-        f"WITH aff_orders AS ({_affected_orders_sql()}), per_order_cat AS ({per_order_cat}) "
         "SELECT c.category, o.order_date, "
         f"{_cents(d, rev, '1')} AS daily_revenue, "
         f"{_cents(d, rev, 'count(*)')} AS avg_order_value, "
         f"{_half_up_div(d, 'sum(o.returned)', 'count(*)', RATE_OUTPUT_SCALE)} "
         "AS avg_return_rate "
         "FROM per_order_cat c JOIN aff_orders o ON c.order_id = o.order_id "
-        "GROUP BY c.category, o.order_date"
+        "WHERE c.category IS NOT NULL GROUP BY c.category, o.order_date"
     )
 
 
-def _affected_orders_sql() -> str:
-    return (
+def kpi_relations() -> list[tuple[str, str]]:
+    """Relations the engine materialises, in order, before the two metric queries.
+
+    ``aff_orders``: current orders on affected dates. ``per_order_cat``: one row per
+    (order, category) with revenue and item count; category is NULL for items whose product
+    has not arrived (they count in order metrics, not yet in category metrics). Both metric
+    queries read it, so the items are scanned and joined once.
+    """
+    aff_orders = (
         "SELECT order_id, user_id, CAST(created_at AS DATE) AS order_date, "
         f"CASE WHEN status = '{RETURNED_STATUS}' THEN 1 ELSE 0 END AS returned "
         "FROM cur_orders WHERE CAST(created_at AS DATE) IN (SELECT order_date FROM affected_dates)"
     )
+    per_order_cat = (
+        "SELECT i.order_id, pr.category, sum(i.sale_price) AS revenue, count(*) AS n_items "
+        "FROM cur_items i JOIN aff_orders o ON i.order_id = o.order_id "
+        "LEFT JOIN cur_products pr ON i.product_id = pr.id GROUP BY i.order_id, pr.category"
+    )
+    return [("aff_orders", aff_orders), ("per_order_cat", per_order_cat)]
+
+
+def all_dates_sql() -> str:
+    """Every order date: what the first batch (nothing earlier to compare with) affects."""
+    return "SELECT DISTINCT CAST(created_at AS DATE) AS order_date FROM cur_orders"
 
 
 def affected_dates_sql() -> str:

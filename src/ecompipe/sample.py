@@ -310,6 +310,8 @@ def generate_sample(
             # Spill (if ever) into our temp folder, not DuckDB's default ./.tmp in the cwd.
             con.execute(f"SET temp_directory = {_q(str(work / 'spill'))}")
             con.execute("SET preserve_insertion_order = true")
+            # Library code: no progress bar on the caller's terminal.
+            con.execute("SET enable_progress_bar = false")
             _create_macros(con, seed)
             _create_lookups(con)
             con.execute(_products_sql(n_products))
@@ -374,25 +376,24 @@ def _make_workdir(landing: Path) -> Path:
 
 def _publish(src: Path, dst: Path) -> None:
     """Move a finished file into place atomically and without ever overwriting ``dst``."""
+    exists = f"sample file already exists: {dst} (pick another name or remove it)"
     try:
         os.link(src, dst)  # atomic; fails if dst exists
+        return
     except FileExistsError:
-        raise FileExistsError(
-            f"sample file already exists: {dst} (pick another name or remove it)"
-        ) from None
+        raise FileExistsError(exists) from None
     except OSError:
-        # Other filesystem or no hard links: exclusive create + copy (not atomic, still no
-        # overwrite).
-        try:
-            with src.open("rb") as fin, dst.open("xb") as fout:
-                shutil.copyfileobj(fin, fout, 1 << 20)
-        except FileExistsError:
-            raise FileExistsError(
-                f"sample file already exists: {dst} (pick another name or remove it)"
-            ) from None
-        except BaseException:
-            dst.unlink(missing_ok=True)
-            raise
+        pass  # other filesystem or no hard links: fall back to an exclusive-create copy
+    try:
+        fout = dst.open("xb")
+    except FileExistsError:
+        raise FileExistsError(exists) from None
+    try:
+        with fout, src.open("rb") as fin:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+    except BaseException:
+        dst.unlink(missing_ok=True)  # ours: created above, never someone else's file
+        raise
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path, *, crlf: bool) -> int:

@@ -25,48 +25,76 @@ from ecompipe.contracts import (
 )
 from ecompipe.dialect import Dialect, sql_string
 
-INT_PATTERN = r"^[+-]?[0-9]{1,19}$"
-MONEY_PATTERN = r"^[+-]?([0-9]{1,INT}(\.[0-9]*)?|\.[0-9]+)$".replace("INT", str(MONEY_INT_DIGITS))
+# Surrounding whitespace is allowed (values are trimmed); INT and MONEY are matched untrimmed
+# because trimming ten million values costs more than letting the pattern skip the blanks.
+INT_PATTERN = r"^\s*[+-]?[0-9]{1,19}\s*$"
+MONEY_PATTERN = r"^\s*[+-]?([0-9]{1,INT}(\.[0-9]*)?|\.[0-9]+)\s*$".replace(
+    "INT", str(MONEY_INT_DIGITS)
+)
 # date, T or space, HH:MM[:SS[.fraction]], then Z, +HH:MM, +HHMM or " UTC" (none means UTC).
+# Matched against the trimmed value.
 TIMESTAMP_PATTERN = (
-    r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([0-9]{2}:[0-9]{2})(?::([0-9]{2})(?:[.]([0-9]+))?)?"
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([01][0-9]|2[0-3]):([0-5][0-9])"
+    r"(?::([0-5][0-9])(?:[.]([0-9]+))?)?"
     r"(?:Z| UTC|([+-])([01][0-9]|2[0-3]):?([0-5][0-9]))?$"
 )
+BLANK_PATTERN = r"^\s*$"
+PATTERNS = {
+    ColumnType.INT: INT_PATTERN,
+    ColumnType.MONEY: MONEY_PATTERN,
+    ColumnType.TIMESTAMP: TIMESTAMP_PATTERN,
+}
+BAD_REASON = {
+    ColumnType.INT: Reason.BAD_INT,
+    ColumnType.MONEY: Reason.BAD_DECIMAL,
+    ColumnType.TIMESTAMP: Reason.BAD_TIMESTAMP,
+}
 
 
-def _trimmed(col: Column, d: Dialect) -> str:
-    return f"trim({d.quote(col.name)})"
+def parsed_expr(col: Column, d: Dialect) -> str:
+    """SQL giving the typed value of ``col``, or NULL when it is missing or bad.
 
-
-def problem_expr(col: Column, d: Dialect) -> str:
-    """SQL giving the reason code of a bad value in ``col``, or NULL when it is good."""
-    v = _trimmed(col, d)
-    missing = f"WHEN {d.quote(col.name)} IS NULL OR {v} = '' THEN '{Reason.MISSING_VALUE}'"
+    The contract's pattern decides what is acceptable text; only then does the engine parse
+    it (an engine's own casts accept more: exponents, underscores, hex, NaN).
+    """
+    raw = d.quote(col.name)
     if col.type is ColumnType.TEXT:
-        return f"CASE {missing} END"
-    if col.type is ColumnType.INT:
+        value = f"lower(trim({raw}))" if col.name == "status" else f"trim({raw})"
+        return f"CASE WHEN trim({raw}) <> '' THEN {value} END"
+    if col.type is ColumnType.TIMESTAMP:
+        v = f"trim({raw})"
         return (
-            f"CASE {missing} WHEN NOT {d.regex_full_match(v, INT_PATTERN)} "
-            f"THEN '{Reason.BAD_INT}' WHEN {d.try_cast(v, 'BIGINT')} IS NULL "
-            f"THEN '{Reason.BAD_INT}' END"
+            f"CASE WHEN {d.regex_full_match(v, TIMESTAMP_PATTERN)} "
+            f"THEN {d.parse_timestamp_utc(v)} END"
         )
-    if col.type is ColumnType.MONEY:
-        return (
-            f"CASE {missing} WHEN NOT {d.regex_full_match(v, MONEY_PATTERN)} "
-            f"THEN '{Reason.BAD_DECIMAL}' WHEN {_money_value(col, d)} < 0 "
-            f"THEN '{Reason.NEGATIVE}' END"
-        )
+    parsed = d.try_cast(raw, "BIGINT") if col.type is ColumnType.INT else d.parse_money(raw)
+    return f"CASE WHEN {d.regex_full_match(raw, PATTERNS[col.type])} THEN {parsed} END"
+
+
+def problem_expr(col: Column, parsed: str, d: Dialect) -> str:
+    """SQL giving the reason code of a bad value in ``col``, or NULL when it is good.
+
+    Good rows stop at the first branch, so the blank test only runs for the few bad ones.
+    """
+    raw = d.quote(col.name)
+    bad = Reason.MISSING_VALUE if col.type is ColumnType.TEXT else BAD_REASON[col.type]
+    negative = (
+        f" WHEN {parsed} < 0 THEN '{Reason.NEGATIVE}'" if col.type is ColumnType.MONEY else ""
+    )
     return (
-        f"CASE {missing} WHEN NOT {d.regex_full_match(v, TIMESTAMP_PATTERN)} "
-        f"THEN '{Reason.BAD_TIMESTAMP}' WHEN {_timestamp_value(col, d)} IS NULL "
-        f"THEN '{Reason.BAD_TIMESTAMP}' END"
+        f"CASE WHEN {parsed} IS NULL THEN CASE WHEN {raw} IS NULL OR "
+        f"{d.regex_full_match(raw, BLANK_PATTERN)} THEN '{Reason.MISSING_VALUE}' "
+        f"ELSE '{bad}' END{negative} END"
     )
 
 
-def _money_value(col: Column, d: Dialect) -> str:
-    # Exact decimal, rounded half-up to MONEY_SCALE: keep one more digit than the scale and
-    # round once, so float artefacts like 59.9900016784668 become 59.990002.
-    v = _trimmed(col, d)
+def portable_money(v: str, d: Dialect) -> str:
+    """Exact DECIMAL(18, 6) rounded half-up, from text the money pattern accepted.
+
+    For engines whose text-to-decimal cast does not round half-up: keep one more digit than
+    the scale and round once, so float artefacts like 59.9900016784668 become 59.990002.
+    """
+    v = f"trim({v})"
     sign = f"CASE WHEN {v} LIKE '-%' THEN '-' ELSE '' END"
     int_part = f"regexp_extract({v}, '^[+-]?([0-9]*)', 1)"
     frac = f"regexp_extract({v}, '[.]([0-9]*)$', 1)"
@@ -81,49 +109,43 @@ def _money_value(col: Column, d: Dialect) -> str:
     )
 
 
-def _timestamp_value(col: Column, d: Dialect) -> str:
-    v = _trimmed(col, d)
+def portable_timestamp_utc(v: str, d: Dialect) -> str:
+    """UTC TIMESTAMP from text the timestamp pattern accepted, built from its parts.
+
+    Fractions beyond microseconds are truncated, never rounded: rounding 23:59:59.9999999 up
+    would move the order to the next day.
+    """
 
     def g(i: int) -> str:
         return f"regexp_extract({v}, {sql_string(TIMESTAMP_PATTERN)}, {i})"
 
-    seconds = f"CASE WHEN {g(3)} = '' THEN '00' ELSE {g(3)} END"
-    # Fractions beyond microseconds are truncated, never rounded: rounding 23:59:59.9999999 up
-    # would move the order to the next day.
-    fraction = f"rpad(substr({g(4)}, 1, 6), 6, '0')"
-    local = f"concat({g(1)}, ' ', {g(2)}, ':', {seconds}, '.', {fraction})"
+    seconds = f"CASE WHEN {g(4)} = '' THEN '00' ELSE {g(4)} END"
+    fraction = f"rpad(substr({g(5)}, 1, 6), 6, '0')"
+    local = f"concat({g(1)}, ' ', {g(2)}, ':', {g(3)}, ':', {seconds}, '.', {fraction})"
     offset = (
-        f"CASE WHEN {g(5)} = '' THEN 0 ELSE (CASE WHEN {g(5)} = '-' THEN -1 ELSE 1 END) * "
-        f"(CAST({g(6)} AS INT) * 60 + CAST({g(7)} AS INT)) END"
+        f"CASE WHEN {g(6)} = '' THEN 0 ELSE (CASE WHEN {g(6)} = '-' THEN -1 ELSE 1 END) * "
+        f"(CAST({g(7)} AS INT) * 60 + CAST({g(8)} AS INT)) END"
     )
     return d.add_minutes(d.try_cast(local, "TIMESTAMP"), f"-({offset})")
 
 
-def typed_expr(col: Column, d: Dialect) -> str:
-    """SQL giving the typed value of a good ``col`` (callers only use it where it is good)."""
-    v = _trimmed(col, d)
-    if col.type is ColumnType.INT:
-        return f"CAST({v} AS BIGINT)"
-    if col.type is ColumnType.MONEY:
-        return _money_value(col, d)
-    if col.type is ColumnType.TIMESTAMP:
-        return _timestamp_value(col, d)
-    if col.name == "status":
-        return f"lower({v})"
-    return v
-
-
 def checked_sql(ds: Dataset, raw: str, d: Dialect) -> str:
-    """Rows of ``raw`` with ``_p_<col>`` problem codes, ``_bad`` and typed contract columns."""
-    problems = ", ".join(f"{problem_expr(c, d)} AS _p_{c.name}" for c in ds.columns)
+    """Rows of ``raw`` with ``_p_<col>`` problem codes, ``_bad`` and typed contract columns.
+
+    Each value is parsed once (inner query); problems derive from the parsed value. Typed
+    columns of a bad row are meaningless and only ever read for good rows.
+    """
+    parsed = ", ".join(f"{parsed_expr(c, d)} AS _t_{c.name}" for c in ds.columns)
+    raw_cols = ", ".join(d.quote(c.name) for c in ds.columns)
+    problems = ", ".join(f"{problem_expr(c, f'_t_{c.name}', d)} AS _p_{c.name}" for c in ds.columns)
+    typed = ", ".join(f"_t_{c.name} AS {c.name}" for c in ds.columns)
     any_bad = " OR ".join(f"_p_{c.name} IS NOT NULL" for c in ds.columns)
-    typed = ", ".join(
-        f"CASE WHEN NOT ({any_bad}) THEN {typed_expr(c, d)} END AS {c.name}" for c in ds.columns
-    )
+    p_cols = ", ".join(f"_p_{c.name}" for c in ds.columns)
     return (
-        f"SELECT _file_idx, _row, _p_*, ({any_bad}) AS _bad, {typed} FROM "
-        f"(SELECT *, {problems} FROM {raw}) AS p"
-    ).replace("_p_*", ", ".join(f"_p_{c.name}" for c in ds.columns))
+        f"SELECT _file_idx, _row, {p_cols}, ({any_bad}) AS _bad, {typed} FROM "
+        f"(SELECT _file_idx, _row, {', '.join(f'_t_{c.name}' for c in ds.columns)}, {problems} "
+        f"FROM (SELECT _file_idx, _row, {raw_cols}, {parsed} FROM {raw}) AS t) AS p"
+    )
 
 
 def rejects_sql(ds: Dataset, checked: str) -> str:
@@ -144,34 +166,48 @@ def file_stats_sql(checked: str) -> str:
     )
 
 
-def dedup_sqls(ds: Dataset, good: str) -> tuple[str, str, str]:
-    """(accepted rows, conflicting rows, count of exact repeats) over ``good`` rows.
+def duplicates_sql(ds: Dataset, good: str) -> str:
+    """Rows of ``good`` whose key occurs more than once, ranked in (file, row) order.
 
-    Rows are ordered by (file, row); the first row of a key stays. Only keys that occur more
-    than once are ranked, so a clean batch pays one hash aggregate, not a sort.
+    ``_rn`` is the row's rank within its key (1 stays) and ``_same`` says whether it equals
+    the first row on every contract column (an exact repeat, dropped) or not (a conflicting
+    row, rejected). Only repeated keys are ranked, so a clean batch pays one hash aggregate.
     """
     key = ds.key
-    cols = ", ".join(ds.column_names)
-    dup_keys = f"(SELECT {key} FROM {good} GROUP BY {key} HAVING count(*) > 1)"
-    firsts = ", ".join(
-        f"first_value({c}) OVER (PARTITION BY {key} ORDER BY _file_idx, _row) AS _f_{c}"
-        for c in ds.column_names
-    )
+    order = f"PARTITION BY {key} ORDER BY _file_idx, _row"
+    firsts = ", ".join(f"first_value({c}) OVER ({order}) AS _f_{c}" for c in ds.column_names)
     same = " AND ".join(f"{c} = _f_{c}" for c in ds.column_names)
-    ranked = (
-        f"(SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY _file_idx, _row) AS _rn, "
-        f"{firsts} FROM {good} WHERE {key} IN {dup_keys}) AS r"
+    return (
+        f"SELECT _file_idx, _row, _rn, ({same}) AS _same FROM (SELECT *, row_number() OVER "
+        f"({order}) AS _rn, {firsts} FROM {good} WHERE {key} IN (SELECT {key} FROM {good} "
+        f"GROUP BY {key} HAVING count(*) > 1)) AS r"
     )
-    accepted = (
-        f"SELECT {cols} FROM {good} WHERE {key} NOT IN {dup_keys} "
-        f"UNION ALL SELECT {cols} FROM {ranked} WHERE _rn = 1"
+
+
+def accepted_sql(ds: Dataset, good: str, duplicates: str | None) -> str:
+    """The rows that go on: good rows minus every non-first row of a repeated key."""
+    cols = ", ".join(ds.column_names)
+    if duplicates is None:
+        return f"SELECT {cols} FROM {good}"
+    return (
+        f"SELECT {cols} FROM {good} g WHERE NOT EXISTS (SELECT 1 FROM {duplicates} d "
+        "WHERE d._rn > 1 AND d._file_idx = g._file_idx AND d._row = g._row)"
     )
-    conflicts = (
-        f"SELECT _file_idx, _row, '{key}' AS column_name, "
-        f"'{Reason.CONFLICTING_DUPLICATE}' AS reason FROM {ranked} WHERE _rn > 1 AND NOT ({same})"
+
+
+def conflicts_sql(ds: Dataset, duplicates: str) -> str:
+    """Rejects (file_idx, row, column, reason) for rows reusing a key with other content."""
+    return (
+        f"SELECT _file_idx, _row, '{ds.key}' AS column_name, "
+        f"'{Reason.CONFLICTING_DUPLICATE}' AS reason FROM {duplicates} WHERE _rn > 1 AND NOT _same"
     )
-    repeats = f"SELECT count(*) FROM {ranked} WHERE _rn > 1 AND {same}"
-    return accepted, conflicts, repeats
+
+
+def repeats_sql(duplicates: str) -> str:
+    """Exact repeats dropped, per file."""
+    return (
+        f"SELECT _file_idx, count(*) FROM {duplicates} WHERE _rn > 1 AND _same GROUP BY _file_idx"
+    )
 
 
 def unknown_status_sql(checked: str) -> str:

@@ -48,6 +48,28 @@ class DuckDBDialect:
         """TRY_CAST (DuckDB is pinned below 2.0, whose optimizer turns it into a hard cast)."""
         return f"TRY_CAST({expr} AS {sql_type})"
 
+    def parse_money(self, expr: str) -> str:
+        """DuckDB's text-to-DECIMAL cast rounds half away from zero on the exact digits."""
+        return f"TRY_CAST({expr} AS DECIMAL(18, 6))"
+
+    def parse_timestamp_utc(self, expr: str) -> str:
+        """TIMESTAMPTZ parses offsets and Z natively (session time zone is UTC).
+
+        ' UTC' becomes '+00:00' first: DuckDB resolves a zone *name* through ICU, 20x slower
+        per row. '+0200' gets its colon, a missing ':SS' is added (the cast wants both when an
+        offset follows); digits past microseconds are truncated by the cast.
+        """
+        # The pattern fixed the layout: 'YYYY-MM-DD HH:MM' is always the first 16 characters.
+        with_seconds = (
+            f"CASE WHEN substr({expr}, 17, 1) = ':' THEN {expr} "
+            f"ELSE concat(substr({expr}, 1, 16), ':00', substr({expr}, 17)) END"
+        )
+        text = (
+            f"regexp_replace(replace({with_seconds}, ' UTC', '+00:00'), "
+            "'([+-][0-9]{2})([0-9]{2})$', '\\1:\\2')"
+        )
+        return f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP)"
+
     def add_minutes(self, ts: str, minutes: str) -> str:
         """Timestamp plus an integer number of minutes."""
         return f"({ts} + to_minutes(CAST({minutes} AS BIGINT)))"
@@ -149,6 +171,9 @@ class DuckDBEngine:
                 f"CREATE OR REPLACE TEMP TABLE {checked} AS "
                 f"{validation.checked_sql(ds, f'({union})', DIALECT)}"
             )
+            for raw in raws:  # the text copy is no longer needed: give its memory back
+                con.execute(f"DROP VIEW {raw}")
+                con.execute(f"DROP TABLE {raw.replace('rawv_', 'raw_', 1)}")
             stats = con.execute(validation.file_stats_sql(checked)).fetchall()
         else:
             stats = []
@@ -171,59 +196,59 @@ class DuckDBEngine:
             else:
                 fr.accepted = True
                 accepted.append(idx)
-        if not accepted:
-            con.execute(f"DELETE FROM rejects WHERE dataset = '{ds.name}'")
-            return
-        in_accepted = "(" + ", ".join(str(i) for i in accepted) + ")"
         # Shape rejects of quarantined files go with the whole file.
+        in_accepted = "(" + ", ".join(str(i) for i in [*accepted, -1]) + ")"
         con.execute(
             f"DELETE FROM rejects WHERE dataset = '{ds.name}' AND file_idx NOT IN {in_accepted}"
         )
-        con.execute(
-            f"INSERT INTO rejects SELECT '{ds.name}', _file_idx, _row, NULL, column_name, reason "
-            f"FROM ({validation.rejects_sql(ds, checked)}) AS r WHERE _file_idx IN {in_accepted}"
-        )
+        if not accepted:
+            con.execute(f"DROP TABLE IF EXISTS {checked}")
+            return
+        if any(counts.get(i, (0, 0))[1] for i in accepted):
+            con.execute(
+                f"INSERT INTO rejects SELECT '{ds.name}', _file_idx, _row, NULL, column_name, "
+                f"reason FROM ({validation.rejects_sql(ds, checked)}) AS r "
+                f"WHERE _file_idx IN {in_accepted}"
+            )
         good = f"good_{ds.name}"
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {good} AS SELECT * FROM {checked} "
             f"WHERE NOT _bad AND _file_idx IN {in_accepted}"
         )
-        accepted_sql, conflicts_sql, repeats_sql = validation.dedup_sqls(ds, good)
-        con.execute(
-            f"INSERT INTO rejects SELECT '{ds.name}', _file_idx, _row, NULL, column_name, reason "
-            f"FROM ({conflicts_sql}) AS c"
+        dups: str | None = f"dups_{ds.name}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {dups} AS {validation.duplicates_sql(ds, good)}")
+        if _scalar(con, f"SELECT count(*) FROM {dups}") == 0:
+            dups = None
+        else:
+            con.execute(
+                f"INSERT INTO rejects SELECT '{ds.name}', _file_idx, _row, NULL, column_name, "
+                f"reason FROM ({validation.conflicts_sql(ds, dups)}) AS c"
+            )
+            repeats = con.execute(validation.repeats_sql(dups)).fetchall()
+            for idx, n in repeats:
+                file_reports[int(idx)].duplicates_dropped = int(n)
+        report.duplicates_dropped[ds.name] = sum(
+            file_reports[i].duplicates_dropped for i in accepted
         )
         target = staged_path(staging, ds.name)
-        con.execute(
-            f"COPY ({accepted_sql}) TO {sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
-        )
-        report.accepted_rows[ds.name] = _scalar(
-            con, f"SELECT count(*) FROM read_parquet({sql_string(str(target))})"
-        )
-        report.duplicates_dropped[ds.name] = _scalar(con, repeats_sql)
+        written = con.execute(
+            f"COPY ({validation.accepted_sql(ds, good, dups)}) TO {sql_string(str(target))} "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        ).fetchone()
+        report.accepted_rows[ds.name] = int(written[0]) if written else 0
         per_file = con.execute(
             f"SELECT file_idx, count(DISTINCT coalesce(row_idx, -logical_line)) FROM rejects "
             f"WHERE dataset = '{ds.name}' GROUP BY file_idx"
         ).fetchall()
         for idx, n in per_file:
             file_reports[int(idx)].rejected_rows = int(n)
-        dup_rows = con.execute(
-            f"SELECT _file_idx, count(*) FROM (SELECT _file_idx, row_number() OVER "
-            f"(PARTITION BY {ds.key} ORDER BY _file_idx, _row) AS rn FROM {good} WHERE {ds.key} "
-            f"IN (SELECT {ds.key} FROM {good} GROUP BY {ds.key} HAVING count(*) > 1)) AS d "
-            f"WHERE rn > 1 GROUP BY _file_idx"
-        ).fetchall()
-        conflicts = dict(
-            con.execute(
-                f"SELECT file_idx, count(*) FROM rejects WHERE dataset = '{ds.name}' AND "
-                f"reason = '{Reason.CONFLICTING_DUPLICATE}' GROUP BY file_idx"
-            ).fetchall()
-        )
-        for idx, n in dup_rows:
-            file_reports[int(idx)].duplicates_dropped = int(n) - int(conflicts.get(idx, 0))
         if ds.name == "orders":
             for idx, n in con.execute(validation.unknown_status_sql(checked)).fetchall():
                 file_reports[int(idx)].unknown_status = int(n)
+        for name in (good, dups):
+            if name:
+                con.execute(f"DROP {'VIEW' if name == good else 'TABLE'} {name}")
+        con.execute(f"DROP TABLE {checked}")
 
     def _load_raw(self, ds: Dataset, idx: int, f: InputFile, fr: FileReport) -> str | None:
         """Load one file as text columns; on a file-level problem set ``fr`` and return None."""
@@ -354,16 +379,24 @@ class DuckDBEngine:
             prev = latest.format(where=f"_seq < {seq}")
             con.execute(f"CREATE OR REPLACE TEMP VIEW prev_{short} AS {prev}")
             rows[ds.name] = _scalar(con, f"SELECT count(*) FROM cur_{short}")
+        # With no earlier batch there is nothing to compare with: every date is new.
+        first = not any(
+            int(p.stem) < seq for d in DATASETS for p in (curated / d.name).glob("*.parquet")
+        )
+        affected = kpis.all_dates_sql() if first else kpis.affected_dates_sql()
         try:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE affected_dates AS {kpis.affected_dates_sql()}"
-            )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE affected_dates AS {affected}")
+            for name, sql in kpis.kpi_relations():
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
             dates = [r[0] for r in con.execute("SELECT order_date FROM affected_dates").fetchall()]
             order_rows = con.execute(kpis.order_metrics_sql(DIALECT)).fetchall()
             cat_rows = con.execute(kpis.category_metrics_sql(DIALECT)).fetchall()
             waiting = con.execute(kpis.waiting_sql()).fetchone()
         except duckdb.Error as exc:
             raise EngineError(f"KPI computation failed: {_first_line(exc)}") from exc
+        finally:
+            for name, _sql in kpis.kpi_relations():
+                con.execute(f"DROP TABLE IF EXISTS {name}")
         assert waiting is not None
         return TransformResult(
             affected_dates=sorted(dates),

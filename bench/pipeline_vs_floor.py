@@ -1,0 +1,81 @@
+"""Benchmark: the whole `ecompipe run` against the engine floor (bench/floor_duckdb.py).
+
+    python bench/pipeline_vs_floor.py [--items 1M,10M]
+
+For each size: generate TheLook-shaped data once (cached under bench/out/), then in one run
+time (a) the bare DuckDB script and (b) `ecompipe run` on a fresh workspace holding the same
+files (hard links, no copy), and print wall time, peak RSS of the process tree, and the ratio.
+Run on a quiet machine; the numbers in the README come from this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from measure import Measurement, measure, table
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+SIZES = {"1M": 400_000, "10M": 4_000_000}  # orders -> ~2.5 items per order
+
+
+def dataset(label: str) -> Path:
+    """Generated landing folder for a size label (cached)."""
+    from ecompipe.sample import generate_sample
+
+    landing = OUT / f"data_{label}" / "landing"
+    if not (landing / "orders").exists():
+        shutil.rmtree(landing.parent, ignore_errors=True)
+        summary = generate_sample(landing, SIZES[label], seed=1, name="bench")
+        print(f"generated {label}: {summary.rows}", flush=True)
+    return landing
+
+
+def fresh_workspace(landing: Path, label: str) -> Path:
+    """A new workspace whose landing holds hard links to the cached files."""
+    ws = OUT / f"ws_{label}"
+    shutil.rmtree(ws, ignore_errors=True)
+    exe = str(Path(sys.executable).with_name("ecompipe"))
+    os.spawnv(os.P_WAIT, exe, [exe, "init", "--workspace", str(ws)])
+    for src in landing.rglob("*.csv"):
+        dst = ws / "landing" / src.relative_to(landing)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.link(src, dst)
+    return ws
+
+
+def main() -> None:
+    """Run the comparison for each requested size and print markdown tables."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", default="1M,10M", help="sizes: 1M, 10M (comma-separated)")
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    exe = str(Path(sys.executable).with_name("ecompipe"))
+    report = []
+    for label in args.items.split(","):
+        landing = dataset(label)
+        size = sum(p.stat().st_size for p in landing.rglob("*.csv")) / 2**20
+        floor = measure(
+            "bare DuckDB script (floor)",
+            [sys.executable, str(HERE / "floor_duckdb.py"), str(landing), "2GB"],
+            log=OUT / f"floor_{label}.log",
+        )
+        ws = fresh_workspace(landing, label)
+        run = measure(
+            "ecompipe run (DuckDB, whole pipeline)",
+            [exe, "run", "--workspace", str(ws), "--quiet"],
+            log=OUT / f"run_{label}.log",
+        )
+        rows: list[Measurement] = [floor, run]
+        text = table(rows, floor, f"{label} order items ({size:,.0f} MiB of CSV)")
+        print(text, flush=True)
+        report.append(text)
+    (OUT / "pipeline_vs_floor.md").write_text("\n\n".join(report) + "\n")
+
+
+if __name__ == "__main__":
+    main()
