@@ -1,40 +1,24 @@
-# The two commands the README starts with are `make demo` and `make test`.
-PYTHON ?= python3
-VENV   ?= .venv
-BIN     = $(VENV)/bin
+# Shortcuts; the scripts in scripts/ are what the README and CI call.
+.PHONY: demo test fast lint typecheck bench clean
 
-.PHONY: demo test fast lint typecheck bench bench-engines clean
+demo:
+	scripts/demo
 
-$(BIN)/ecompipe: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@
-
-## Set up, generate sample data, run the pipeline, print the KPIs.
-demo: $(BIN)/ecompipe
-	$(BIN)/ecompipe demo
-
-## Set up and run every test tier (slow, Spark and AWS ones included), plus lint and types.
-test: $(BIN)/ecompipe
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --dist loadgroup
+test:
+	scripts/test
 
 ## Only the fast tier, while you work.
-fast: $(BIN)/ecompipe
-	$(BIN)/pytest -m fast -q
+fast:
+	scripts/setup && .venv/bin/pytest -m fast -q
 
-lint: $(BIN)/ecompipe
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+lint:
+	scripts/setup && .venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests bench
 
-typecheck: $(BIN)/ecompipe
-	$(BIN)/mypy
+typecheck:
+	scripts/setup && .venv/bin/mypy
 
-bench: $(BIN)/ecompipe
-	$(BIN)/python bench/pipeline_vs_floor.py
+bench:
+	scripts/setup && .venv/bin/python bench/pipeline_vs_floor.py
 
 clean:
-	rm -rf $(VENV) ecompipe-workspace bench/out
+	rm -rf .venv ecompipe-workspace bench/out

@@ -6,6 +6,7 @@ PySpark included) and summed; the sum's maximum is reported. Shared by every ben
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from dataclasses import dataclass
@@ -43,10 +44,8 @@ def measure(
                 procs = [root, *root.children(recursive=True)]
                 rss = 0
                 for p in procs:
-                    try:
+                    with contextlib.suppress(psutil.Error):  # a child that just exited
                         rss += p.memory_info().rss
-                    except psutil.Error:
-                        pass
                 peak = max(peak, rss)
             except psutil.Error:
                 pass

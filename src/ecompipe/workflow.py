@@ -125,7 +125,8 @@ def next_state(current: State, usable: bool | None = None) -> State | None:
 
 def happy_path() -> list[State]:
     """States from start to success when every file is accepted."""
-    path, state = [], START
+    path: list[State] = []
+    state: State | None = START
     while state is not None:
         path.append(state)
         state = next_state(state, usable=True)

@@ -215,11 +215,13 @@ class DuckDBEngine:
             f"CREATE OR REPLACE TEMP VIEW {good} AS SELECT * FROM {checked} "
             f"WHERE NOT _bad AND _file_idx IN {in_accepted}"
         )
-        dups: str | None = f"dups_{ds.name}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {dups} AS {validation.duplicates_sql(ds, good)}")
-        if _scalar(con, f"SELECT count(*) FROM {dups}") == 0:
-            dups = None
-        else:
+        dups_table = f"dups_{ds.name}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {dups_table} AS {validation.duplicates_sql(ds, good)}"
+        )
+        dups: str | None = None
+        if _scalar(con, f"SELECT count(*) FROM {dups_table}"):
+            dups = dups_table
             con.execute(
                 f"INSERT INTO rejects SELECT '{ds.name}', _file_idx, _row, NULL, column_name, "
                 f"reason FROM ({validation.conflicts_sql(ds, dups)}) AS c"
@@ -245,9 +247,8 @@ class DuckDBEngine:
         if ds.name == "orders":
             for idx, n in con.execute(validation.unknown_status_sql(checked)).fetchall():
                 file_reports[int(idx)].unknown_status = int(n)
-        for name in (good, dups):
-            if name:
-                con.execute(f"DROP {'VIEW' if name == good else 'TABLE'} {name}")
+        con.execute(f"DROP VIEW {good}")
+        con.execute(f"DROP TABLE {dups_table}")
         con.execute(f"DROP TABLE {checked}")
 
     def _load_raw(self, ds: Dataset, idx: int, f: InputFile, fr: FileReport) -> str | None:

@@ -180,7 +180,7 @@ class ExecutionLog(Protocol):
         """One execution."""
         ...
 
-    def list(self, limit: int = 50) -> list[ExecutionRecord]:
+    def recent(self, limit: int = 50) -> list[ExecutionRecord]:
         """Latest executions first."""
         ...
 
