@@ -9,16 +9,16 @@ test:
 
 ## Only the fast tier, while you work.
 fast:
-	scripts/setup && .venv/bin/pytest -m fast -q
+	scripts/setup dev && .venv/bin/pytest -m fast -q
 
 lint:
-	scripts/setup && .venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests bench
+	scripts/setup dev && .venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests bench
 
 typecheck:
-	scripts/setup && .venv/bin/mypy
+	scripts/setup dev && .venv/bin/mypy
 
 bench:
-	scripts/setup && .venv/bin/python bench/pipeline_vs_floor.py
+	scripts/setup dev && .venv/bin/python bench/pipeline_vs_floor.py
 
 clean:
 	rm -rf .venv ecompipe-workspace bench/out
