@@ -57,6 +57,12 @@ def measure(
     return Measurement(label, seconds, peak / 2**20, proc.returncode)
 
 
+def median(runs: list[Measurement]) -> Measurement:
+    """The run with the median wall time (peak RSS is that run's own)."""
+    ordered = sorted(runs, key=lambda m: m.seconds)
+    return ordered[len(ordered) // 2]
+
+
 def table(rows: list[Measurement], floor: Measurement, title: str) -> str:
     """A markdown table with ratios against ``floor``."""
     lines = [

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-from measure import Measurement, measure, table
+from measure import Measurement, measure, median, table
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -40,7 +41,7 @@ def fresh_workspace(landing: Path, label: str) -> Path:
     ws = OUT / f"ws_{label}"
     shutil.rmtree(ws, ignore_errors=True)
     exe = str(Path(sys.executable).with_name("ecompipe"))
-    os.spawnv(os.P_WAIT, exe, [exe, "init", "--workspace", str(ws)])
+    subprocess.run([exe, "init", "--workspace", str(ws)], check=True, capture_output=True)
     for src in landing.rglob("*.csv"):
         dst = ws / "landing" / src.relative_to(landing)
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +53,13 @@ def main() -> None:
     """Run the comparison for each requested size and print markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", default="1M,10M", help="sizes: 1M, 10M (comma-separated)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="alternate the two sides this many times; "
+        "the table shows each side's median run (the machine is shared and noisy)",
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     exe = str(Path(sys.executable).with_name("ecompipe"))
@@ -59,17 +67,24 @@ def main() -> None:
     for label in args.items.split(","):
         landing = dataset(label)
         size = sum(p.stat().st_size for p in landing.rglob("*.csv")) / 2**20
-        floor = measure(
-            "bare DuckDB script (floor)",
-            [sys.executable, str(HERE / "floor_duckdb.py"), str(landing), "2GB"],
-            log=OUT / f"floor_{label}.log",
-        )
-        ws = fresh_workspace(landing, label)
-        run = measure(
-            "ecompipe run (DuckDB, whole pipeline)",
-            [exe, "run", "--workspace", str(ws), "--quiet"],
-            log=OUT / f"run_{label}.log",
-        )
+        floors, runs = [], []
+        for _ in range(args.repeat):
+            floors.append(
+                measure(
+                    "bare DuckDB script (floor)",
+                    [sys.executable, str(HERE / "floor_duckdb.py"), str(landing), "2GB"],
+                    log=OUT / f"floor_{label}.log",
+                )
+            )
+            ws = fresh_workspace(landing, label)
+            runs.append(
+                measure(
+                    "ecompipe run (DuckDB, whole pipeline)",
+                    [exe, "run", "--workspace", str(ws), "--quiet"],
+                    log=OUT / f"run_{label}.log",
+                )
+            )
+        floor, run = median(floors), median(runs)
         rows: list[Measurement] = [floor, run]
         text = table(rows, floor, f"{label} order items ({size:,.0f} MiB of CSV)")
         print(text, flush=True)

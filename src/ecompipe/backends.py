@@ -21,6 +21,10 @@ def open_backend(name: str, settings: Settings, workspace: Workspace, quiet: boo
         def new_lock() -> SQLiteLock:
             return SQLiteLock(workspace.db, settings.lock_id, settings.lock_limit)
 
+        def new_critical_lock() -> SQLiteLock:
+            # Limit 1 whatever the lock limit: claiming and transforming never interleave.
+            return SQLiteLock(workspace.db, f"{settings.lock_id}-transform", 1)
+
         return Backend(
             store=FolderObjectStore(workspace, settings),
             lock=new_lock(),
@@ -30,6 +34,7 @@ def open_backend(name: str, settings: Settings, workspace: Workspace, quiet: boo
             log=SQLiteExecutionLog(workspace.db),
             notifier=LocalNotifier(workspace.notifications, sys.stderr, quiet=quiet),
             new_lock=new_lock,
+            new_critical_lock=new_critical_lock,
         )
     if name == "aws":
         from ecompipe.stores.aws import open_aws_backend

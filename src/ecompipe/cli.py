@@ -19,7 +19,7 @@ from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 
@@ -70,8 +70,16 @@ def _status(text: str) -> Iterator[Callable[[str], None]]:
         yield lambda msg: status.update(msg)
 
 
+def _debug() -> bool:
+    """LOG_LEVEL=DEBUG: let errors through with their traceback."""
+    import os
+
+    return os.environ.get("LOG_LEVEL", "").strip().upper() == "DEBUG"
+
+
 class EcompipeGroup(click.Group):
-    """Turns every EcompipeError into a one-line message and its exit code."""
+    """Turns every EcompipeError into a one-line message and its exit code; an OSError or an
+    unexpected exception into one or two lines and exit 2 (LOG_LEVEL=DEBUG: the traceback)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -84,12 +92,30 @@ class EcompipeGroup(click.Group):
             problems = getattr(exc, "problems", None) or [str(exc)]
             for problem in problems:
                 click.echo(f"ecompipe: error: {problem}", err=True)
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
+            if _debug():
                 raise
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("ecompipe: interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except OSError as exc:
+            # A file or folder the user pointed us at (permissions, a full disk...).
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"ecompipe: error: {exc.strerror or exc}{where}", err=True)
+            if _debug():
+                raise
+            ctx.exit(2)
+        except Exception as exc:
+            # A bug, not a user error: still one line (the traceback with LOG_LEVEL=DEBUG).
+            if _debug():
+                raise
+            click.echo(f"ecompipe: internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo(
+                "  run again with LOG_LEVEL=DEBUG to see the traceback; please report it", err=True
+            )
+            ctx.exit(2)
 
 
 @click.group(cls=EcompipeGroup, epilog=EXIT_CODES_HELP)
@@ -113,9 +139,13 @@ def init(workspace: Path | None) -> None:
     settings = _settings(ws)
     init_workspace(ws.root, settings)
     click.echo(f"workspace ready at {ws.root}")
-    click.echo(
-        f"  drop CSVs into {ws.landing}/{{orders,order_items,products}}/ then `ecompipe run`"
-    )
+    click.echo(f"  drop CSVs into {_landing_folders(ws, settings)} then `ecompipe run`")
+
+
+def _landing_folders(ws: Workspace, settings: Settings, datasets: list[str] | None = None) -> str:
+    """The landing folders of ``datasets`` (default all), as the user should see them."""
+    names = datasets or ["orders", "order_items", "products"]
+    return ", ".join(f"{ws.landing / settings.prefix_of(d)}/" for d in names)
 
 
 @main.command()
@@ -134,10 +164,18 @@ def generate(
     settings = _settings(ws)
     with _status(f"generating {n_orders:,} orders"):
         try:
-            summary = generate_sample(ws.landing, n_orders, seed=seed, dirty=dirty, name=name)
+            summary = generate_sample(
+                ws.landing,
+                n_orders,
+                seed=seed,
+                dirty=dirty,
+                name=name,
+                prefixes={d: settings.prefix_of(d) for d in ("orders", "order_items", "products")},
+            )
         except FileExistsError as exc:
             raise _usage(f"{exc}; pass another --seed or --name") from None
-    del settings
+        except ValueError as exc:
+            raise _usage(str(exc)) from None
     for dataset, path in summary.files.items():
         click.echo(f"{path}  {summary.rows[dataset]:,} rows")
     if summary.faults:
@@ -174,14 +212,23 @@ def run(
     settings = _settings(ws, engine=engine)
     ports = open_backend(backend, settings, ws, quiet=quiet or as_json)
     started = time.monotonic()
-    with _status("starting") as update:
-        pipeline = Pipeline(
-            settings,
-            ports,
-            lambda: create_engine(settings, temp_dir=str(ws.root / "tmp")),
-            on_state=lambda eid, state: update(f"{eid}: {state}"),
+    try:
+        with _status("starting") as update:
+            pipeline = Pipeline(
+                settings,
+                ports,
+                lambda: create_engine(settings, temp_dir=str(ws.root / "tmp")),
+                on_state=lambda eid, state: update(f"{eid}: {state}"),
+            )
+            result = pipeline.run()
+    except IncompleteSetError as exc:
+        click.echo(f"ecompipe: {exc}", err=True)
+        click.echo(
+            f"  land at least one .csv in {_landing_folders(ws, settings, exc.missing)} "
+            "then run again",
+            err=True,
         )
-        result = pipeline.run()
+        sys.exit(3)
     if as_json:
         click.echo(
             json.dumps(
@@ -197,6 +244,56 @@ def run(
     elif not quiet and not sys.stderr.isatty():
         pass  # the notifier already printed one line per execution
     sys.exit(result.exit_code)
+
+
+@main.command()
+@workspace_option
+@click.option(
+    "--debounce",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Quiet seconds after the last file event before a run [env ECOMPIPE_DEBOUNCE_SECONDS].",
+)
+@click.option("--poll", is_flag=True, help="Poll the folder instead of file-system events.")
+@click.option("--max-runs", type=click.IntRange(min=1), default=None, help="Stop after N runs.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, help="Stop after S seconds.")
+@click.option("--quiet", "-q", is_flag=True, help="No notification line on stderr.")
+def watch(
+    workspace: Path | None,
+    debounce: float | None,
+    poll: bool,
+    max_runs: int | None,
+    timeout: float | None,
+    quiet: bool,
+) -> None:
+    """Watch landing/ and run whenever a complete set has landed and landing is quiet.
+
+    Ctrl-C stops after the current run (a second Ctrl-C interrupts it; the next run resumes
+    it). Exit 0 when stopped, at --max-runs or at --timeout.
+    """
+    from ecompipe.backends import open_backend
+    from ecompipe.engines import create_engine
+    from ecompipe.pipeline import Pipeline
+    from ecompipe.watch import watch as watch_landing
+
+    ws = workspace_from(workspace).require()
+    settings = _settings(ws, debounce_seconds=debounce)
+
+    def new_pipeline() -> Pipeline:
+        ports = open_backend("local", settings, ws, quiet=quiet)
+        return Pipeline(
+            settings, ports, lambda: create_engine(settings, temp_dir=str(ws.root / "tmp"))
+        )
+
+    watch_landing(
+        ws.landing,
+        new_pipeline,
+        settings.debounce_seconds,
+        poll=poll,
+        max_runs=max_runs,
+        timeout=timeout,
+        echo=lambda line: click.echo(f"ecompipe: {line}", err=True),
+    )
 
 
 def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
@@ -274,16 +371,20 @@ def _print_table(title: str, rows: list[dict[str, Any]], limit: int = 40) -> Non
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
+    if not console.is_terminal:
+        # Piped: no terminal width to fit, so never cut a header or a value short.
+        console = Console(width=1000)
     table = Table(title=title, title_justify="left")
     if not rows:
-        Console().print(f"{title}: empty")
+        console.print(f"{title}: empty")
         return
     for key in rows[0]:
-        table.add_column(key, justify="left" if key in ("category", "order_date") else "right")
+        justify: Literal["left", "right"] = "left" if key in ("category", "order_date") else "right"
+        table.add_column(key, justify=justify, min_width=len(key), no_wrap=True)
     shown = rows if len(rows) <= limit else rows[: limit // 2] + rows[-limit // 2 :]
     for r in shown:
         table.add_row(*(v.isoformat() if isinstance(v, date) else str(v) for v in r.values()))
-    console = Console()
     console.print(table)
     if len(rows) > limit:
         console.print(f"({len(rows) - limit} rows not shown; use --from/--to, --json or --csv)")
@@ -301,7 +402,7 @@ def executions(ctx: click.Context, workspace: Path | None, limit: int, as_json: 
     if ctx.invoked_subcommand is not None:
         return
     log = _execution_log(workspace)
-    records = log.list(limit)
+    records = log.recent(limit)
     if as_json:
         click.echo(json.dumps([asdict(r) for r in records], default=str, indent=2))
         return
@@ -313,10 +414,19 @@ def executions(ctx: click.Context, workspace: Path | None, limit: int, as_json: 
         took = f"{r.finished_at - r.started_at:.1f}s" if r.finished_at else "-"
         validation = r.summary.get("validation", {})
         click.echo(
-            f"{r.execution_id}  {r.status:<9} {r.state or '-':<28} {started}  {took:>7}  "
+            f"{r.execution_id}  {r.status:<9} {_last_state(r):<28} {started}  {took:>7}  "
             f"files {validation.get('files_accepted', '-')}/{len(validation.get('files', []))}"
             f"  rejected rows {validation.get('rejected_rows', '-')}"
         )
+
+
+def _last_state(record: Any) -> str:
+    """The state to show: a finished execution shows its ending (bookkeeping events such as
+    the lease release come after it in the log)."""
+    from ecompipe.workflow import State, Status
+
+    ending = {Status.SUCCEEDED: State.SUCCESS, Status.FAILED: State.FAILURE}
+    return str(ending.get(record.status, record.state or "-"))
 
 
 def _execution_log(workspace: Path | None) -> Any:
@@ -368,7 +478,12 @@ def executions_show(
                 f"duplicates dropped {f['duplicates_dropped']}"
             )
     if record.summary.get("transform"):
-        click.echo("kpis: " + json.dumps(record.summary["transform"]))
+        kpi = record.summary["transform"]
+        click.echo("kpis: " + json.dumps(kpi))
+        click.echo(
+            f"waiting for parent: {kpi.get('waiting_for_order', 0)} items for their order, "
+            f"{kpi.get('waiting_for_product', 0)} for their product (counted when it arrives)"
+        )
 
 
 @main.group(invoke_without_command=True)
@@ -381,23 +496,31 @@ def lock(ctx: click.Context, workspace: Path | None, as_json: bool) -> None:
     ctx.obj["workspace"] = workspace
     if ctx.invoked_subcommand is not None:
         return
-    holders = _lock(workspace).holders()
+    from ecompipe.stores.sqlite import HOST, pid_alive
+
+    main_lock = _lock(workspace)
+    holders = main_lock.holders()
     if as_json:
         click.echo(json.dumps([asdict(h) for h in holders], indent=2))
         return
-    if not holders:
-        click.echo("lock is free")
+    click.echo(f"lock '{main_lock.lock_id}': {len(holders)} of {main_lock.limit} slot(s) held")
+    critical = _lock(workspace, critical=True)
     now = time.time()
-    for h in holders:
-        state = "expired" if h.expires_at <= now else f"expires in {h.expires_at - now:.0f}s"
-        click.echo(f"{h.holder}  pid {h.pid} on {h.host}  {state}")
+    for name, group in (("", holders), (" (claim/transform section)", critical.holders())):
+        for h in group:
+            state = "expired" if h.expires_at <= now else f"expires in {h.expires_at - now:.0f}s"
+            if h.host == HOST and not pid_alive(h.pid):
+                state = "dead: its process is gone, the next run reaps it at once"
+            click.echo(f"  {h.holder}{name}  pid {h.pid} on {h.host}  {state}")
 
 
-def _lock(workspace: Path | None) -> Any:
+def _lock(workspace: Path | None, critical: bool = False) -> Any:
     from ecompipe.stores.sqlite import SQLiteLock
 
     ws = workspace_from(workspace).require()
     settings = _settings(ws)
+    if critical:
+        return SQLiteLock(ws.db, f"{settings.lock_id}-transform", 1)
     return SQLiteLock(ws.db, settings.lock_id, settings.lock_limit)
 
 
@@ -417,7 +540,8 @@ def lock_release(
         "and stop, and its work is resumed by the next run",
         err=True,
     )
-    n = _lock(workspace or ctx.obj.get("workspace")).force_release(holder)
+    ws = workspace or ctx.obj.get("workspace")
+    n = _lock(ws).force_release(holder) + _lock(ws, critical=True).force_release(holder)
     click.echo(f"released {n} holder(s)")
 
 
@@ -425,7 +549,7 @@ def lock_release(
 @workspace_option
 def show_config(workspace: Path | None) -> None:
     """Print every setting: its value now, its env var and file key."""
-    ws = workspace_from(workspace)
+    ws = workspace_from(workspace).require()
     settings = _settings(ws)
     for name, env, _default, doc in setting_docs():
         click.echo(f"{name} = {getattr(settings, name)!s}    [{env}] {doc}")
@@ -462,3 +586,11 @@ def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
     _print_table(f"{settings.category_metrics_table} ({len(categories)} rows)", categories, 10)
     click.echo(f"next: ecompipe metrics --workspace {ws.root} --from 2024-01-01 --to 2024-01-31")
     sys.exit(result.exit_code)
+
+
+# AWS commands live in their own module (it imports boto3 only inside the commands).
+from ecompipe.aws.cli import aws as _aws_group  # noqa: E402
+from ecompipe.aws.cli import task as _task_group  # noqa: E402
+
+main.add_command(_aws_group)
+main.add_command(_task_group)

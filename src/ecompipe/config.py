@@ -9,6 +9,7 @@ Every problem is reported at start-up, one line each, in a single :class:`Config
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -22,33 +23,56 @@ CONFIG_FILE_NAME = "ecompipe.toml"
 DEFAULT_WORKSPACE = Path("ecompipe-workspace")
 
 
-def _positive_int(raw: Any) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be a whole number >= 1")
+def _whole(raw: Any, low: int, high: int | None, rule: str) -> int:
+    """An integer in [low, high]; ``rule`` is the message for anything else."""
+    try:
+        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+            raise ValueError
+        value = int(str(raw).strip()) if not isinstance(raw, float) else int(raw)
+    except (ValueError, TypeError):
+        raise ValueError(rule) from None
+    if value < low or (high is not None and value > high):
+        raise ValueError(rule)
     return value
+
+
+def _real(raw: Any, ok: Callable[[float], bool], rule: str) -> float:
+    """A finite number for which ``ok`` holds; ``rule`` is the message for anything else."""
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        value = float(str(raw).strip())
+    except (ValueError, TypeError):
+        raise ValueError(rule) from None
+    if value != value or value in (float("inf"), float("-inf")) or not ok(value):
+        raise ValueError(rule)
+    return value
+
+
+def _positive_int(raw: Any) -> int:
+    return _whole(raw, 1, None, "must be a whole number >= 1")
+
+
+def _non_negative_int(raw: Any) -> int:
+    return _whole(raw, 0, None, "must be a whole number >= 0")
 
 
 def _positive_float(raw: Any) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("must be a number > 0")
-    return value
+    return _real(raw, lambda v: v > 0, "must be a number > 0")
 
 
 def _non_negative_float(raw: Any) -> float:
-    value = float(raw)
-    if not value >= 0:
-        raise ValueError("must be a number >= 0")
-    return value
+    return _real(raw, lambda v: v >= 0, "must be a number >= 0")
 
 
 def _rate(raw: Any) -> Decimal:
     try:
-        value = Decimal(str(raw))
+        if isinstance(raw, bool):
+            raise InvalidOperation
+        value = Decimal(str(raw).strip())
     except InvalidOperation:
         raise ValueError("must be a number between 0 and 1") from None
-    if not (0 <= value <= 1):
+    if not value.is_finite() or not (0 <= value <= 1):
         raise ValueError("must be a number between 0 and 1")
     return value
 
@@ -70,6 +94,14 @@ def _text(raw: Any) -> str:
     return value
 
 
+def _table_name(raw: Any) -> str:
+    # DynamoDB's rule for table names, so one setting works on both backends.
+    value = str(raw).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", value):
+        raise ValueError("must be 3-255 characters of letters, digits, '_', '.' or '-'")
+    return value
+
+
 def _optional_text(raw: Any) -> str:
     return str(raw).strip()
 
@@ -82,10 +114,7 @@ def _prefix(raw: Any) -> str:
 
 
 def _dynamodb_batch(raw: Any) -> int:
-    value = int(raw)
-    if not 1 <= value <= 25:
-        raise ValueError("must be between 1 and 25 (DynamoDB's BatchWriteItem limit)")
-    return value
+    return _whole(raw, 1, 25, "must be between 1 and 25 (DynamoDB's BatchWriteItem limit)")
 
 
 def _log_level(raw: Any) -> str:
@@ -115,13 +144,22 @@ class Settings:
     )
     products_path: str = _setting("products", "PRODUCTS_PATH", _prefix, "Prefix of product files.")
     order_metrics_table: str = _setting(
-        "order_metrics_table", "ORDER_METRICS_TABLE", _text, "Order metrics table name."
+        "order_metrics_table", "ORDER_METRICS_TABLE", _table_name, "Order metrics table name."
     )
     category_metrics_table: str = _setting(
-        "category_metrics_table", "CATEGORY_METRICS_TABLE", _text, "Category metrics table name."
+        "category_metrics_table",
+        "CATEGORY_METRICS_TABLE",
+        _table_name,
+        "Category metrics table name.",
     )
     lock_table: str = _setting(
         "ProcessingLockTable", "LOCK_TABLE", _text, "Lock table (DynamoDB) name."
+    )
+    executions_table: str = _setting(
+        "ecompipe_executions",
+        "EXECUTIONS_TABLE",
+        _text,
+        "AWS: execution log table (DynamoDB): records, manifests, state events.",
     )
     lock_id: str = _setting(
         "ecommerce-pipeline-lock", "LOCK_ID", _text, "Id of the pipeline's lock item."
@@ -148,7 +186,7 @@ class Settings:
         "2GB", "ECOMPIPE_DUCKDB_MEMORY_LIMIT", _text, "DuckDB memory limit (it spills past it)."
     )
     duckdb_threads: int = _setting(
-        0, "ECOMPIPE_DUCKDB_THREADS", int, "DuckDB threads; 0 means one per core."
+        0, "ECOMPIPE_DUCKDB_THREADS", _non_negative_int, "DuckDB threads; 0 means one per core."
     )
     spark_master: str = _setting("local[*]", "SPARK_MASTER", _text, "Spark master URL.")
     spark_app_name: str = _setting("ecompipe", "SPARK_APP_NAME", _text, "Spark application name.")
@@ -247,5 +285,11 @@ def load_settings(
     settings = Settings(**values)
     prefixes = [settings.orders_path, settings.order_items_path, settings.products_path]
     if len(set(prefixes)) != 3:
-        raise ConfigError(["ORDERS_PATH, ORDER_ITEMS_PATH and PRODUCTS_PATH must differ"])
+        problems.append("ORDERS_PATH, ORDER_ITEMS_PATH and PRODUCTS_PATH must differ")
+    elif any(a != b and a.startswith(b + "/") for a in prefixes for b in prefixes):
+        problems.append("ORDERS_PATH, ORDER_ITEMS_PATH and PRODUCTS_PATH must not nest")
+    if settings.order_metrics_table == settings.category_metrics_table:
+        problems.append("ORDER_METRICS_TABLE and CATEGORY_METRICS_TABLE must differ")
+    if problems:
+        raise ConfigError(problems)
     return settings

@@ -20,6 +20,10 @@ class Dialect(Protocol):
         """True when the whole of ``expr`` matches ``pattern`` (NULL in, NULL out)."""
         ...
 
+    def strip(self, expr: str) -> str:
+        """``expr`` without leading and trailing ``validation.WHITESPACE`` characters."""
+        ...
+
     def try_cast(self, expr: str, sql_type: str) -> str:
         """``expr`` cast to ``sql_type`` (BIGINT, TIMESTAMP), or NULL when it cannot be."""
         ...

@@ -1,8 +1,11 @@
 """Fault injection for crash tests: ``ECOMPIPE_CRASH_AT=<point>`` kills the process there.
 
-Points are named ``after:<State>`` (a state has recorded its completion), ``before:<State>``
-and ``move:after-copy-before-delete``. ``ECOMPIPE_CRASH_AT`` may list several, comma-separated;
-``ECOMPIPE_CRASH_SKIP=N`` lets the first N hits pass (to kill the Nth move, for instance).
+Points: ``after:<State>`` (a state has recorded its completion; also after the success
+ending, before the lease is released), ``acquire:after-create``, ``validate:after-claim``,
+``transform:after-publish``, ``success:after-notify`` and ``move:after-copy-before-delete``
+(every verified move).
+``ECOMPIPE_CRASH_AT`` may list several, comma-separated; ``ECOMPIPE_CRASH_SKIP=N`` lets the
+first N hits pass (to kill the Nth move, for instance).
 SIGKILL, not an exception: nothing gets to clean up, exactly as when a machine dies.
 """
 

@@ -15,7 +15,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ from ecompipe.stores.base import (
     ObjectStore,
 )
 from ecompipe.validation import FileReport, ValidationReport
-from ecompipe.workflow import LOCK_RETRY, SPECS, State, Status, next_state
+from ecompipe.workflow import SPECS, RetryPolicy, State, Status, next_state
 
 log = logging.getLogger("ecompipe")
 
@@ -52,11 +53,21 @@ EXIT_REJECTED = 1
 EXIT_ERROR = 2
 EXIT_NO_COMPLETE_SET = 3
 
+#: How a local run polls a busy lock: short first waits (a transform holds the critical
+#: section for seconds), growing to 5 s, bounded overall by ECOMPIPE_LOCK_WAIT_SECONDS.
+LOCAL_LOCK_POLL = RetryPolicy(interval_seconds=0.1, backoff_rate=1.5, max_delay_seconds=5.0)
+
 
 @dataclass
 class Backend:
     """The five ports a pipeline runs against. ``new_lock`` opens a second lock handle
-    for the heartbeat thread."""
+    for the heartbeat thread.
+
+    ``new_critical_lock`` opens a handle on the *critical-section* lock (limit 1, id
+    ``<lock_id>-transform``). With a lock limit above 1, several runs validate at once, but
+    claiming files (manifest) and publishing a batch + recomputing metrics must not
+    interleave; that lock serialises them. None: the backend serialises by other means.
+    """
 
     store: ObjectStore
     lock: Lock
@@ -64,6 +75,7 @@ class Backend:
     log: ExecutionLog
     notifier: Notifier
     new_lock: Callable[[], Lock]
+    new_critical_lock: Callable[[], Lock] | None = None
 
 
 @dataclass
@@ -97,10 +109,17 @@ class Heartbeat:
 
     If a renewal finds the lease gone (an operator forced it, or it expired while the
     machine was frozen) ``lost`` is set and the runner stops at the next state boundary.
+    The critical-section lease (``critical``) is renewed too while ``hold_critical`` says
+    it is held; ``guard`` keeps a renewal from racing its release.
     """
 
-    def __init__(self, lock: Lock, holder: str, lease_seconds: float) -> None:
+    def __init__(
+        self, lock: Lock, holder: str, lease_seconds: float, critical: Lock | None = None
+    ) -> None:
         self._lock, self._holder, self._lease = lock, holder, lease_seconds
+        self._critical = critical
+        self.hold_critical = False
+        self.guard = threading.Lock()
         self._stop = threading.Event()
         self.lost = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="ecompipe-heartbeat", daemon=True)
@@ -119,6 +138,14 @@ class Heartbeat:
                 if not self._lock.renew(self._holder, self._lease):
                     self.lost.set()
                     return
+                with self.guard:
+                    if (
+                        self._critical is not None
+                        and self.hold_critical
+                        and not self._critical.renew(self._holder, self._lease)
+                    ):
+                        self.lost.set()
+                        return
             except EcompipeError as exc:  # a busy database: try again next beat
                 log.warning("heartbeat failed: %s", exc)
 
@@ -140,6 +167,8 @@ class Pipeline:
         self._on_state = on_state or (lambda execution_id, state: None)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._heartbeat: Heartbeat | None = None
+        new_critical = backend.new_critical_lock
+        self._critical_lock = new_critical() if new_critical is not None else None
 
     # ------------------------------------------------------------------ entry point
 
@@ -153,28 +182,51 @@ class Pipeline:
         ]
 
     def run(self) -> RunResult:
-        """Resume what a crash left, then process the complete set in landing, if any."""
+        """Resume what a crash left, then process the complete set in landing, if any.
+
+        Nothing is written (no lease, no execution) when there is nothing to do.
+        """
         missing = trigger.missing_datasets([o.key for o in self.candidates()], self.settings)
         if missing and not self.b.log.unfinished():
             raise IncompleteSetError(missing)
         waited_from = time.time()
-        self._acquire()
-        acquired_at = time.time()
+        self._wait_for(self.b.lock, self.settings.lock_id)
+        lease: dict[str, Any] = {"acquired_at": time.time(), "holder": self.holder}
         outcomes: list[Outcome] = []
+        touched: list[str] = []
         try:
-            with Heartbeat(self.b.new_lock(), self.holder, self.settings.lease_seconds) as hb:
+            with Heartbeat(
+                self.b.new_lock(),
+                self.holder,
+                self.settings.lease_seconds,
+                self._new_critical_handle(),
+            ) as hb:
                 self._heartbeat = hb
-                live = {h.holder for h in self.b.lock.holders()}
-                for record in self.b.log.unfinished():
-                    if record.holder not in live or record.holder == self.holder:
-                        outcomes.append(self._resume(record))
-                objects = self.candidates()
-                missing = trigger.missing_datasets([o.key for o in objects], self.settings)
-                if not missing:
-                    outcomes.append(self._start(objects, waited_from, acquired_at))
+                # Adopting orphans and recording the new manifest happen in the critical
+                # section, so two runs can never own the same execution or the same file.
+                with self._critical() as span:
+                    orphans = self._adopt_orphans()
+                    objects = self.candidates()
+                    missing = trigger.missing_datasets([o.key for o in objects], self.settings)
+                    started = None
+                    if not missing:
+                        started = self._begin(objects, waited_from, lease["acquired_at"])
+                for eid in [*(r.execution_id for r in orphans), *([started] if started else [])]:
+                    self.b.log.record_event(eid, State.ACQUIRE_LOCK, "critical", span)
+                for record in orphans:
+                    touched.append(record.execution_id)
+                    outcomes.append(self._resume(record))
+                if started is not None:
+                    touched.append(started)
+                    crash_point(f"after:{State.ACQUIRE_LOCK}")
+                    outcomes.append(self._walk(started, State.VALIDATE_FILES, resumed=False))
         finally:
             self._heartbeat = None
+            lease["released_at"] = time.time()
             self.b.lock.release(self.holder)
+            for eid in touched:
+                # The lease interval, for `executions show` and the overlap tests.
+                self.b.log.record_event(eid, State.ACQUIRE_LOCK, "released", lease)
             if self._engine is not None:
                 self._engine.close()
         if not outcomes:
@@ -182,20 +234,69 @@ class Pipeline:
         code = max(o.exit_code for o in outcomes)
         return RunResult(code, outcomes, "; ".join(o.message for o in outcomes))
 
-    def _acquire(self) -> None:
+    def _new_critical_handle(self) -> Lock | None:
+        factory = self.b.new_critical_lock
+        return factory() if factory is not None else None
+
+    def _wait_for(self, lock: Lock, lock_id: str) -> None:
+        """Take a slot of ``lock``, polling with backoff up to ECOMPIPE_LOCK_WAIT_SECONDS."""
         deadline = time.monotonic() + self.settings.lock_wait_seconds
         attempt = 0
-        while not self.b.lock.try_acquire(self.holder, None, self.settings.lease_seconds):
+        while not lock.try_acquire(self.holder, None, self.settings.lease_seconds):
             attempt += 1
-            delay = LOCK_RETRY.delay(attempt) * (0.5 + _jitter())
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                holders = ", ".join(h.holder for h in self.b.lock.holders()) or "none"
+                holders = ", ".join(h.holder for h in lock.holders()) or "none"
                 raise LockBusyError(
-                    f"lock '{self.settings.lock_id}' busy for {self.settings.lock_wait_seconds:g}s"
+                    f"lock '{lock_id}' busy for {self.settings.lock_wait_seconds:g}s"
                     f" (holders: {holders}); try again later, or see `ecompipe lock`"
                 )
-            time.sleep(min(delay, remaining, 5.0))
+            time.sleep(min(LOCAL_LOCK_POLL.delay(attempt) * (0.5 + _jitter()), remaining))
+
+    @contextmanager
+    def _critical(self) -> Iterator[dict[str, float]]:
+        """Hold the critical-section lease (limit 1) for the block.
+
+        Yields a dict that gets ``entered_at`` (after the lease was granted) and
+        ``exited_at`` (before it is given back): the recorded interval lies inside the
+        time the lease was really held, so overlap checks on it are sound.
+        """
+        crit, hb = self._critical_lock, self._heartbeat
+        if crit is not None:
+            self._wait_for(crit, f"{self.settings.lock_id}-transform")
+            if hb is not None:
+                with hb.guard:
+                    hb.hold_critical = True
+        span = {"entered_at": time.time()}
+        try:
+            yield span
+        finally:
+            span["exited_at"] = time.time()
+            if crit is not None:
+                if hb is not None:
+                    with hb.guard:
+                        hb.hold_critical = False
+                crit.release(self.holder)
+
+    def _adopt_orphans(self) -> list[ExecutionRecord]:
+        """Unfinished executions whose holder is gone become this run's (oldest first)."""
+        live = {h.holder for h in self.b.lock.holders()}
+        orphans = []
+        for record in self.b.log.unfinished():
+            if record.holder not in live or record.holder == self.holder:
+                if not self.b.log.manifest(record.execution_id):
+                    # Killed between creating the execution and recording its manifest: it
+                    # owns nothing and did nothing; close it so it is not resumed as empty
+                    # (which would end as "every file rejected").
+                    self.b.log.finish(
+                        record.execution_id,
+                        Status.FAILED,
+                        {"error": {"type": "Ecompipe.Abandoned", "message": "no manifest"}},
+                    )
+                    continue
+                self.b.log.set_holder(record.execution_id, self.holder)
+                orphans.append(record)
+        return orphans
 
     @property
     def engine(self) -> Engine:
@@ -206,9 +307,17 @@ class Pipeline:
 
     # ------------------------------------------------------------------ executions
 
-    def _start(self, objects: list[ObjectInfo], waited_from: float, acquired: float) -> Outcome:
-        execution_id = new_execution_id()
+    def _begin(
+        self,
+        objects: list[ObjectInfo],
+        waited_from: float,
+        acquired: float,
+        execution_id: str | None = None,
+    ) -> str:
+        """Create the execution and record its manifest: the objects it owns from now on."""
+        execution_id = execution_id or new_execution_id()
         self.b.log.create(execution_id, self.holder)
+        crash_point("acquire:after-create")
         self.b.log.record_event(execution_id, State.ACQUIRE_LOCK, "entered", {"at": waited_from})
         entries = [
             ManifestEntry(o.key, self.settings.dataset_of_key(o.key), o.size, o.etag, o.regular)
@@ -221,8 +330,7 @@ class Pipeline:
             "succeeded",
             {"holder": self.holder, "waited_seconds": round(acquired - waited_from, 3)},
         )
-        crash_point(f"after:{State.ACQUIRE_LOCK}")
-        return self._walk(execution_id, State.VALIDATE_FILES, resumed=False)
+        return execution_id
 
     def _resume(self, record: ExecutionRecord) -> Outcome:
         self.b.log.set_holder(record.execution_id, self.holder)
@@ -233,10 +341,12 @@ class Pipeline:
         state: State | None = State.VALIDATE_FILES
         while state is not None and state in done:
             state = next_state(state, usable=self._usable(record.execution_id))
-        if state is None or SPECS[state].kind == "end":
-            # Work was done; only the release/notify step was lost.
-            state = state or State.SUCCESS
-        return self._walk(record.execution_id, state, resumed=True)
+        if state == State.FAILURE:
+            # Killed after CheckValidationResult chose failure: finish that ending.
+            error = DataRejectedError("every file was rejected: nothing could be computed")
+            return self._fail(record.execution_id, error, resumed=True)
+        # state None cannot happen (SUCCESS ends the chain); SUCCESS: only the notify was lost.
+        return self._walk(record.execution_id, state or State.SUCCESS, resumed=True)
 
     def _usable(self, execution_id: str) -> bool:
         return self._report(execution_id).usable
@@ -249,16 +359,11 @@ class Pipeline:
                 failure = TransientError("the lock lease was lost; the next run resumes")
                 break
             self._on_state(execution_id, current)
-            self.b.log.record_event(execution_id, current, "entered")
             try:
-                usable = self._run_state(execution_id, current)
+                usable = self.run_state(execution_id, current)
             except EcompipeError as exc:
-                self.b.log.record_event(
-                    execution_id, current, "failed", {"error": exc.code, "message": str(exc)}
-                )
                 failure = exc
                 break
-            self.b.log.record_event(execution_id, current, "succeeded")
             crash_point(f"after:{current}")
             nxt = next_state(current, usable=usable)
             if nxt == State.FAILURE and current == State.CHECK_VALIDATION_RESULT:
@@ -268,6 +373,46 @@ class Pipeline:
             return self._succeed(execution_id, resumed)
         assert failure is not None
         return self._fail(execution_id, failure, resumed)
+
+    def run_state(self, execution_id: str, state: State) -> bool | None:
+        """Run one state of an execution, recording entered / succeeded / failed.
+
+        The local runner walks the states with it; on AWS each ECS task runs its state
+        through it (``ecompipe task ...``), so both run the same code. Raises the state's
+        EcompipeError once in-process retries of transient errors are used up.
+        """
+        self.b.log.record_event(execution_id, state, "entered")
+        try:
+            result = self._run_state(execution_id, state)
+        except EcompipeError as exc:
+            self.b.log.record_event(
+                execution_id, state, "failed", {"error": exc.code, "message": str(exc)}
+            )
+            raise
+        self.b.log.record_event(execution_id, state, "succeeded")
+        return result
+
+    def open_execution(self, execution_id: str) -> bool:
+        """Open an execution whose lease was taken elsewhere (Step Functions' AcquireLock).
+
+        Idempotent: an execution already recorded keeps its manifest. Returns False, and
+        records nothing, when there is no complete set of unowned files to take.
+        """
+        if self.b.log.get(execution_id) is not None:
+            return True
+        with self._critical():
+            objects = self.candidates()
+            if trigger.missing_datasets([o.key for o in objects], self.settings):
+                return False
+            now = time.time()
+            self._begin(objects, now, now, execution_id=execution_id)
+        return True
+
+    def end(self, execution_id: str, error: EcompipeError | None) -> Outcome:
+        """Finish an execution: the success ending, or the failure ending for ``error``."""
+        if error is None:
+            return self._succeed(execution_id, resumed=False)
+        return self._fail(execution_id, error, resumed=False)
 
     def _run_state(self, execution_id: str, state: State) -> bool | None:
         spec = SPECS[state]
@@ -297,6 +442,12 @@ class Pipeline:
         for entry in entries:
             self.b.log.update_entry(execution_id, entry)
         crash_point("validate:after-claim")
+        record = self.b.log.get(execution_id)
+        if record is not None and "validation" in record.summary:
+            # Killed while quarantining: the report (and staged data) are complete; redoing
+            # the checks would miss the files already quarantined. Finish the moves only.
+            self._quarantine_rejected(execution_id, entries, self._report(execution_id))
+            return None
         staging = store.staging_dir(execution_id)
         owned = [e for e in entries if e.status in ("claimed", "quarantined", "archived")]
         data = [e for e in owned if e.regular and e.dataset and trigger.is_csv_key(e.key)]
@@ -324,12 +475,17 @@ class Pipeline:
             store.put_report(execution_id, "rejects.csv", staging / report.rejects_file)
         store.save_staging(execution_id)
         self.b.log.save_summary(execution_id, {"validation": report.to_dict()})
+        self._quarantine_rejected(execution_id, entries, report)
+        return None
+
+    def _quarantine_rejected(
+        self, execution_id: str, entries: list[ManifestEntry], report: ValidationReport
+    ) -> None:
         rejected = {f.key for f in report.files if not f.accepted}
         for e in entries:
             if e.key in rejected and e.status == "claimed":
-                store.quarantine(execution_id, e)
+                self.b.store.quarantine(execution_id, e)
                 self.b.log.update_entry(execution_id, e)
-        return None
 
     def _report(self, execution_id: str) -> ValidationReport:
         record = self.b.log.get(execution_id)
@@ -340,12 +496,16 @@ class Pipeline:
     def _transform(self, execution_id: str) -> None:
         record = self.b.log.get(execution_id)
         assert record is not None
-        self.b.store.publish_batch(execution_id, record.seq)
-        crash_point("transform:after-publish")
-        result = self.engine.transform(self.b.store.curated_dir(), record.seq)
-        self.b.metrics.replace_dates(
-            result.affected_dates, result.order_metrics, result.category_metrics
-        )
+        # Publish + recompute + write metrics is one critical section: two runs computing
+        # from different snapshots of the curated log could each overwrite a shared date.
+        with self._critical() as span:
+            self.b.store.publish_batch(execution_id, record.seq)
+            crash_point("transform:after-publish")
+            result = self.engine.transform(self.b.store.curated_dir(), record.seq)
+            self.b.metrics.replace_dates(
+                result.affected_dates, result.order_metrics, result.category_metrics
+            )
+        self.b.log.record_event(execution_id, State.TRANSFORM_DATA, "critical", span)
         self.b.log.save_summary(
             execution_id, {"transform": result.headline(), "curated_rows": result.curated_rows}
         )
@@ -388,9 +548,12 @@ class Pipeline:
         self.b.log.record_event(execution_id, State.SUCCESS, "entered")
         message = self._message(execution_id, Status.SUCCEEDED, None)
         self.b.notifier.notify(message)
+        # A kill here sends the notification twice (at least once, never lost).
+        crash_point("success:after-notify")
         self.b.store.cleanup(execution_id)
         self.b.log.finish(execution_id, Status.SUCCEEDED, {"notification": message["subject"]})
         self.b.log.record_event(execution_id, State.SUCCESS, "succeeded")
+        crash_point(f"after:{State.SUCCESS}")
         return Outcome(
             execution_id, Status.SUCCEEDED, EXIT_OK, message["subject"], resumed, message
         )
@@ -429,7 +592,8 @@ def _subject(
     kpi = summary.get("transform") or {}
     return (
         f"{execution_id} SUCCEEDED: {files}, {rows}, {kpi.get('dates_recomputed', 0)} dates "
-        f"recomputed, {kpi.get('waiting_for_order', 0)} items waiting for their order"
+        f"recomputed, {kpi.get('waiting_for_order', 0)} items waiting for their order, "
+        f"{kpi.get('waiting_for_product', 0)} for their product"
     )
 
 

@@ -253,8 +253,12 @@ def generate_sample(
     seed: int = 42,
     dirty: bool = False,
     name: str | None = None,
+    prefixes: Mapping[str, str] | None = None,
 ) -> SampleSummary:
     """Write TheLook-shaped CSVs into ``landing/{orders,order_items,products}/<name>.csv``.
+
+    ``prefixes`` maps a dataset to its landing folder when it is not the dataset's name
+    (ORDERS_PATH and friends).
 
     Files are ``<dataset>_<name>.csv`` with ``name`` defaulting to ``s<seed>_n<orders>``
     (``orders/orders_s42_n1000.csv``). Output is a pure function of the arguments: the same
@@ -288,8 +292,9 @@ def generate_sample(
         )
 
     landing = Path(landing)
-    targets = {ds: landing / ds / f"{ds}_{name}.csv" for ds in _COLUMNS}
-    nocol_target = landing / _ITEMS / f"{_ITEMS}_{name}_nocol.csv"
+    folder = {ds: landing / (prefixes or {}).get(ds, ds) for ds in _COLUMNS}
+    targets = {ds: folder[ds] / f"{ds}_{name}.csv" for ds in _COLUMNS}
+    nocol_target = folder[_ITEMS] / f"{_ITEMS}_{name}_nocol.csv"
     all_targets = [*targets.values(), *([nocol_target] if dirty else [])]
     # Check everything before writing anything: a refused call leaves no partial set behind.
     existing = [p for p in all_targets if os.path.lexists(p)]
@@ -298,7 +303,7 @@ def generate_sample(
             f"sample file already exists: {existing[0]} (pick another name or remove it)"
         )
     for ds in _COLUMNS:
-        (landing / ds).mkdir(parents=True, exist_ok=True)
+        folder[ds].mkdir(parents=True, exist_ok=True)
 
     n_users = max(1, orders // 2)
     n_products = max(50, min(orders // 5, 30_000))

@@ -25,12 +25,24 @@ from ecompipe.contracts import (
 )
 from ecompipe.dialect import Dialect, sql_string
 
-# Surrounding whitespace is allowed (values are trimmed); INT and MONEY are matched untrimmed
-# because trimming ten million values costs more than letting the pattern skip the blanks.
-INT_PATTERN = r"^\s*[+-]?[0-9]{1,19}\s*$"
-MONEY_PATTERN = r"^\s*[+-]?([0-9]{1,INT}(\.[0-9]*)?|\.[0-9]+)\s*$".replace(
-    "INT", str(MONEY_INT_DIGITS)
+# Values are trimmed of surrounding whitespace: every character Python's str.isspace() calls
+# whitespace (tabs, NBSP, ideographic space...), so a value padded by a spreadsheet export is
+# still read (tests/reference.py does the same). WHITESPACE is that set; WS is the same set as
+# a regex class (RE2 and Java both read \x{...}).
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000"
 )
+WS = (
+    r"[\t-\r\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}"
+    r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+)
+INT_PATTERN = r"^WS*[+-]?0*[0-9]{1,19}WS*$".replace("WS", WS)
+# Leading zeros are not digits of the value: 0000000000000.5 fits DECIMAL(18, 6).
+MONEY_PATTERN = (
+    r"^WS*[+-]?(0*[0-9]{1,INT}(\.[0-9]*)?|\.[0-9]+)WS*$".replace("INT", str(MONEY_INT_DIGITS))
+).replace("WS", WS)
 # date, T or space, HH:MM[:SS[.fraction]], then Z, +HH:MM, +HHMM or " UTC" (none means UTC).
 # Matched against the trimmed value.
 TIMESTAMP_PATTERN = (
@@ -38,7 +50,14 @@ TIMESTAMP_PATTERN = (
     r"(?::([0-5][0-9])(?:[.]([0-9]+))?)?"
     r"(?:Z| UTC|([+-])([01][0-9]|2[0-3]):?([0-5][0-9]))?$"
 )
-BLANK_PATTERN = r"^\s*$"
+BLANK_PATTERN = f"^{WS}*$"
+# The same without surrounding whitespace: the common case, and a cheaper regex.
+PLAIN_PATTERNS = {
+    ColumnType.INT: r"^[+-]?[0-9]{1,19}$",
+    ColumnType.MONEY: r"^[+-]?([0-9]{1,INT}(\.[0-9]*)?|\.[0-9]+)$".replace(
+        "INT", str(MONEY_INT_DIGITS)
+    ),
+}
 PATTERNS = {
     ColumnType.INT: INT_PATTERN,
     ColumnType.MONEY: MONEY_PATTERN,
@@ -59,16 +78,25 @@ def parsed_expr(col: Column, d: Dialect) -> str:
     """
     raw = d.quote(col.name)
     if col.type is ColumnType.TEXT:
-        value = f"lower(trim({raw}))" if col.name == "status" else f"trim({raw})"
-        return f"CASE WHEN trim({raw}) <> '' THEN {value} END"
+        v = f"nullif({d.strip(raw)}, '')"
+        return f"lower({v})" if col.name == "status" else v
     if col.type is ColumnType.TIMESTAMP:
-        v = f"trim({raw})"
+        v = d.strip(raw)
         return (
-            f"CASE WHEN {d.regex_full_match(v, TIMESTAMP_PATTERN)} "
-            f"THEN {d.parse_timestamp_utc(v)} END"
+            f"CASE WHEN {d.regex_full_match(raw, TIMESTAMP_PATTERN)} "
+            f"THEN {d.parse_timestamp_utc(raw)} "
+            f"WHEN {d.regex_full_match(v, TIMESTAMP_PATTERN)} THEN {d.parse_timestamp_utc(v)} END"
         )
-    parsed = d.try_cast(raw, "BIGINT") if col.type is ColumnType.INT else d.parse_money(raw)
-    return f"CASE WHEN {d.regex_full_match(raw, PATTERNS[col.type])} THEN {parsed} END"
+    # Plain ASCII values take the first branch; only the rare value padded with other
+    # whitespace (tab, NBSP...) pays for the wider pattern and the strip.
+    if col.type is ColumnType.INT:
+        cast, padded = d.try_cast(raw, "BIGINT"), d.try_cast(d.strip(raw), "BIGINT")
+    else:
+        cast, padded = d.parse_money(raw), d.parse_money(d.strip(raw))
+    return (
+        f"CASE WHEN {d.regex_full_match(raw, PLAIN_PATTERNS[col.type])} THEN {cast} "
+        f"WHEN {d.regex_full_match(raw, PATTERNS[col.type])} THEN {padded} END"
+    )
 
 
 def problem_expr(col: Column, parsed: str, d: Dialect) -> str:
@@ -78,13 +106,16 @@ def problem_expr(col: Column, parsed: str, d: Dialect) -> str:
     """
     raw = d.quote(col.name)
     bad = Reason.MISSING_VALUE if col.type is ColumnType.TEXT else BAD_REASON[col.type]
-    negative = (
-        f" WHEN {parsed} < 0 THEN '{Reason.NEGATIVE}'" if col.type is ColumnType.MONEY else ""
-    )
+    extra = ""
+    if col.type is ColumnType.MONEY:
+        extra = f" WHEN {parsed} < 0 THEN '{Reason.NEGATIVE}'"
+    elif col.type is ColumnType.TIMESTAMP:
+        # An offset can carry 0001-01-01 or 9999-12-31 out of the years a date can have.
+        extra = f" WHEN year({parsed}) NOT BETWEEN 1 AND 9999 THEN '{Reason.BAD_TIMESTAMP}'"
     return (
         f"CASE WHEN {parsed} IS NULL THEN CASE WHEN {raw} IS NULL OR "
         f"{d.regex_full_match(raw, BLANK_PATTERN)} THEN '{Reason.MISSING_VALUE}' "
-        f"ELSE '{bad}' END{negative} END"
+        f"ELSE '{bad}' END{extra} END"
     )
 
 
@@ -94,9 +125,9 @@ def portable_money(v: str, d: Dialect) -> str:
     For engines whose text-to-decimal cast does not round half-up: keep one more digit than
     the scale and round once, so float artefacts like 59.9900016784668 become 59.990002.
     """
-    v = f"trim({v})"
+    v = d.strip(v)
     sign = f"CASE WHEN {v} LIKE '-%' THEN '-' ELSE '' END"
-    int_part = f"regexp_extract({v}, '^[+-]?([0-9]*)', 1)"
+    int_part = f"regexp_extract({v}, '^[+-]?0*([0-9]*)', 1)"
     frac = f"regexp_extract({v}, '[.]([0-9]*)$', 1)"
     digits = MONEY_SCALE + 1
     text = (

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,4 +109,9 @@ def init_workspace(root: Path, settings: Settings) -> Workspace:
         create_schema(ws.db, settings.order_metrics_table, settings.category_metrics_table)
     except OSError as exc:
         raise WorkspaceError(f"cannot create workspace at {root}: {exc.strerror or exc}") from None
+    except sqlite3.Error as exc:
+        raise WorkspaceError(
+            f"{ws.db} is not a usable ecompipe database ({exc}): move it away and run "
+            "`ecompipe init` again"
+        ) from None
     return ws

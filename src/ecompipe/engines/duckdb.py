@@ -31,8 +31,12 @@ from ecompipe.validation import FileReport, ValidationReport
 
 CSV_OPTIONS = "header = true, delim = ',', quote = '\"', escape = '\"'"
 HEADER_PROBE_BYTES = 1 << 20
-# DuckDB rejects-table error types that mean the file is not text we can read at all.
-UNREADABLE_ERRORS = ("INVALID UNICODE",)
+# DuckDB rejects-table error types that make the whole file unreadable: not UTF-8 text, or
+# broken quoting (after an unterminated quote nobody can say where the next row starts).
+UNREADABLE_ERRORS = {
+    "INVALID UNICODE": "the file is not valid UTF-8 text",
+    "UNQUOTED VALUE": "broken CSV quoting (an unterminated quote or text after a closing quote)",
+}
 
 
 class DuckDBDialect:
@@ -43,6 +47,14 @@ class DuckDBDialect:
     def regex_full_match(self, expr: str, pattern: str) -> str:
         """Anchored match via regexp_full_match."""
         return f"regexp_full_match({expr}, {sql_string(pattern)})"
+
+    def strip(self, expr: str) -> str:
+        """trim() with the whitespace set, only for values whose first or last character is
+        not printable ASCII: trim() with a set costs ten times plain trim() per value."""
+        return (
+            f"CASE WHEN regexp_matches({expr}, '^[^!-~]|[^!-~]$') "
+            f"THEN trim({expr}, {sql_string(validation.WHITESPACE)}) ELSE {expr} END"
+        )
 
     def try_cast(self, expr: str, sql_type: str) -> str:
         """TRY_CAST (DuckDB is pinned below 2.0, whose optimizer turns it into a hard cast)."""
@@ -272,6 +284,7 @@ class DuckDBEngine:
         if missing:
             fr.reason = FileReason.MISSING_COLUMN
             fr.detail = "required column missing: " + ", ".join(missing)
+            fr.rows = self._count_rows(path, len(header))
             return None
         doubled = [c for c in ds.column_names if len(by_name[c]) > 1]
         if doubled:
@@ -294,12 +307,12 @@ class DuckDBEngine:
             fr.detail = f"cannot read as CSV: {_first_line(exc)}"
             return None
         unreadable = con.execute(
-            f"SELECT count(*) FROM rej_{table} WHERE error_type IN "
+            f"SELECT min(error_type), min(line) FROM rej_{table} WHERE error_type IN "
             f"({', '.join(sql_string(e) for e in UNREADABLE_ERRORS)})"
         ).fetchone()
         if unreadable and unreadable[0]:
             fr.reason = FileReason.UNREADABLE
-            fr.detail = "the file is not valid UTF-8 text"
+            fr.detail = f"{UNREADABLE_ERRORS[str(unreadable[0])]} (near line {unreadable[1]})"
             return None
         view = f"rawv_{ds.name}_{idx}"
         con.execute(
@@ -308,14 +321,27 @@ class DuckDBEngine:
         )
         return view
 
+    def _count_rows(self, path: str, n_columns: int) -> int:
+        """Data rows of a file whose values are not checked (for its verdict); 0 if unreadable."""
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n_columns)) + "}"
+        try:
+            return _scalar(
+                self.con,
+                f"SELECT count(*) FROM read_csv({path}, {CSV_OPTIONS}, auto_detect = false, "
+                f"columns = {columns}, null_padding = true, ignore_errors = true)",
+            )
+        except duckdb.Error:
+            return 0
+
     def _collect_shape_rejects(self, ds: Dataset, idx: int) -> int:
         """Rows DuckDB could not split into the header's columns: one reject each."""
-        table = f"rej_raw_{ds.name}_{idx}"
+        # A line of only whitespace is not a row (DuckDB skips empty lines, not blank ones).
+        table = f"(SELECT * FROM rej_raw_{ds.name}_{idx} WHERE {DIALECT.strip('csv_line')} <> '')"
         self.con.execute(
             f"INSERT INTO rejects SELECT '{ds.name}', {idx}, NULL, line, '', "
             f"'{Reason.BAD_ROW_SHAPE}' FROM (SELECT DISTINCT line FROM {table}) AS s"
         )
-        return _scalar(self.con, f"SELECT count(DISTINCT line) FROM {table}")
+        return _scalar(self.con, f"SELECT count(DISTINCT line) FROM {table} AS t")
 
     def _write_rejects(self, keys: dict[tuple[str, int], InputFile], target: Path) -> None:
         """Map rejects to physical line numbers and original text, then write the CSV."""
@@ -415,6 +441,9 @@ def read_header(path: Path) -> list[str] | None:
         head = handle.read(HEADER_PROBE_BYTES)
     if not head.strip():
         return None
+    if b"\x00" in head:
+        # NUL bytes: binary data or UTF-16, not a UTF-8 CSV.
+        raise UnicodeError("the file holds NUL bytes (binary data or UTF-16?)")
     text = (
         head.decode("utf-8-sig", errors="strict")
         if len(head) < HEADER_PROBE_BYTES

@@ -78,6 +78,15 @@ def verified_move(src: Path, dst: Path) -> None:
     os.unlink(src)
 
 
+def _same_regular_file(a: Path, b: Path) -> bool:
+    """Both names exist and are one regular file (one inode)."""
+    try:
+        sa, sb = a.lstat(), b.lstat()
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(sa.st_mode) and (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
 def _copy_verified(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     with src.open("rb") as fin, tmp.open("wb") as fout:
@@ -132,6 +141,10 @@ class FolderObjectStore:
                     entry.status = "gone"
                     continue
                 verified_move(src, dst)
+            elif _same_regular_file(src, dst):
+                # Killed between link and unlink: the landing name is the claimed object
+                # itself, not a new upload; left there it would be processed again.
+                os.unlink(src)
             if entry.regular:
                 # What we moved is what we own: if it was rewritten between listing and the
                 # move, the manifest records the version actually taken.

@@ -127,6 +127,16 @@ class SQLiteLock:
         self._lock_id = lock_id
         self._limit = limit
 
+    @property
+    def lock_id(self) -> str:
+        """The lock item's id."""
+        return self._lock_id
+
+    @property
+    def limit(self) -> int:
+        """How many holders it admits at once."""
+        return self._limit
+
     def _reap(self, now: float) -> None:
         rows = self._con.execute(
             "SELECT holder, host, pid, expires_at FROM lock_holders WHERE lock_id = ?",
@@ -358,7 +368,7 @@ class SQLiteExecutionLog:
         ).fetchall()
         return [r for r in (self._record(x) for x in rows) if r is not None]
 
-    def list(self, limit: int = 50) -> list[ExecutionRecord]:
+    def recent(self, limit: int = 50) -> list[ExecutionRecord]:
         """Latest first."""
         rows = self._con.execute(
             f"SELECT {self._COLUMNS} FROM executions ORDER BY seq DESC LIMIT ?", (limit,)

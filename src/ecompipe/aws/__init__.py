@@ -1,0 +1,1 @@
+"""The AWS side: Lambda trigger, ECS task entry points, state machine (ASL), bootstrap."""

@@ -1,0 +1,722 @@
+"""Spark engine: the same contract checks and KPI SQL as DuckDB, for data beyond one machine.
+
+Only what must differ per engine lives here: starting the session, reading each CSV as text
+rows with ``(_file_idx, _row)``, recognising rows of the wrong shape, and mapping rejected rows
+back to their physical line and original text. The checks are validation.py's SQL and the KPIs
+kpis.py's, spelled through :class:`SparkDialect`; results equal the DuckDB engine's.
+
+pyspark is an optional extra and is imported inside functions only.
+
+How rows are numbered (it must match the DuckDB engine): every file is read with Spark's CSV
+reader in ``multiLine`` mode, which never splits a file, so a file is exactly one partition and
+the low 33 bits of ``monotonically_increasing_id()`` are the record's position in the file
+(header and empty lines excluded, rows of the wrong shape included). Rows of the wrong shape
+(PERMISSIVE mode fills the corrupt-record column) ride along under the negative file index
+``-1 - idx``: every shared query filters on accepted (non-negative) indices, so one cached
+relation answers both. Rejected positions are mapped to lines by a sequential scan of the few
+files that have rejects, with DuckDB's rule: a line starts a record when the quotes before it are
+balanced.
+"""
+
+from __future__ import annotations
+
+import atexit
+import codecs
+import csv
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ecompipe import kpis, validation
+from ecompipe.config import Settings
+from ecompipe.contracts import (
+    DATASET_BY_NAME,
+    DATASETS,
+    Dataset,
+    FileReason,
+    Reason,
+)
+from ecompipe.engines.base import (
+    CURATED_SCHEMA,
+    REJECTS_COLUMNS,
+    InputFile,
+    TransformResult,
+    staged_path,
+)
+from ecompipe.engines.duckdb import read_header
+from ecompipe.errors import EngineError
+from ecompipe.validation import FileReport, ValidationReport
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession  # noqa: TID251 (types only)
+
+# Java's \s also matches \x0B; RE2 (DuckDB) does not. Spell RE2's set so both engines agree.
+_RE2_SPACE = r"[\t\n\f\r ]"
+# Low 33 bits of monotonically_increasing_id(): the row's position inside its partition.
+_ROW_MASK = (1 << 33) - 1
+_CHUNK = 8 << 20
+_BROKEN_QUOTING = "broken CSV quoting (an unterminated quote or text after a closing quote)"
+_LOG4J = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
+"""
+
+
+class SparkDialect:
+    """Spark SQL's spelling of the dialect-specific SQL."""
+
+    big_int = "DECIMAL(38, 0)"
+
+    def regex_full_match(self, expr: str, pattern: str) -> str:
+        """RLIKE finds a match anywhere: anchor the whole pattern (\\z: no final newline)."""
+        anchored = "^(?:" + pattern.replace(r"\s", _RE2_SPACE) + r")\z"
+        return f"({expr} RLIKE {self.string_literal(anchored)})"
+
+    def strip(self, expr: str) -> str:
+        """trim(BOTH chars FROM ...) with the characters as \\u escapes (plain trim: spaces)."""
+        chars = "".join(f"\\u{ord(c):04x}" for c in validation.WHITESPACE)
+        return f"trim(BOTH '{chars}' FROM {expr})"
+
+    def try_cast(self, expr: str, sql_type: str) -> str:
+        """try_cast: NULL instead of an error under ANSI mode."""
+        return f"try_cast({expr} AS {sql_type})"
+
+    def parse_money(self, expr: str) -> str:
+        """Spark's text-to-DECIMAL cast rounds half-up on the exact digits (as DuckDB's)."""
+        return f"try_cast({expr} AS DECIMAL(18, 6))"
+
+    def parse_timestamp_utc(self, expr: str) -> str:
+        """Spark's cast to TIMESTAMP_LTZ reads T or space, fractions (truncated past
+        microseconds), Z and +HH:MM / +HHMM offsets; it needs seconds and no ' UTC', so those
+        are added and respelled first. Read as an instant, then taken as UTC wall time (NTZ).
+
+        One cast instead of validation.portable_timestamp_utc's eight regex extractions.
+        """
+        # The pattern fixed the layout: 'YYYY-MM-DD HH:MM' is always the first 16 characters.
+        with_seconds = (
+            f"CASE WHEN substr({expr}, 17, 1) = ':' THEN {expr} "
+            f"ELSE concat(substr({expr}, 1, 16), ':00', substr({expr}, 17)) END"
+        )
+        text = f"replace({with_seconds}, ' UTC', 'Z')"
+        return f"CAST(try_cast({text} AS TIMESTAMP_LTZ) AS TIMESTAMP_NTZ)"
+
+    def add_minutes(self, ts: str, minutes: str) -> str:
+        """timestampadd keeps TIMESTAMP_NTZ (no time zone is involved)."""
+        return f"timestampadd(MINUTE, CAST({minutes} AS BIGINT), {ts})"
+
+    def int_div(self, a: str, b: str) -> str:
+        """``div``: integral division, BIGINT result."""
+        return f"(({a}) div ({b}))"
+
+    def quote(self, identifier: str) -> str:
+        """Backquoted identifier."""
+        return "`" + identifier.replace("`", "``") + "`"
+
+    def string_literal(self, value: str) -> str:
+        """Spark string literals treat backslash as an escape: escape it and the quote."""
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+DIALECT = SparkDialect()
+
+_SESSION_LOCK = threading.Lock()
+_SESSION: SparkSession | None = None
+
+
+def spark_session(settings: Settings) -> SparkSession:
+    """The process's one SparkSession, created on first use with the engine's settings.
+
+    Later calls reuse it (a JVM start costs seconds); master and app name come from the first.
+    """
+    global _SESSION
+    with _SESSION_LOCK:
+        if _SESSION is not None:
+            return _SESSION
+        from pyspark.sql import SparkSession  # noqa: TID251 (lazy: inside the function)
+
+        local = settings.spark_master.startswith("local")
+        conf_dir = Path(tempfile.mkdtemp(prefix="ecompipe-spark-conf-"))
+        (conf_dir / "log4j2.properties").write_text(_LOG4J, encoding="utf-8")
+        atexit.register(shutil.rmtree, conf_dir, True)  # read once, when the JVM starts
+        builder = (
+            SparkSession.builder.master(settings.spark_master)
+            .appName(settings.spark_app_name)
+            # Dates are UTC calendar dates; TIMESTAMP means a zone-less UTC instant, as in DuckDB
+            # and in the curated Parquet files (either engine can read the other's batches).
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
+            .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+            # ANSI on (Spark 4's default, stated): every risky cast in the shared SQL is guarded
+            # by the contract pattern or try_cast, so an overflow here is a bug and must fail.
+            .config("spark.sql.ansi.enabled", "true")
+            # Row-shape detection needs every token parsed, not only the selected columns.
+            .config("spark.sql.csv.parser.columnPruning.enabled", "false")
+            .config("spark.sql.parquet.compression.codec", "zstd")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config(
+                "spark.driver.extraJavaOptions",
+                f"-Dlog4j2.configurationFile=file:{conf_dir / 'log4j2.properties'}",
+            )
+        )
+        if local:
+            # One machine: a few shuffle partitions (AQE merges them further); loopback only.
+            builder = (
+                builder.config("spark.sql.shuffle.partitions", "8")
+                .config("spark.driver.host", "127.0.0.1")
+                .config("spark.driver.bindAddress", "127.0.0.1")
+            )
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
+        _SESSION = session
+        return session
+
+
+def stop_session() -> None:
+    """Stop the process's SparkSession (the next :func:`spark_session` starts a new one)."""
+    global _SESSION
+    with _SESSION_LOCK:
+        if _SESSION is not None:
+            _SESSION.stop()
+            _SESSION = None
+
+
+@dataclass
+class _Reject:
+    """One rejected value (or row): dataset, file index, record position, column, reason."""
+
+    dataset: str
+    file_idx: int
+    row: int
+    column: str
+    reason: str
+
+
+class SparkEngine:
+    """Validation and KPIs on Spark (``local[*]`` by default, or any ``SPARK_MASTER``)."""
+
+    name = "spark"
+
+    def __init__(self, settings: Settings, temp_dir: str | None = None) -> None:
+        self._settings = settings
+        base = Path(temp_dir) if temp_dir else Path(tempfile.gettempdir())
+        base.mkdir(parents=True, exist_ok=True)
+        # Inputs are linked here under plain names: Hadoop paths choke on ':' and treat
+        # '[', '{', '*' and '?' as glob characters.
+        self._scratch = Path(tempfile.mkdtemp(prefix="ecompipe-spark-", dir=base))
+        self.spark = spark_session(settings)
+        self._views: list[str] = []
+        self._lock = threading.Lock()  # views may be made from several threads
+
+    def close(self) -> None:
+        """Drop this engine's views and caches; the session stays for the next engine."""
+        catalog = self.spark.catalog
+        for view in self._views:
+            catalog.dropTempView(view)
+        self._views.clear()
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def _view(self, name: str, df: DataFrame, cache: bool = False) -> None:
+        if cache:
+            df = df.persist()
+            df.count()  # materialise now: later queries (and stats) read the cached copy
+        df.createOrReplaceTempView(name)
+        with self._lock:
+            self._views.append(name)
+
+    def _drop(self, *names: str) -> None:
+        for name in names:
+            with self._lock:
+                if name not in self._views:
+                    continue
+                self._views.remove(name)
+            self.spark.catalog.dropTempView(name)  # also unpersists a cached view
+
+    def _sql(self, sql: str) -> list[Any]:
+        return self.spark.sql(sql).collect()
+
+    # ----------------------------------------------------------------- validation
+
+    def validate(
+        self,
+        execution_id: str,
+        files: list[InputFile],
+        staging: Path,
+        max_error_rate: Decimal,
+    ) -> ValidationReport:
+        """Check every file; stage accepted rows as Parquet and rejected rows as CSV."""
+        staging.mkdir(parents=True, exist_ok=True)
+        report = ValidationReport(execution_id, max_error_rate=str(max_error_rate))
+        keys: dict[tuple[str, int], InputFile] = {}
+        by_dataset: dict[str, list[InputFile]] = {}
+        for ds in DATASETS:
+            by_dataset[ds.name] = sorted(
+                (f for f in files if f.dataset == ds.name), key=lambda f: f.key
+            )
+            for idx, f in enumerate(by_dataset[ds.name]):
+                keys[(ds.name, idx)] = f
+        # One dataset at a time: checking them side by side was slower in local mode (three
+        # cached relations compete for the driver's heap). Each gets its own report part.
+        parts = {ds.name: ValidationReport(execution_id) for ds in DATASETS}
+        rejects: list[_Reject] = []
+        try:
+            for ds in DATASETS:
+                rejects += self._validate_dataset(
+                    ds, by_dataset[ds.name], staging, max_error_rate, parts[ds.name]
+                )
+        except EngineError:
+            raise
+        except Exception as exc:
+            if not _is_spark_error(exc):
+                raise
+            raise EngineError(f"validation failed on Spark: {_first_line(exc)}") from exc
+        for ds in DATASETS:
+            part = parts[ds.name]
+            report.files.extend(part.files)
+            report.accepted_rows.update(part.accepted_rows)
+            report.duplicates_dropped.update(part.duplicates_dropped)
+        if rejects:
+            _write_rejects(rejects, keys, staging / "rejects.csv")
+            report.rejects_file = "rejects.csv"
+        return report
+
+    def _validate_dataset(
+        self,
+        ds: Dataset,
+        files: list[InputFile],
+        staging: Path,
+        max_error_rate: Decimal,
+        report: ValidationReport,
+    ) -> list[_Reject]:
+        file_reports: dict[int, FileReport] = {}
+        raws: list[DataFrame] = []
+        for idx, f in enumerate(files):
+            fr = FileReport(key=f.key, dataset=ds.name, accepted=False)
+            file_reports[idx] = fr
+            raw = self._load_raw(ds, idx, f, fr)
+            if raw is not None:
+                raws.append(raw)
+        report.files.extend(file_reports.values())
+        checked = f"checked_{ds.name}"
+        counts: dict[int, tuple[int, int]] = {}
+        if raws:
+            union = raws[0]
+            for raw in raws[1:]:
+                union = union.union(raw)
+            self._view(f"raw_{ds.name}", union)
+            self._view(
+                checked,
+                self.spark.sql(validation.checked_sql(ds, f"raw_{ds.name}", DIALECT)),
+                cache=True,
+            )
+            self._drop(f"raw_{ds.name}")
+            counts = {
+                int(i): (int(n), int(b))
+                for i, n, b in self._sql(validation.file_stats_sql(checked))
+            }
+        accepted: list[int] = []
+        for idx, fr in file_reports.items():
+            if fr.reason is not None:
+                continue
+            n, bad = counts.get(idx, (0, 0))
+            shape = counts.get(-1 - idx, (0, 0))[0]
+            fr.rows, fr.bad_rows = n + shape, bad + shape
+            if fr.rows == 0:
+                fr.reason, fr.detail = FileReason.NO_ROWS, "the file has a header but no rows"
+            elif validation.too_many_errors(fr.rows, fr.bad_rows, max_error_rate):
+                fr.reason = FileReason.ERROR_RATE
+                fr.detail = (
+                    f"{fr.bad_rows} of {fr.rows} rows have bad values "
+                    f"(more than {max_error_rate:%} allowed)"
+                )
+            else:
+                fr.accepted = True
+                accepted.append(idx)
+        if not accepted:
+            self._drop(checked)
+            return []
+        if ds.name == "orders":
+            for idx, n in self._sql(validation.unknown_status_sql(checked)):
+                if int(idx) >= 0:  # rows of the wrong shape carry no status worth a warning
+                    file_reports[int(idx)].unknown_status = int(n)
+        rejects = self._row_rejects(ds, checked, accepted, counts)
+        in_accepted = "(" + ", ".join(str(i) for i in accepted) + ")"
+        good = f"good_{ds.name}"
+        self._view(
+            good,
+            self.spark.sql(
+                f"SELECT * FROM {checked} WHERE NOT _bad AND _file_idx IN {in_accepted}"
+            ),
+        )
+        dups_name = f"dups_{ds.name}"
+        self._view(dups_name, self.spark.sql(validation.duplicates_sql(ds, good)), cache=True)
+        dups: str | None = dups_name
+        removed = 0
+        if not self._sql(f"SELECT 1 FROM {dups_name} LIMIT 1"):
+            self._drop(dups_name)
+            dups = None
+        else:
+            for idx, row, column, reason in self._sql(validation.conflicts_sql(ds, dups_name)):
+                rejects.append(_Reject(ds.name, int(idx), int(row), str(column), str(reason)))
+                removed += 1
+            for idx, n in self._sql(validation.repeats_sql(dups_name)):
+                file_reports[int(idx)].duplicates_dropped = int(n)
+                removed += int(n)
+        report.duplicates_dropped[ds.name] = sum(
+            file_reports[i].duplicates_dropped for i in accepted
+        )
+        self._write_staged(validation.accepted_sql(ds, good, dups), staged_path(staging, ds.name))
+        # accepted_sql keeps the good rows minus every non-first row of a repeated key.
+        good_rows = sum(counts.get(i, (0, 0))[0] - counts.get(i, (0, 0))[1] for i in accepted)
+        report.accepted_rows[ds.name] = good_rows - removed
+        per_file: dict[int, set[int]] = defaultdict(set)
+        for r in rejects:
+            per_file[r.file_idx].add(r.row)
+        for idx, rows in per_file.items():
+            file_reports[idx].rejected_rows = len(rows)
+        self._drop(good, dups_name, checked)
+        return rejects
+
+    def _row_rejects(
+        self, ds: Dataset, checked: str, accepted: list[int], counts: dict[int, tuple[int, int]]
+    ) -> list[_Reject]:
+        """Rows of the wrong shape and bad values, in accepted files only."""
+        rejects: list[_Reject] = []
+        shaped = [-1 - i for i in accepted if counts.get(-1 - i)]
+        if shaped:
+            in_shaped = "(" + ", ".join(str(i) for i in shaped) + ")"
+            for idx, row in self._sql(
+                f"SELECT _file_idx, _row FROM {checked} WHERE _file_idx IN {in_shaped}"
+            ):
+                rejects.append(_Reject(ds.name, -1 - int(idx), int(row), "", Reason.BAD_ROW_SHAPE))
+        if any(counts.get(i, (0, 0))[1] for i in accepted):
+            in_accepted = "(" + ", ".join(str(i) for i in accepted) + ")"
+            sql = (
+                f"SELECT _file_idx, _row, column_name, reason FROM "
+                f"({validation.rejects_sql(ds, checked)}) AS r WHERE _file_idx IN {in_accepted}"
+            )
+            for idx, row, column, reason in self.spark.sql(sql).toLocalIterator():
+                rejects.append(_Reject(ds.name, int(idx), int(row), str(column), str(reason)))
+        return rejects
+
+    def _write_staged(self, sql: str, target: Path) -> None:
+        """Write a query's rows to the single Parquet file ``target`` (Spark writes folders)."""
+        out = self._scratch / f"out_{target.stem}"
+        self.spark.sql(sql).coalesce(1).write.mode("overwrite").parquet(str(out))
+        parts = sorted(out.glob("part-*.parquet"))
+        if len(parts) != 1:
+            raise EngineError(f"expected one Parquet part in {out}, found {len(parts)}")
+        shutil.move(str(parts[0]), str(target))
+        shutil.rmtree(out, ignore_errors=True)
+
+    def _load_raw(self, ds: Dataset, idx: int, f: InputFile, fr: FileReport) -> DataFrame | None:
+        """One file as text columns; on a file-level problem set ``fr`` and return None."""
+        from pyspark.sql import functions as F  # noqa: TID251 (lazy)
+        from pyspark.sql.types import StringType, StructField, StructType  # noqa: TID251
+
+        located = _locate_columns(ds, f.path, fr)
+        if located is None:
+            return None
+        header_len, by_name = located
+        problem = _unreadable(f.path)
+        if problem:
+            fr.reason, fr.detail = FileReason.UNREADABLE, problem
+            return None
+        link = self._scratch / f"{ds.name}_{idx}.csv"
+        link.unlink(missing_ok=True)
+        link.symlink_to(f.path.resolve())
+        schema = StructType(
+            [StructField(f"c{i}", StringType()) for i in range(header_len)]
+            + [StructField("_corrupt", StringType())]
+        )
+        df = (
+            self.spark.read.schema(schema)
+            .options(
+                header=True,
+                multiLine=True,  # quoted line breaks; also keeps a file in one partition
+                sep=",",
+                quote='"',
+                escape='"',
+                mode="PERMISSIVE",
+                columnNameOfCorruptRecord="_corrupt",
+                encoding="UTF-8",
+            )
+            .csv(str(link))
+        )
+        file_idx = F.when(F.col("_corrupt").isNull(), F.lit(idx)).otherwise(F.lit(-1 - idx))
+        # A line of only whitespace is no row (DuckDB skips it; Spark calls it one too short).
+        corrupt = "_corrupt"
+        blank = F.expr(f"{corrupt} IS NOT NULL AND {DIALECT.strip(corrupt)} = ''")
+        return (
+            df.select(
+                F.col("_corrupt"),
+                file_idx.alias("_file_idx"),
+                F.monotonically_increasing_id().bitwiseAND(F.lit(_ROW_MASK)).alias("_row"),
+                *[F.col(f"c{by_name[c]}").alias(c) for c in ds.column_names],
+            )
+            .where(~blank)
+            .drop("_corrupt")
+        )
+
+    # ----------------------------------------------------------------- transform
+
+    def transform(self, curated: Path, seq: int) -> TransformResult:
+        """Recompute KPIs for the dates batch ``seq`` touches, over the whole curated log."""
+        try:
+            return self._transform(curated, seq)
+        except Exception as exc:
+            if not _is_spark_error(exc):
+                raise
+            raise EngineError(f"KPI computation failed: {_first_line(exc)}") from exc
+        finally:
+            self._drop(*list(self._views))
+
+    def _transform(self, curated: Path, seq: int) -> TransformResult:
+        from pyspark.sql import functions as F  # noqa: TID251 (lazy)
+
+        rows: dict[str, int] = {}
+        for ds in DATASETS:
+            short = _short(ds.name)
+            files = sorted((curated / ds.name).glob("*.parquet"))
+            cols = ", ".join(c for c, _ in CURATED_SCHEMA[ds.name])
+            if not files:
+                schema = ", ".join(
+                    f"{c} {'STRING' if t == 'VARCHAR' else t}" for c, t in CURATED_SCHEMA[ds.name]
+                )
+                all_df = self.spark.createDataFrame([], f"{schema}, _seq BIGINT")
+            else:
+                folder = self._scratch / "curated" / ds.name
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir(parents=True)
+                for p in files:
+                    (folder / p.name).symlink_to(p.resolve())
+                all_df = self.spark.read.parquet(*(str(folder / p.name) for p in files)).select(
+                    *[c for c, _ in CURATED_SCHEMA[ds.name]],
+                    F.regexp_extract(F.col("_metadata.file_name"), r"([0-9]+)[.]parquet$", 1)
+                    .cast("bigint")
+                    .alias("_seq"),
+                )
+            self._view(f"all_{short}", all_df)
+            key = DATASET_BY_NAME[ds.name].key
+            latest = (
+                f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {key} "
+                f"ORDER BY _seq DESC) AS _rn FROM all_{short} WHERE {{where}}) AS x WHERE _rn = 1"
+            )
+            # One batch holds each key once (validation dedups), so no ranking is needed.
+            cur = (
+                f"SELECT {cols} FROM all_{short}"
+                if len(files) <= 1
+                else latest.format(where="true")
+            )
+            # Ranking versions is worth keeping; a single Parquet file is as fast to re-read.
+            self._view(f"cur_{short}", self.spark.sql(cur), cache=len(files) > 1)
+            self._view(
+                f"b_{short}", self.spark.sql(f"SELECT {cols} FROM all_{short} WHERE _seq = {seq}")
+            )
+            self._view(f"prev_{short}", self.spark.sql(latest.format(where=f"_seq < {seq}")))
+            rows[ds.name] = int(self._sql(f"SELECT count(*) FROM cur_{short}")[0][0])
+        first = not any(
+            int(p.stem) < seq for d in DATASETS for p in (curated / d.name).glob("*.parquet")
+        )
+        affected = kpis.all_dates_sql() if first else kpis.affected_dates_sql()
+        self._view("affected_dates", self.spark.sql(affected), cache=True)
+        for name, sql in kpis.kpi_relations():
+            self._view(name, self.spark.sql(sql), cache=True)
+        dates = [r[0] for r in self._sql("SELECT order_date FROM affected_dates")]
+        order_rows = [tuple(r) for r in self._sql(kpis.order_metrics_sql(DIALECT))]
+        cat_rows = [tuple(r) for r in self._sql(kpis.category_metrics_sql(DIALECT))]
+        waiting = self._sql(kpis.waiting_sql())[0]
+        return TransformResult(
+            affected_dates=sorted(dates),
+            order_metrics=kpis.order_metrics_from_rows(order_rows),
+            category_metrics=kpis.category_metrics_from_rows(cat_rows),
+            waiting_for_order=int(waiting[0]),
+            waiting_for_product=int(waiting[1]),
+            curated_rows=rows,
+        )
+
+
+# --------------------------------------------------------------------- files, lines, rejects
+
+
+def _locate_columns(ds: Dataset, path: Path, fr: FileReport) -> tuple[int, dict[str, int]] | None:
+    """(header width, position of each contract column), or None with ``fr``'s verdict set.
+
+    Same header rules and verdict texts as the DuckDB engine (names trimmed, case ignored).
+    """
+    try:
+        header = read_header(path)
+    except (OSError, UnicodeError, csv.Error) as exc:
+        fr.reason = FileReason.UNREADABLE
+        fr.detail = f"cannot read a CSV header: {_first_line(exc)}"
+        return None
+    if header is None:
+        fr.reason, fr.detail = FileReason.NO_ROWS, "the file is empty"
+        return None
+    found: dict[str, list[int]] = defaultdict(list)
+    for pos, name in enumerate(header):
+        found[name.strip().lower()].append(pos)
+    missing = [c for c in ds.column_names if c not in found]
+    if missing:
+        fr.reason = FileReason.MISSING_COLUMN
+        fr.detail = "required column missing: " + ", ".join(missing)
+        fr.rows = _count_rows(path, len(header))
+        return None
+    doubled = [c for c in ds.column_names if len(found[c]) > 1]
+    if doubled:
+        fr.reason = FileReason.UNREADABLE
+        fr.detail = "column given more than once: " + ", ".join(doubled)
+        return None
+    return len(header), {c: found[c][0] for c in ds.column_names}
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why the file is not text the engines can read (DuckDB's reader refuses it), or None."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    lines, quotes = 1, 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                near = lines + chunk.count(b"\n", 0, max(exc.start, 0))
+                return f"the file is not valid UTF-8 text (near line {near})"
+            lines += chunk.count(b"\n")
+            quotes += chunk.count(b'"')
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return f"the file is not valid UTF-8 text (near line {lines})"
+    if quotes % 2:
+        # Spark would read the rest of the file as one value; DuckDB refuses the file.
+        return f"{_BROKEN_QUOTING} (near line {_open_quote_line(path)})"
+    return None
+
+
+def _open_quote_line(path: Path) -> int:
+    """The line where the record holding an unterminated quote starts."""
+    parity, start = 0, 1
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if parity == 0:
+                start = number
+            parity = (parity + raw.count(b'"')) % 2
+    return start
+
+
+def _count_rows(path: Path, n_columns: int) -> int:
+    """Data rows of a file whose values are not checked (for its verdict), as DuckDB counts
+    them: short rows count (padded), rows with too many fields do not; 0 if unreadable."""
+    try:
+        return sum(
+            1
+            for _pos, _line, text in _records(path)
+            if len(next(csv.reader([text]), [])) <= n_columns
+        )
+    except (OSError, UnicodeError, csv.Error):
+        return 0
+
+
+def _records(path: Path) -> Iterator[tuple[int, int, str]]:
+    """(position, first physical line, original text) of every record after the header.
+
+    A line starts a record when the quotes before it are balanced (as the DuckDB engine maps
+    lines). Positions count records as Spark's reader yields them: empty lines are skipped,
+    whitespace-only ones are records (of the wrong shape).
+    """
+    parity = 0
+    logical = 0
+    pos = -1
+    start = 0
+    text: list[str] = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.rstrip(b"\n").rstrip(b"\r")
+            if parity == 0:
+                if text:
+                    yield pos, start, "\n".join(text)
+                    text = []
+                logical += 1
+                if logical > 1 and line:
+                    pos += 1
+                    start = number
+                    text = [line.decode("utf-8")]
+            elif text:
+                text.append(line.decode("utf-8"))
+            parity = (parity + line.count(b'"')) % 2
+    if text:
+        yield pos, start, "\n".join(text)
+
+
+def _write_rejects(
+    rejects: list[_Reject], keys: dict[tuple[str, int], InputFile], target: Path
+) -> None:
+    """The rejects CSV: file, physical line, column, reason, original text.
+
+    Sorted and quoted exactly like the DuckDB engine's COPY output. A whitespace-only record
+    has no line there (its mapping skips blank records), so it is counted but not listed.
+    """
+    wanted: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for r in rejects:
+        wanted[(r.dataset, r.file_idx)].add(r.row)
+    located: dict[tuple[str, int, int], tuple[int, str]] = {}
+    for (dataset, idx), rows in wanted.items():
+        for pos, line, text in _records(keys[(dataset, idx)].path):
+            if pos in rows:
+                if text.strip(" "):
+                    located[(dataset, idx, pos)] = (line, text)
+                rows.discard(pos)
+                if not rows:
+                    break
+    out: list[tuple[str, int, str, str, str]] = []
+    for r in rejects:
+        hit = located.get((r.dataset, r.file_idx, r.row))
+        if hit:
+            out.append((keys[(r.dataset, r.file_idx)].key, hit[0], r.column, r.reason, hit[1]))
+    out.sort(key=lambda t: (t[0], t[1], t[2]))
+    with target.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(",".join(REJECTS_COLUMNS) + "\n")
+        for file, line, column, reason, text in out:
+            fields = (file, str(line), column, reason, text)
+            handle.write(",".join(_csv_field(v) for v in fields) + "\n")
+
+
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+def _csv_field(value: str) -> str:
+    # DuckDB's COPY quotes only where needed, and writes an empty string as "".
+    if value == "":
+        return '""'
+    if _NEEDS_QUOTES.search(value):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _short(dataset: str) -> str:
+    # kpis.py names relations cur_orders / cur_items / cur_products.
+    return {"orders": "orders", "order_items": "items", "products": "products"}[dataset]
+
+
+def _is_spark_error(exc: BaseException) -> bool:
+    module = type(exc).__module__
+    return module.startswith(("pyspark", "py4j"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,159 @@
+"""AWS backend wiring: boto3 clients (imported lazily) and the five ports on S3, DynamoDB, SNS.
+
+One module per adapter: aws_s3.py (object store), aws_dynamodb.py (lock, metrics, execution
+log), aws_sns.py (notifier). Every adapter gets its client passed in, so tests point them at
+a moto server. Clients read boto3's standard configuration, AWS_ENDPOINT_URL included.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecompipe.config import Settings
+from ecompipe.errors import ConfigError, StoreError, TerminalError
+from ecompipe.pipeline import Backend
+from ecompipe.stores.base import Notifier
+from ecompipe.workspace import Workspace
+
+#: AWS error codes that may pass when retried (throttling, server side trouble).
+TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "TransactionConflictException",
+    }
+)
+#: Codes that mean a bucket, table or topic is missing: bootstrap or deploy first.
+MISSING_CODES = frozenset(
+    {"NoSuchBucket", "ResourceNotFoundException", "NotFound", "NotFoundException"}
+)
+
+
+def translate(exc: Exception, doing: str) -> Exception:
+    """A botocore error as an EcompipeError: transient (retry) or terminal (fix something)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in TRANSIENT_CODES or status >= 500:
+            return StoreError(f"{doing}: {code or status} (transient; retried)")
+        if code in MISSING_CODES:
+            return ConfigError(
+                [f"{doing}: {code}: run `ecompipe aws bootstrap` or deploy the stack first"]
+            )
+        return TerminalError(f"{doing}: {code}: {exc.response.get('Error', {}).get('Message')}")
+    if isinstance(exc, BotoCoreError):
+        return StoreError(f"{doing}: {exc}")
+    return exc
+
+
+def error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ClientError ('' for anything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def new_client(service: str, settings: Settings) -> Any:
+    """A boto3 client for ``service`` in AWS_REGION (AWS_ENDPOINT_URL honoured by boto3)."""
+    import boto3  # noqa: TID251 (lazy: only the aws backend gets here)
+    from botocore.config import Config
+
+    # Adaptive retries absorb short throttling; what is left is ours to classify.
+    config = Config(retries={"mode": "standard", "max_attempts": 4})
+    return boto3.session.Session().client(service, region_name=settings.aws_region, config=config)
+
+
+@dataclass
+class AwsClients:
+    """Clients created on first use, shared by the adapters of one backend."""
+
+    settings: Settings
+    made: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, service: str) -> Any:
+        if service not in self.made:
+            self.made[service] = new_client(service, self.settings)
+        return self.made[service]
+
+
+def require_settings(settings: Settings, *names: str) -> None:
+    """Raise one ConfigError listing every required AWS setting that is empty."""
+    env = {"bucket_name": "BUCKET_NAME", "sns_topic_arn": "SNS_TOPIC_ARN"}
+    env.update(state_machine_arn="STATE_MACHINE_ARN")
+    missing = [n for n in names if not getattr(settings, n)]
+    if missing:
+        raise ConfigError(
+            [
+                f"{env.get(n, n.upper())} is not set (needed by the aws backend); "
+                "`ecompipe aws bootstrap` prints the values to export"
+                for n in missing
+            ]
+        )
+
+
+def open_aws_backend(
+    settings: Settings,
+    workspace: Workspace,
+    quiet: bool,
+    clients: AwsClients | None = None,
+    notifier: Notifier | None = None,
+    work_dir: Path | None = None,
+) -> Backend:
+    """The five ports on S3, DynamoDB and SNS. ``workspace`` is unused: AWS holds the state.
+
+    Local working files (downloads for the engine, staged and curated Parquet) go to a
+    temporary folder, ``work_dir`` when given.
+    """
+    from ecompipe.stores.aws_dynamodb import (
+        DynamoDBExecutionLog,
+        DynamoDBLock,
+        DynamoDBMetricsStore,
+    )
+    from ecompipe.stores.aws_s3 import S3ObjectStore
+    from ecompipe.stores.aws_sns import SNSNotifier
+
+    del workspace
+    require_settings(settings, "bucket_name")
+    if notifier is None:
+        require_settings(settings, "sns_topic_arn")
+    clients = clients or AwsClients(settings)
+    root = work_dir or Path(tempfile.mkdtemp(prefix="ecompipe-aws-"))
+    ddb = clients("dynamodb")
+
+    def new_lock() -> DynamoDBLock:
+        return DynamoDBLock(ddb, settings.lock_table, settings.lock_id, settings.lock_limit)
+
+    def new_critical_lock() -> DynamoDBLock:
+        # Limit 1 whatever the lock limit: claiming and transforming never interleave.
+        return DynamoDBLock(ddb, settings.lock_table, f"{settings.lock_id}-transform", 1)
+
+    return Backend(
+        store=S3ObjectStore(clients("s3"), settings, root),
+        lock=new_lock(),
+        metrics=DynamoDBMetricsStore(
+            ddb,
+            settings.order_metrics_table,
+            settings.category_metrics_table,
+            settings.dynamodb_batch_size,
+            settings.dynamodb_max_retries,
+        ),
+        log=DynamoDBExecutionLog(ddb, settings.executions_table),
+        notifier=notifier
+        or SNSNotifier(clients("sns"), settings.sns_topic_arn, sys.stderr, quiet=quiet),
+        new_lock=new_lock,
+        new_critical_lock=new_critical_lock,
+    )

@@ -1,0 +1,632 @@
+"""DynamoDB adapters: the lock (leases), the two metrics tables, the execution log.
+
+Lock item (table LOCK_TABLE = ProcessingLockTable, hash key LockId (S)):
+  {LockId, holders: {<holder>: {execution_id, host, pid, acquired_at, expires_at}}, expires_at}
+A holder taken by the state machine's AcquireLock has {execution_id, acquired (ISO time),
+lease_seconds} instead (Step Functions cannot do arithmetic on times); its expiry is acquired
++ lease_seconds until a task renews it. Acquiring is one conditional UpdateItem: a free slot,
+or the holder already holds (so a retried acquire that had succeeded is a success). Expired
+holders are reaped with conditional removes first. The item's top-level ``expires_at`` is the
+table's TTL attribute: it lets DynamoDB drop an idle lock item; correctness never waits on it.
+
+Execution log (table EXECUTIONS_TABLE, hash pk (S), range sk (S)):
+  pk EXEC#<id>, sk RECORD           the execution record (summary as JSON text)
+  pk EXEC#<id>, sk ENTRY#<key>      one manifest entry
+  pk EXEC#<id>, sk EVENT#<ns>#<rnd> one state event
+  pk COUNTER,   sk SEQ              the batch sequence counter
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from ecompipe.contracts import MONEY_OUTPUT_SCALE, RATE_OUTPUT_SCALE
+from ecompipe.errors import StoreError
+from ecompipe.kpis import CategoryMetrics, OrderMetrics
+from ecompipe.stores.aws import TRANSIENT_CODES, error_code, translate
+from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
+from ecompipe.stores.sqlite import pid_alive
+
+HOST = socket.gethostname()
+#: Keep an idle lock item this long after its last lease expired (TTL attribute).
+LOCK_ITEM_TTL_SECONDS = 86_400
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int | float | Decimal) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _num(attr: dict[str, Any] | None, default: float = 0.0) -> float:
+    return float(attr["N"]) if attr and "N" in attr else default
+
+
+def _str(attr: dict[str, Any] | None) -> str | None:
+    return attr["S"] if attr and "S" in attr else None
+
+
+# ---------------------------------------------------------------------- lock
+
+
+class DynamoDBLock:
+    """A semaphore of leases in one item; same semantics as stores.sqlite.SQLiteLock."""
+
+    def __init__(self, client: Any, table: str, lock_id: str, limit: int) -> None:
+        self.ddb, self.table, self.lock_id, self.limit = client, table, lock_id, limit
+
+    def _update(self, doing: str, **kwargs: Any) -> bool:
+        """One UpdateItem on the lock item; False when its condition did not hold."""
+        try:
+            self.ddb.update_item(TableName=self.table, Key={"LockId": _s(self.lock_id)}, **kwargs)
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, f"{doing} lock '{self.lock_id}'") from None
+        return True
+
+    def ensure_item(self) -> None:
+        """Create the lock item (no holders) if it is missing; the state machine needs it."""
+        self._update(
+            "creating",
+            UpdateExpression="SET holders = if_not_exists(holders, :empty)",
+            ExpressionAttributeValues={":empty": {"M": {}}},
+        )
+
+    def _holders_raw(self) -> dict[str, Any] | None:
+        try:
+            item = self.ddb.get_item(
+                TableName=self.table, Key={"LockId": _s(self.lock_id)}, ConsistentRead=True
+            ).get("Item")
+        except Exception as exc:
+            raise translate(exc, f"reading lock '{self.lock_id}'") from None
+        if item is None or "holders" not in item:
+            return None
+        holders: dict[str, Any] = item["holders"]["M"]
+        return holders
+
+    @staticmethod
+    def _holder(name: str, raw: dict[str, Any]) -> LockHolder:
+        attrs = raw.get("M", {})
+        if "acquired" in attrs:  # taken by the state machine: ISO time + lease length
+            acquired = datetime.fromisoformat(attrs["acquired"]["S"].replace("Z", "+00:00"))
+            start = acquired.timestamp()
+            expires = _num(attrs.get("expires_at"), start + _num(attrs.get("lease_seconds")))
+            host, pid = "stepfunctions", 0
+        else:
+            start, expires = _num(attrs.get("acquired_at")), _num(attrs.get("expires_at"))
+            host, pid = _str(attrs.get("host")) or "?", int(_num(attrs.get("pid")))
+        return LockHolder(name, _str(attrs.get("execution_id")), host, pid, start, expires)
+
+    def reap(self) -> int:
+        """Remove expired holders (and holders whose process on this host is gone)."""
+        raw = self._holders_raw() or {}
+        now, reaped = time.time(), 0
+        for name, value in raw.items():
+            h = self._holder(name, value)
+            dead = h.host == HOST and h.pid > 0 and not pid_alive(h.pid)
+            # Conditional on the lease we saw: a holder that renewed meanwhile stays.
+            if (dead or h.expires_at <= now) and self._update(
+                "reaping",
+                UpdateExpression="REMOVE holders.#h",
+                ConditionExpression="holders.#h = :seen",
+                ExpressionAttributeNames={"#h": name},
+                ExpressionAttributeValues={":seen": value},
+            ):
+                reaped += 1
+        return reaped
+
+    def try_acquire(self, holder: str, execution_id: str | None, lease_seconds: float) -> bool:
+        """Take a slot if one is free; a holder that already has one keeps it (renewed)."""
+        if self._holders_raw() is None:
+            self.ensure_item()
+        self.reap()
+        now = time.time()
+        lease = {
+            "host": _s(HOST),
+            "pid": _n(os.getpid()),
+            "acquired_at": _n(now),
+            "expires_at": _n(now + lease_seconds),
+        }
+        if execution_id:
+            lease["execution_id"] = _s(execution_id)
+        return self._update(
+            "acquiring",
+            UpdateExpression="SET holders.#me = :lease, expires_at = :ttl",
+            ConditionExpression="size(holders) < :limit OR attribute_exists(holders.#me)",
+            ExpressionAttributeNames={"#me": holder},
+            ExpressionAttributeValues={
+                ":lease": {"M": lease},
+                ":limit": _n(self.limit),
+                ":ttl": _n(int(now + lease_seconds + LOCK_ITEM_TTL_SECONDS)),
+            },
+        )
+
+    def renew(self, holder: str, lease_seconds: float) -> bool:
+        """Extend the lease; False when the holder no longer holds one (or it expired)."""
+        now = time.time()
+        return self._update(
+            "renewing",
+            UpdateExpression="SET holders.#me.expires_at = :exp, expires_at = :ttl",
+            ConditionExpression=(
+                "attribute_exists(holders.#me) AND "
+                "(attribute_not_exists(holders.#me.expires_at) OR holders.#me.expires_at > :now)"
+            ),
+            ExpressionAttributeNames={"#me": holder},
+            ExpressionAttributeValues={
+                ":exp": _n(now + lease_seconds),
+                ":now": _n(now),
+                ":ttl": _n(int(now + lease_seconds + LOCK_ITEM_TTL_SECONDS)),
+            },
+        )
+
+    def release(self, holder: str) -> None:
+        """Give the slot back (nothing happens when it is not held)."""
+        self._update(
+            "releasing",
+            UpdateExpression="REMOVE holders.#me",
+            ConditionExpression="attribute_exists(holders.#me)",
+            ExpressionAttributeNames={"#me": holder},
+        )
+
+    def holders(self) -> list[LockHolder]:
+        """Current holders (expired ones included until someone reaps them)."""
+        raw = self._holders_raw() or {}
+        return sorted((self._holder(k, v) for k, v in raw.items()), key=lambda h: h.acquired_at)
+
+    def force_release(self, holder: str | None = None) -> int:
+        """Operators only: drop one holder, or all of them."""
+        if holder is not None:
+            before = len(self.holders())
+            self.release(holder)
+            return before - len(self.holders())
+        count = len(self.holders())
+        self._update(
+            "clearing",
+            UpdateExpression="SET holders = :empty",
+            ExpressionAttributeValues={":empty": {"M": {}}},
+        )
+        return count
+
+
+# ---------------------------------------------------------------------- metrics
+
+
+def batch_write(
+    client: Any,
+    table: str,
+    requests: Sequence[dict[str, Any]],
+    batch_size: int,
+    max_retries: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """BatchWriteItem in chunks of ``batch_size`` (<= 25); unprocessed items and throttling
+    are retried with exponential backoff and full jitter up to ``max_retries`` times.
+
+    Raises StoreError naming how many rows were not written: the run must fail then.
+    """
+    for start in range(0, len(requests), batch_size):
+        pending = list(requests[start : start + batch_size])
+        attempt = 0
+        while pending:
+            try:
+                response = client.batch_write_item(RequestItems={table: pending})
+                pending = response.get("UnprocessedItems", {}).get(table, [])
+            except Exception as exc:
+                if error_code(exc) not in TRANSIENT_CODES:
+                    raise translate(exc, f"writing {table}") from None
+            if not pending:
+                break
+            attempt += 1
+            if attempt > max_retries:
+                left = len(pending) + max(0, len(requests) - start - batch_size)
+                raise StoreError(
+                    f"{left} rows of {table} not written after {max_retries} retries "
+                    "(throttled): the run fails and is retried; raise the table's capacity "
+                    "or DYNAMODB_MAX_RETRIES"
+                )
+            sleep(random.uniform(0, min(20.0, 0.05 * 2**attempt)))
+
+
+class DynamoDBMetricsStore:
+    """order_metrics_table (hash order_date) and category_metrics_table (hash category,
+    range order_date). Numbers are DynamoDB numbers written from Decimal, never floats."""
+
+    def __init__(
+        self,
+        client: Any,
+        order_table: str,
+        category_table: str,
+        batch_size: int = 25,
+        max_retries: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.ddb = client
+        self.orders, self.categories = order_table, category_table
+        self.batch_size, self.max_retries, self._sleep = min(batch_size, 25), max_retries, sleep
+
+    def _scan(self, table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        try:
+            for page in self.ddb.get_paginator("scan").paginate(
+                TableName=table, ConsistentRead=True, **kwargs
+            ):
+                yield from page.get("Items", [])
+        except Exception as exc:
+            raise translate(exc, f"reading {table}") from None
+
+    def _write(self, table: str, requests: list[dict[str, Any]]) -> None:
+        batch_write(self.ddb, table, requests, self.batch_size, self.max_retries, self._sleep)
+
+    def replace_dates(
+        self,
+        dates: Sequence[date],
+        order_rows: Sequence[OrderMetrics],
+        category_rows: Sequence[CategoryMetrics],
+    ) -> None:
+        """Make ``dates`` hold exactly the given rows: put them, delete rows no longer there.
+
+        Not one transaction (DynamoDB caps those at 100 items), but idempotent: a run that
+        fails half-way is retried and writes the same rows again.
+        """
+        wanted = {d.isoformat() for d in dates}
+        new_orders = {m.order_date.isoformat() for m in order_rows}
+        new_cats = {(m.category, m.order_date.isoformat()) for m in category_rows}
+        # The category table is keyed by category first, so finding a date's rows is a scan;
+        # only the key attributes are read.
+        stale_cats = [
+            (c["category"]["S"], c["order_date"]["S"])
+            for c in self._scan(self.categories, ProjectionExpression="category, order_date")
+            if c["order_date"]["S"] in wanted
+        ]
+        puts_o = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "order_date": _s(m.order_date.isoformat()),
+                        "total_orders": _n(m.total_orders),
+                        "total_revenue": _n(m.total_revenue),
+                        "total_items_sold": _n(m.total_items_sold),
+                        "return_rate": _n(m.return_rate),
+                        "unique_customers": _n(m.unique_customers),
+                    }
+                }
+            }
+            for m in order_rows
+        ]
+        dels_o = [
+            {"DeleteRequest": {"Key": {"order_date": _s(d)}}} for d in sorted(wanted - new_orders)
+        ]
+        puts_c = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "category": _s(m.category),
+                        "order_date": _s(m.order_date.isoformat()),
+                        "daily_revenue": _n(m.daily_revenue),
+                        "avg_order_value": _n(m.avg_order_value),
+                        "avg_return_rate": _n(m.avg_return_rate),
+                    }
+                }
+            }
+            for m in category_rows
+        ]
+        dels_c = [
+            {"DeleteRequest": {"Key": {"category": _s(c), "order_date": _s(d)}}}
+            for c, d in sorted(set(stale_cats) - new_cats)
+        ]
+        self._write(self.orders, puts_o + dels_o)
+        self._write(self.categories, puts_c + dels_c)
+
+    def order_metrics(
+        self, date_from: date | None = None, date_to: date | None = None
+    ) -> list[OrderMetrics]:
+        """Order metrics in date order (a scan: the table holds one item per day)."""
+        money, rate = Decimal(1).scaleb(-MONEY_OUTPUT_SCALE), Decimal(1).scaleb(-RATE_OUTPUT_SCALE)
+        rows = [
+            OrderMetrics(
+                date.fromisoformat(i["order_date"]["S"]),
+                int(i["total_orders"]["N"]),
+                Decimal(i["total_revenue"]["N"]).quantize(money),
+                int(i["total_items_sold"]["N"]),
+                Decimal(i["return_rate"]["N"]).quantize(rate),
+                int(i["unique_customers"]["N"]),
+            )
+            for i in self._scan(self.orders)
+        ]
+        return sorted(
+            (r for r in rows if _within(r.order_date, date_from, date_to)),
+            key=lambda r: r.order_date,
+        )
+
+    def category_metrics(
+        self,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        category: str | None = None,
+    ) -> list[CategoryMetrics]:
+        """Category metrics ordered by date then category."""
+        money, rate = Decimal(1).scaleb(-MONEY_OUTPUT_SCALE), Decimal(1).scaleb(-RATE_OUTPUT_SCALE)
+        rows = [
+            CategoryMetrics(
+                i["category"]["S"],
+                date.fromisoformat(i["order_date"]["S"]),
+                Decimal(i["daily_revenue"]["N"]).quantize(money),
+                Decimal(i["avg_order_value"]["N"]).quantize(money),
+                Decimal(i["avg_return_rate"]["N"]).quantize(rate),
+            )
+            for i in self._scan(self.categories)
+        ]
+        return sorted(
+            (
+                r
+                for r in rows
+                if _within(r.order_date, date_from, date_to)
+                and (category is None or r.category == category)
+            ),
+            key=lambda r: (r.order_date, r.category),
+        )
+
+
+def _within(day: date, date_from: date | None, date_to: date | None) -> bool:
+    return (date_from is None or day >= date_from) and (date_to is None or day <= date_to)
+
+
+# ---------------------------------------------------------------------- execution log
+
+
+class DynamoDBExecutionLog:
+    """Executions, manifests and state events in one table (see the module docstring)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.ddb, self.table = client, table
+
+    def _call(self, op: str, doing: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.ddb, op)(TableName=self.table, **kwargs)
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise translate(exc, f"{doing} in {self.table}") from None
+
+    def _query(self, execution_id: str, prefix: str) -> Iterator[dict[str, Any]]:
+        try:
+            for page in self.ddb.get_paginator("query").paginate(
+                TableName=self.table,
+                ConsistentRead=True,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+                ExpressionAttributeValues={":pk": _s(f"EXEC#{execution_id}"), ":p": _s(prefix)},
+            ):
+                yield from page.get("Items", [])
+        except Exception as exc:
+            raise translate(exc, f"reading {self.table}") from None
+
+    @staticmethod
+    def _key(execution_id: str, sk: str = "RECORD") -> dict[str, Any]:
+        return {"pk": _s(f"EXEC#{execution_id}"), "sk": _s(sk)}
+
+    @staticmethod
+    def _record(item: dict[str, Any]) -> ExecutionRecord:
+        finished = item.get("finished_at")
+        return ExecutionRecord(
+            item["execution_id"]["S"],
+            int(item["seq"]["N"]),
+            item["status"]["S"],
+            _str(item.get("state")),
+            _num(item["started_at"]),
+            _num(finished) if finished else None,
+            json.loads(item["summary"]["S"]),
+            _str(item.get("holder")),
+        )
+
+    def create(self, execution_id: str, holder: str | None) -> ExecutionRecord:
+        """Record a RUNNING execution with the next batch number (an atomic counter)."""
+        existing = self.get(execution_id)
+        if existing is not None:
+            return existing
+        counter = self._call(
+            "update_item",
+            "numbering",
+            Key={"pk": _s("COUNTER"), "sk": _s("SEQ")},
+            UpdateExpression="ADD seq :one",
+            ExpressionAttributeValues={":one": _n(1)},
+            ReturnValues="UPDATED_NEW",
+        )
+        item = {
+            **self._key(execution_id),
+            "execution_id": _s(execution_id),
+            "seq": counter["Attributes"]["seq"],
+            "status": _s("RUNNING"),
+            "started_at": _n(time.time()),
+            "summary": _s("{}"),
+        }
+        if holder:
+            item["holder"] = _s(holder)
+        # A lost race (two creates) keeps the first record; the spent number is harmless.
+        self._call(
+            "put_item", "creating", Item=item, ConditionExpression="attribute_not_exists(pk)"
+        )
+        record = self.get(execution_id)
+        assert record is not None
+        return record
+
+    def get(self, execution_id: str) -> ExecutionRecord | None:
+        """One execution, or None."""
+        got = self._call("get_item", "reading", Key=self._key(execution_id), ConsistentRead=True)
+        item = (got or {}).get("Item")
+        return self._record(item) if item else None
+
+    def _records(self) -> list[ExecutionRecord]:
+        try:
+            pages = self.ddb.get_paginator("scan").paginate(
+                TableName=self.table,
+                ConsistentRead=True,
+                FilterExpression="sk = :r",
+                ExpressionAttributeValues={":r": _s("RECORD")},
+            )
+            return [self._record(i) for page in pages for i in page.get("Items", [])]
+        except Exception as exc:
+            raise translate(exc, f"reading {self.table}") from None
+
+    def recent(self, limit: int = 50) -> list[ExecutionRecord]:
+        """Latest executions first."""
+        return sorted(self._records(), key=lambda r: r.seq, reverse=True)[:limit]
+
+    def unfinished(self) -> list[ExecutionRecord]:
+        """RUNNING executions, oldest first."""
+        return sorted((r for r in self._records() if r.status == "RUNNING"), key=lambda r: r.seq)
+
+    def set_holder(self, execution_id: str, holder: str) -> None:
+        """Record which lock holder runs the execution now."""
+        self._call(
+            "update_item",
+            "updating",
+            Key=self._key(execution_id),
+            UpdateExpression="SET holder = :h",
+            ExpressionAttributeValues={":h": _s(holder)},
+        )
+
+    def record_event(
+        self, execution_id: str, state: str, event: str, detail: dict[str, Any] | None = None
+    ) -> None:
+        """Append a state event; the record's ``state`` follows it."""
+        now = time.time()
+        item = {
+            **self._key(execution_id, f"EVENT#{time.time_ns():020d}#{uuid.uuid4().hex[:6]}"),
+            "state": _s(state),
+            "event": _s(event),
+            "at": _n(now),
+        }
+        if detail:
+            item["detail"] = _s(json.dumps(detail, default=str))
+        self._call("put_item", "recording an event", Item=item)
+        self._call(
+            "update_item",
+            "updating",
+            Key=self._key(execution_id),
+            UpdateExpression="SET #st = :s",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#st": "state"},
+            ExpressionAttributeValues={":s": _s(state)},
+        )
+
+    def events(self, execution_id: str) -> list[dict[str, Any]]:
+        """State history in order."""
+        return [
+            {
+                "state": i["state"]["S"],
+                "event": i["event"]["S"],
+                "at": _num(i["at"]),
+                "detail": json.loads(i["detail"]["S"]) if "detail" in i else None,
+            }
+            for i in self._query(execution_id, "EVENT#")
+        ]
+
+    def completed_states(self, execution_id: str) -> set[str]:
+        """States that have a 'succeeded' event."""
+        return {e["state"] for e in self.events(execution_id) if e["event"] == "succeeded"}
+
+    def save_manifest(self, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Record each entry once (a resumed execution keeps its first manifest)."""
+        for e in entries:
+            item = {
+                **self._key(execution_id, f"ENTRY#{e.key}"),
+                "key": _s(e.key),
+                "size": _n(e.size),
+                "etag": _s(e.etag),
+                "regular": {"BOOL": e.regular},
+                "status": _s(e.status),
+            }
+            if e.dataset:
+                item["dataset"] = _s(e.dataset)
+            if e.location:
+                item["location"] = _s(e.location)
+            self._call(
+                "put_item",
+                "saving the manifest",
+                Item=item,
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+
+    def manifest(self, execution_id: str) -> list[ManifestEntry]:
+        """The manifest in key order."""
+        return sorted(
+            (
+                ManifestEntry(
+                    i["key"]["S"],
+                    _str(i.get("dataset")),
+                    int(i["size"]["N"]),
+                    i["etag"]["S"],
+                    i["regular"]["BOOL"],
+                    i["status"]["S"],
+                    _str(i.get("location")),
+                )
+                for i in self._query(execution_id, "ENTRY#")
+            ),
+            key=lambda e: e.key,
+        )
+
+    def update_entry(self, execution_id: str, entry: ManifestEntry) -> None:
+        """Persist an entry's status, location and claimed version."""
+        values: dict[str, Any] = {
+            ":s": _s(entry.status),
+            ":e": _s(entry.etag),
+            ":z": _n(entry.size),
+        }
+        expression = "SET #st = :s, etag = :e, #sz = :z"
+        if entry.location:
+            expression += ", #loc = :l"
+            values[":l"] = _s(entry.location)
+        else:
+            expression += " REMOVE #loc"
+        self._call(
+            "update_item",
+            "updating the manifest",
+            Key=self._key(execution_id, f"ENTRY#{entry.key}"),
+            UpdateExpression=expression,
+            ExpressionAttributeNames={"#st": "status", "#loc": "location", "#sz": "size"},
+            ExpressionAttributeValues=values,
+        )
+
+    def owned_keys(self) -> set[str]:
+        """Keys claimed by RUNNING executions and still in their hands."""
+        return {
+            e.key
+            for r in self.unfinished()
+            for e in self.manifest(r.execution_id)
+            if e.status == "claimed"
+        }
+
+    def finish(self, execution_id: str, status: str, summary: dict[str, Any]) -> None:
+        """Close the execution with its status and summary."""
+        self.save_summary(execution_id, summary)
+        self._call(
+            "update_item",
+            "finishing",
+            Key=self._key(execution_id),
+            UpdateExpression="SET #st = :s, finished_at = :t",
+            ExpressionAttributeNames={"#st": "status"},
+            ExpressionAttributeValues={":s": _s(status), ":t": _n(time.time())},
+        )
+
+    def save_summary(self, execution_id: str, summary: dict[str, Any]) -> None:
+        """Merge keys into the summary (one writer per execution: it holds the lock)."""
+        record = self.get(execution_id)
+        merged = {**(record.summary if record else {}), **summary}
+        self._call(
+            "update_item",
+            "saving the summary",
+            Key=self._key(execution_id),
+            UpdateExpression="SET summary = :s",
+            ExpressionAttributeValues={":s": _s(json.dumps(merged, default=str))},
+        )

@@ -1,0 +1,209 @@
+"""A moto server on 127.0.0.1 (one per test process) with Step Functions execution on.
+
+Every AWS test uses the ``aws`` fixture: a clean moto state, the env vars the original system
+uses (BUCKET_NAME, ...), AWS_ENDPOINT_URL pointing at the server, and the resources
+`ecompipe aws bootstrap` creates.
+
+Moto gaps patched here, on the in-process server only (moto 5.2.x):
+- issue #10076: its Step Functions interpreter sends the ``ecs:runTask`` parameters to boto3
+  in Step Functions' PascalCase without normalising them, so RunTask fails. We install the
+  normalisation (map each key to the boto3 shape's member, both ways).
+- SendTaskFailure drops ``cause`` (only ``error`` reaches the execution); we pass it on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TESTS = Path(__file__).parent.parent
+EVENTS = TESTS / "events"
+HAND = TESTS / "fixtures" / "hand"
+REGION = "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _patch_moto_gaps() -> None:
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_ecs as ecs_service,
+    )
+
+    model = botocore.session.get_session().get_service_model("ecs")
+
+    def operation(self: Any, action: str | None) -> Any:
+        name = action or self.resource.api_action
+        return model.operation_model("".join(p[:1].upper() + p[1:] for p in name.split("_")))
+
+    def parameters(self: Any, parameters: dict[str, Any], *_: Any, **kw: Any) -> None:
+        shape = operation(self, kw.get("service_action_name")).input_shape
+        self._to_boto_request(parameters, shape)
+
+    def response(self: Any, response: Any, *_: Any, **kw: Any) -> None:
+        shape = operation(self, kw.get("service_action_name")).output_shape
+        self._from_boto_response(response, shape)
+
+    cls = ecs_service.StateTaskServiceEcs
+    cls._normalise_parameters = parameters  # type: ignore[method-assign]
+    cls._normalise_response = response  # type: ignore[method-assign]
+
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self: Any) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"),
+            error=self._get_param("error"),
+            cause=self._get_param("cause"),
+        )
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """One in-process moto server for the whole session (127.0.0.1, a free port)."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    # Moto's Step Functions interpreter calls the services back at localhost:MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(port)
+    _patch_moto_gaps()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def _post(url: str, body: dict[str, Any] | None = None) -> None:
+    data = json.dumps(body or {}).encode()
+    request = urllib.request.Request(url, data=data, method="POST")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+@dataclass
+class Aws:
+    """What a test needs: env, settings, boto3 clients on moto, helpers."""
+
+    url: str
+    env: dict[str, str]
+    monkeypatch: pytest.MonkeyPatch
+
+    def setenv(self, name: str, value: str) -> None:
+        """Set a variable for this test, in os.environ and in ``env``."""
+        self.env[name] = value
+        self.monkeypatch.setenv(name, value)
+
+    def settings(self) -> Any:
+        from ecompipe.config import load_settings
+
+        return load_settings(env=self.env)
+
+    def client(self, service: str) -> Any:
+        import boto3  # noqa: TID251 (tests)
+
+        return boto3.client(service, region_name=REGION, endpoint_url=self.url)
+
+    def clients(self) -> Any:
+        from ecompipe.stores.aws import AwsClients
+
+        return AwsClients(self.settings())
+
+    def put(self, key: str, source: Path | bytes) -> None:
+        body = source if isinstance(source, bytes) else source.read_bytes()
+        self.client("s3").put_object(Bucket=self.env["BUCKET_NAME"], Key=key, Body=body)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = (
+            self.client("s3")
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=bucket, Prefix=prefix)
+        )
+        return sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+
+    def land_hand(self) -> None:
+        for dataset in ("orders", "order_items", "products"):
+            self.put(f"{dataset}/hand {dataset}.csv", HAND / f"{dataset}.csv")
+
+    def subscribe_queue(self) -> str:
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.client("sns").subscribe(
+            TopicArn=self.env["SNS_TOPIC_ARN"], Protocol="sqs", Endpoint=arn
+        )
+        return str(url)
+
+    def messages(self, queue_url: str) -> list[dict[str, Any]]:
+        got = self.client("sqs").receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        )
+        return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+
+
+@pytest.fixture
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """A clean moto account with the buckets, tables and topic bootstrap creates."""
+    _post(f"{moto_url}/moto-api/reset")
+    _post(f"{moto_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": moto_url,
+        "BUCKET_NAME": "ecs-data-landing",
+        "S3_ARCHIVE_BUCKET": "ecs-data-archive",
+        "ECOMPIPE_LOCK_WAIT_SECONDS": "20",
+    }
+    aws = Aws(moto_url, {}, monkeypatch)
+    for name, value in env.items():
+        aws.setenv(name, value)
+    from ecompipe.aws.cli import bootstrap_resources
+
+    lines = bootstrap_resources(aws.settings(), aws.clients())
+    aws.setenv("SNS_TOPIC_ARN", lines[-1].split("=", 1)[1])
+    yield aws
+
+
+def local_metrics(workspace: Path) -> dict[str, Any]:
+    """The local backend's KPIs for the hand fixture (what the AWS path must equal)."""
+    import shutil
+
+    from tests.conftest import ecompipe, metrics_json
+
+    for dataset in ("orders", "order_items", "products"):
+        shutil.copyfile(HAND / f"{dataset}.csv", workspace / "landing" / dataset / "a.csv")
+    assert ecompipe("run", workspace=workspace).exit_code == 0
+    return metrics_json(workspace)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    """Poll until ``predicate`` returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

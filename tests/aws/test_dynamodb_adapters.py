@@ -1,0 +1,179 @@
+"""DynamoDB adapters on moto: lease semantics of the lock, batch writes under throttling,
+replace_dates deleting rows that no longer exist."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.aws.conftest import Aws, local_metrics
+from tests.conftest import ecompipe
+
+pytestmark = [pytest.mark.aws, pytest.mark.xdist_group("moto")]
+
+
+def _lock(aws: Aws, limit: int = 1) -> Any:
+    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+
+    s = aws.settings()
+    return DynamoDBLock(aws.client("dynamodb"), s.lock_table, s.lock_id, limit)
+
+
+@pytest.mark.timeout(60)
+def test_lock_lease_semantics(aws: Aws) -> None:
+    lock = _lock(aws)
+    assert lock.try_acquire("a", "exec-a", 60)
+    assert lock.try_acquire("a", "exec-a", 60), "a retried acquire by the holder succeeds"
+    assert not lock.try_acquire("b", None, 60), "limit 1: busy"
+    assert [h.holder for h in lock.holders()] == ["a"]
+    assert lock.renew("a", 60) and not lock.renew("b", 60)
+    lock.release("a")
+    lock.release("a")  # no error when not held
+    assert lock.try_acquire("b", None, 0.5)
+    time.sleep(0.7)
+    assert not lock.renew("b", 60), "an expired lease cannot be renewed"
+    assert lock.try_acquire("c", None, 60), "an expired holder is reaped by the next acquirer"
+    assert [h.holder for h in lock.holders()] == ["c"]
+    item = aws.client("dynamodb").get_item(
+        TableName="ProcessingLockTable", Key={"LockId": {"S": "ecommerce-pipeline-lock"}}
+    )["Item"]
+    assert "N" in item["expires_at"], "the TTL attribute is set"
+    assert lock.force_release() == 1 and lock.holders() == []
+
+
+@pytest.mark.timeout(60)
+def test_lock_limit_counts_slots_and_reaps_state_machine_leases(aws: Aws) -> None:
+    lock = _lock(aws, limit=2)
+    assert lock.try_acquire("a", None, 60) and lock.try_acquire("b", None, 60)
+    assert not lock.try_acquire("c", None, 60)
+    lock.force_release()
+    # A lease the state machine took an hour ago (ISO time + lease seconds) has expired.
+    aws.client("dynamodb").update_item(
+        TableName="ProcessingLockTable",
+        Key={"LockId": {"S": "ecommerce-pipeline-lock"}},
+        UpdateExpression="SET holders.#me = :lease",
+        ExpressionAttributeNames={"#me": "set-old"},
+        ExpressionAttributeValues={
+            ":lease": {
+                "M": {
+                    "execution_id": {"S": "set-old"},
+                    "acquired": {"S": "2020-01-01T00:00:00.000Z"},
+                    "lease_seconds": {"N": "900"},
+                }
+            }
+        },
+    )
+    old = lock.holders()[0]
+    assert old.execution_id == "set-old" and old.expires_at < time.time()
+    assert lock.reap() == 1 and lock.holders() == []
+
+
+class ThrottlingDynamoDB:
+    """The real (moto) client, except BatchWriteItem: the first ``throttled`` calls write
+    only half the items and hand the rest back as UnprocessedItems (what DynamoDB does under
+    throttling); ``always`` never writes anything."""
+
+    def __init__(self, real: Any, throttled: int = 3, always: bool = False) -> None:
+        self._real, self._left, self._always = real, throttled, always
+        self.calls: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def batch_write_item(self, RequestItems: dict[str, list[Any]], **kw: Any) -> Any:
+        ((table, items),) = RequestItems.items()
+        assert len(items) <= 25, "AWS rejects more than 25 items per BatchWriteItem"
+        self.calls.append(len(items))
+        if self._always:
+            return {"UnprocessedItems": {table: items}}
+        if self._left > 0 and len(items) > 1:
+            self._left -= 1
+            half = len(items) // 2
+            self._real.batch_write_item(RequestItems={table: items[:half]}, **kw)
+            return {"UnprocessedItems": {table: items[half:]}}
+        return self._real.batch_write_item(RequestItems=RequestItems, **kw)
+
+
+def _rows(days: int, categories: int) -> tuple[list[date], list[Any], list[Any]]:
+    from ecompipe.kpis import CategoryMetrics, OrderMetrics
+
+    dates = [date(2024, 1, 1) + timedelta(days=i) for i in range(days)]
+    orders = [OrderMetrics(d, 3, Decimal("10.50"), 4, Decimal("0.3333"), 2) for d in dates]
+    cats = [
+        CategoryMetrics(f"cat{c}", d, Decimal("1.25"), Decimal("0.63"), Decimal("0.5000"))
+        for d in dates
+        for c in range(categories)
+    ]
+    return dates, orders, cats
+
+
+def _metrics(aws: Aws, client: Any, retries: int = 8) -> Any:
+    from ecompipe.stores.aws_dynamodb import DynamoDBMetricsStore
+
+    s = aws.settings()
+    return DynamoDBMetricsStore(
+        client, s.order_metrics_table, s.category_metrics_table, 25, retries, sleep=lambda _: None
+    )
+
+
+@pytest.mark.timeout(60)
+def test_unprocessed_items_are_retried_and_no_row_is_lost(aws: Aws) -> None:
+    client = ThrottlingDynamoDB(aws.client("dynamodb"), throttled=5)
+    store = _metrics(aws, client)
+    dates, orders, cats = _rows(days=40, categories=3)
+    store.replace_dates(dates, orders, cats)
+    assert store.order_metrics() == orders
+    assert len(store.category_metrics()) == 120
+    assert max(client.calls) <= 25 and len(client.calls) > (40 + 120) // 25
+
+
+@pytest.mark.timeout(60)
+def test_rows_left_unwritten_fail_the_write(aws: Aws) -> None:
+    from ecompipe.errors import StoreError
+
+    store = _metrics(aws, ThrottlingDynamoDB(aws.client("dynamodb"), always=True), retries=3)
+    dates, orders, cats = _rows(days=2, categories=1)
+    with pytest.raises(StoreError, match="not written after 3 retries"):
+        store.replace_dates(dates, orders, cats)
+
+
+@pytest.mark.timeout(60)
+def test_replace_dates_deletes_rows_that_no_longer_exist(aws: Aws) -> None:
+    store = _metrics(aws, aws.client("dynamodb"))
+    dates, orders, cats = _rows(days=3, categories=2)
+    store.replace_dates(dates, orders, cats)
+    # Day 2 now has only cat0 and no order row; day 3 is untouched (not affected).
+    store.replace_dates(dates[1:2], [], [c for c in cats if c.order_date == dates[1]][:1])
+    assert [m.order_date for m in store.order_metrics()] == [dates[0], dates[2]]
+    day2 = store.category_metrics(dates[1], dates[1])
+    assert [c.category for c in day2] == ["cat0"]
+    assert len(store.category_metrics()) == 5
+    assert store.category_metrics(category="cat1") == [
+        c for c in cats if c.category == "cat1" and c.order_date != dates[1]
+    ]
+
+
+@pytest.mark.timeout(120)
+def test_pipeline_run_under_throttling_loses_no_row(aws: Aws, workspace: Any) -> None:
+    """The whole `run --backend aws` with a throttling DynamoDB: same metrics as unthrottled."""
+    from ecompipe.engines import create_engine
+    from ecompipe.pipeline import Pipeline
+    from ecompipe.stores.aws import AwsClients, open_aws_backend
+
+    settings = aws.settings()
+    clients = AwsClients(settings)
+    throttled = ThrottlingDynamoDB(clients("dynamodb"), throttled=50)
+    clients.made["dynamodb"] = throttled
+    aws.land_hand()
+    ports = open_aws_backend(settings, workspace, quiet=True, clients=clients)
+    ports.metrics._sleep = lambda _: None  # type: ignore[attr-defined]
+    result = Pipeline(settings, ports, lambda: create_engine(settings)).run()
+    assert result.exit_code == 0, result.message
+    assert any(n > 1 for n in throttled.calls)
+    got = json.loads(ecompipe("metrics", "--backend", "aws", "--json").stdout)
+    assert got == local_metrics(workspace)

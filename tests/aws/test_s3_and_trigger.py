@@ -1,0 +1,145 @@
+"""S3 object store details and the Lambda trigger's decisions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.aws.conftest import EVENTS, HAND, Aws
+
+pytestmark = [pytest.mark.aws, pytest.mark.xdist_group("moto")]
+
+
+def _store(aws: Aws, tmp_path: Path) -> Any:
+    from ecompipe.stores.aws_s3 import S3ObjectStore
+
+    return S3ObjectStore(aws.client("s3"), aws.settings(), tmp_path)
+
+
+@pytest.mark.fast
+def test_event_keys_are_url_decoded_once() -> None:
+    from ecompipe.aws.lambda_handler import event_keys
+
+    event = json.loads((EVENTS / "s3_put_orders.json").read_text())
+    assert event_keys(event) == ["orders/hand orders.csv"]
+    unrelated = json.loads((EVENTS / "s3_put_unrelated.json").read_text())
+    assert event_keys(unrelated) == ["notes/readme+todo.txt"]
+
+
+@pytest.mark.fast
+def test_execution_name_is_valid_and_stable() -> None:
+    import re
+
+    from ecompipe.aws.lambda_handler import execution_name
+
+    versions = [("orders/a b.csv", "e1", "t1"), ("products/p.csv", "e2", "t2")]
+    name = execution_name(versions)
+    assert name == execution_name(list(reversed(versions)))
+    assert re.fullmatch(r"[A-Za-z0-9-]{1,80}", name)
+    assert name != execution_name([("orders/a b.csv", "e1", "t9"), ("products/p.csv", "e2", "t2")])
+
+
+class _Counting:
+    """Counts the pages the paginator fetched."""
+
+    def __init__(self, client: Any, paginator: Any, calls: list[int]) -> None:
+        self._client, self._paginator, self._calls = client, paginator, calls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_paginator(self, name: str) -> Any:
+        outer = self
+
+        class Pages:
+            def paginate(self, **kwargs: Any) -> Any:
+                for page in outer._paginator.paginate(**kwargs):
+                    outer._calls.append(1)
+                    yield page
+
+        return Pages()
+
+
+@pytest.mark.timeout(60)
+def test_listing_is_paginated_and_csv_suffix_case_insensitive(aws: Aws, tmp_path: Path) -> None:
+    from ecompipe import trigger
+
+    for i in range(25):
+        aws.put(f"order_items/part-{i:04d}.csv", b"id,order_id,product_id,sale_price\n")
+    aws.put("orders/ORDERS.CSV", HAND / "orders.csv")
+    aws.put("products/.hidden.csv", b"x")
+    aws.put("products/sub/nested.csv", b"x")
+    store = _store(aws, tmp_path)
+    store.page_size = 4  # many ListObjectsV2 pages
+    calls: list[int] = []
+    real = store.s3.get_paginator("list_objects_v2")
+    store.s3 = _Counting(store.s3, real, calls)
+    keys = [o.key for o in store.list_landing()]
+    assert len(keys) == 26 and sum(calls) > 3
+    assert "products/.hidden.csv" not in keys and "products/sub/nested.csv" not in keys
+    assert trigger.missing_datasets(keys, aws.settings()) == ["products"]
+
+
+@pytest.mark.timeout(60)
+def test_overwrite_after_claim_is_never_processed_or_archived(aws: Aws, tmp_path: Path) -> None:
+    from ecompipe.stores.base import ManifestEntry
+
+    aws.put("orders/a.csv", b"version 1\n")
+    store = _store(aws, tmp_path)
+    (info,) = store.list_landing()
+    entry = ManifestEntry(info.key, "orders", info.size, info.etag)
+    store.claim("e1", [entry])
+    assert entry.status == "claimed"
+    assert store.local_path("e1", entry).read_bytes() == b"version 1\n"
+    aws.put("orders/a.csv", b"version 2, uploaded mid-run\n")
+    store.archive("e1", entry)
+    assert entry.status == "gone", "the claimed version is not there any more"
+    body = aws.client("s3").get_object(Bucket=aws.env["BUCKET_NAME"], Key="orders/a.csv")["Body"]
+    assert body.read() == b"version 2, uploaded mid-run\n", "the new upload stays for the next run"
+    assert aws.keys(aws.env["S3_ARCHIVE_BUCKET"]) == []
+    # A claim repeated after a crash sees the change too.
+    again = ManifestEntry(info.key, "orders", info.size, info.etag, location="s3://x/orders/a.csv")
+    store.claim("e1", [again])
+    assert again.status == "gone"
+
+
+@pytest.mark.timeout(60)
+def test_archive_is_idempotent_and_verified(aws: Aws, tmp_path: Path) -> None:
+    from ecompipe.stores.base import ManifestEntry
+
+    aws.put("products/p.csv", HAND / "products.csv")
+    store = _store(aws, tmp_path)
+    (info,) = store.list_landing()
+    entry = ManifestEntry(info.key, "products", info.size, info.etag)
+    store.claim("e1", [entry])
+    store.archive("e1", entry)
+    store.archive("e1", entry)  # again (a retried task): nothing changes, no error
+    assert entry.status == "archived"
+    assert aws.keys(aws.env["S3_ARCHIVE_BUCKET"]) == ["archive/e1/products/p.csv"]
+    assert store.list_landing() == []
+
+
+@pytest.mark.timeout(60)
+def test_trigger_ignores_unrelated_events_and_owned_files(aws: Aws) -> None:
+    from ecompipe.aws.lambda_handler import handler
+
+    aws.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:none")
+    unrelated = json.loads((EVENTS / "s3_put_unrelated.json").read_text())
+    assert handler(unrelated, None)["reason"] == "no landing CSV in the event"
+    aws.land_hand()
+    # The files belong to a running execution: a new upload alone starts nothing.
+    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
+    from ecompipe.stores.base import ManifestEntry
+
+    log = DynamoDBExecutionLog(aws.client("dynamodb"), aws.settings().executions_table)
+    log.create("running-one", "holder")
+    log.save_manifest(
+        "running-one",
+        [ManifestEntry(f"{d}/hand {d}.csv", d, 1, "e") for d in ("orders", "products")],
+    )
+    event = json.loads((EVENTS / "s3_put_orders.json").read_text())
+    decided = handler(event, None)
+    assert decided["started"] is False and decided["missing"] == ["orders", "products"]

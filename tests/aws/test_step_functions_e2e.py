@@ -1,0 +1,314 @@
+"""End to end on moto with state-machine execution on: S3 upload -> Lambda handler ->
+Step Functions (the generated ASL) -> the ECS tasks, played by this test with the real task
+entry points and the task tokens moto hands the (never started) containers -> DynamoDB
+metrics, archive, SNS -> SQS. Moto never runs a container or the Lambda: the test calls them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.aws.conftest import EVENTS, HAND, TESTS, Aws, local_metrics, wait_for
+from tests.conftest import ecompipe
+
+pytestmark = [
+    pytest.mark.aws,
+    pytest.mark.duckdb,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("moto"),
+]
+
+CONTAINER = "ecompipe"
+
+
+def deploy_state_machine(aws: Aws) -> str:
+    """What the template does: network, cluster, task definition, the state machine."""
+    from ecompipe.aws.state_machine import render, substitute
+
+    ec2, ecs = aws.client("ec2"), aws.client("ecs")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    # moto's RunTask needs DNS hostnames on the VPC to describe the task's network interface.
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="tasks", Description="tasks", VpcId=vpc)["GroupId"]
+    cluster = ecs.create_cluster(clusterName="ecompipe")["cluster"]["clusterArn"]
+    task_def = ecs.register_task_definition(
+        family="ecompipe",
+        containerDefinitions=[{"name": CONTAINER, "image": "ecompipe:test", "memory": 2048}],
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="1024",
+        memory="2048",
+    )["taskDefinition"]["taskDefinitionArn"]
+    settings = aws.settings()
+    asl = substitute(
+        render(),
+        {
+            "LockTable": settings.lock_table,
+            "LockId": settings.lock_id,
+            "LockLimit": "1",
+            "ClusterArn": cluster,
+            "TaskDefinitionArn": task_def,
+            "ContainerName": CONTAINER,
+            "SubnetIds": subnet,
+            "SecurityGroupIds": group,
+            "AssignPublicIp": "DISABLED",
+            "TopicArn": aws.env["SNS_TOPIC_ARN"],
+        },
+    )
+    arn: str = aws.client("stepfunctions").create_state_machine(
+        name="ecompipe", definition=asl, roleArn="arn:aws:iam::123456789012:role/ecompipe-sfn"
+    )["stateMachineArn"]
+    aws.setenv("STATE_MACHINE_ARN", arn)
+    return arn
+
+
+def s3_event(aws: Aws) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "s3_put_orders.json").read_text())
+    event["Records"][0]["s3"]["bucket"]["name"] = aws.env["BUCKET_NAME"]
+    return event
+
+
+def play_containers(
+    aws: Aws,
+    execution_arn: str,
+    timeout: float = 150,
+    engine_factory: Callable[[str, int], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the real task entry point for every task the state machine starts, until the
+    execution ends. Returns what each task reported. ``engine_factory(worker, n)`` may give
+    the n-th task its engine (to inject faults)."""
+    from ecompipe.aws.tasks import run_task
+
+    sfn, ecs = aws.client("stepfunctions"), aws.client("ecs")
+    done: set[str] = set()
+    reports: list[dict[str, Any]] = []
+
+    def step() -> bool:
+        if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
+            return True
+        arns = [a for a in ecs.list_tasks(cluster="ecompipe")["taskArns"] if a not in done]
+        for task in ecs.describe_tasks(cluster="ecompipe", tasks=arns)["tasks"] if arns else []:
+            done.add(task["taskArn"])
+            override = task["overrides"]["containerOverrides"][0]
+            env = {**aws.env, **{e["name"]: e["value"] for e in override["environment"]}}
+            assert override["command"][0] == "task"
+            worker = override["command"][1]
+            factory = None
+            if engine_factory is not None:
+                n = len(reports)
+                factory = functools.partial(_engine_for, engine_factory, worker, n)
+            reports.append(run_task(worker, env=env, heartbeat_every=0.5, engine_factory=factory))
+        return False
+
+    wait_for(step, timeout=timeout, what="the execution to end")
+    return reports
+
+
+def _engine_for(factory: Callable[[str, int], Any], worker: str, n: int, _settings: Any) -> Any:
+    return factory(worker, n)
+
+
+def history_states(aws: Aws, execution_arn: str) -> list[str]:
+    events = aws.client("stepfunctions").get_execution_history(
+        executionArn=execution_arn, maxResults=1000
+    )["events"]
+    entered = [e.get("stateEnteredEventDetails") for e in events]
+    return [e["name"] for e in entered if e]
+
+
+@pytest.mark.timeout(240)
+def test_upload_to_metrics_through_step_functions(aws: Aws, workspace: Path) -> None:
+    from ecompipe.aws.lambda_handler import handler
+
+    expected = local_metrics(workspace)
+    deploy_state_machine(aws)
+    queue = aws.subscribe_queue()
+    aws.put("orders/hand orders.csv", HAND / "orders.csv")
+    # One file: no complete set, nothing starts.
+    first = handler(s3_event(aws), None, clients=aws.clients())
+    assert first["started"] is False and first["missing"] == ["order_items", "products"]
+    aws.land_hand()  # the same orders file again, and the other two
+    started = handler(s3_event(aws), None, clients=aws.clients())
+    assert started["started"] is True
+    # A re-delivered event (and a burst of them) starts nothing more.
+    again = handler(s3_event(aws), None, clients=aws.clients())
+    assert again["started"] is False and again["execution_name"] == started["execution_name"]
+    sfn = aws.client("stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=aws.env["STATE_MACHINE_ARN"])["executions"]
+    assert len(executions) == 1
+    arn = executions[0]["executionArn"]
+
+    reports = play_containers(aws, arn)
+
+    assert [r["status"] for r in reports] == ["success"] * 3, reports
+    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    states = history_states(aws, arn)
+    for name in ("AcquireLock", "ValidateFiles", "CheckValidationResult", "TransformData"):
+        assert name in states
+    assert "ArchiveFiles" in states and "ReleaseLockAndNotifySuccess" in states
+    assert "ReleaseLockAndNotifyFailure" not in states
+    got = ecompipe("metrics", "--backend", "aws", "--json")
+    assert json.loads(got.stdout) == expected
+    name = started["execution_name"]
+    assert aws.keys(aws.env["S3_ARCHIVE_BUCKET"]) == sorted(
+        f"archive/{name}/{d}/hand {d}.csv" for d in ("orders", "order_items", "products")
+    )
+    messages = aws.messages(queue)
+    assert len(messages) == 1 and "SUCCEEDED" in messages[0]["Subject"]
+    body = json.loads(messages[0]["Message"])
+    assert body["status"] == "SUCCEEDED" and body["files_accepted"] == 3
+    assert json.loads(ecompipe("aws", "lock", "--json").stdout) == []
+
+
+@pytest.mark.timeout(240)
+def test_rejected_files_end_in_failure_branch_with_lock_free(aws: Aws) -> None:
+    from ecompipe.aws.lambda_handler import handler
+
+    deploy_state_machine(aws)
+    queue = aws.subscribe_queue()
+    dirty = TESTS / "fixtures" / "hand_dirty"
+    aws.put("orders/bad.csv", dirty / "missing_column" / "orders.csv")
+    aws.put("order_items/bad.csv", dirty / "error_rate" / "order_items.csv")
+    aws.put("products/bad.csv", dirty / "no_rows" / "products.csv")
+    assert handler(s3_event(aws), None, clients=aws.clients())["started"] is True
+    sfn = aws.client("stepfunctions")
+    arn = sfn.list_executions(stateMachineArn=aws.env["STATE_MACHINE_ARN"])["executions"][0][
+        "executionArn"
+    ]
+
+    reports = play_containers(aws, arn)
+
+    assert [r["status"] for r in reports] == ["success"]  # validate ran, found nothing usable
+    assert reports[0]["output"]["usable"] is False
+    assert sfn.describe_execution(executionArn=arn)["status"] == "FAILED"
+    states = history_states(aws, arn)
+    assert "ReleaseLockAndNotifyFailure" in states and "TransformData" not in states
+    assert json.loads(ecompipe("aws", "lock", "--json").stdout) == []
+    name = arn.rsplit(":", 1)[-1]
+    quarantined = aws.keys(aws.env["BUCKET_NAME"], f"quarantine/{name}/")
+    assert f"quarantine/{name}/orders/bad.csv" in quarantined
+    assert f"quarantine/{name}/validation_report.json" in quarantined
+    messages = aws.messages(queue)
+    assert len(messages) == 1 and "FAILED" in messages[0]["Subject"]
+    assert json.loads(messages[0]["Message"])["files_rejected"] == 3
+
+
+class FailingEngine:
+    """The real engine, except ``transform`` raises ``error`` (once, or every time)."""
+
+    def __init__(self, error: Exception) -> None:
+        from ecompipe.config import load_settings
+        from ecompipe.engines import create_engine
+
+        self.real, self.error = create_engine(load_settings()), error
+        self.name = "failing"
+
+    def validate(self, *args: Any) -> Any:
+        return self.real.validate(*args)
+
+    def transform(self, *args: Any) -> Any:
+        raise self.error
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def _start_hand_set(aws: Aws) -> str:
+    from ecompipe.aws.lambda_handler import handler
+
+    deploy_state_machine(aws)
+    aws.land_hand()
+    assert handler(s3_event(aws), None, clients=aws.clients())["started"] is True
+    sfn = aws.client("stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=aws.env["STATE_MACHINE_ARN"])["executions"]
+    return str(executions[0]["executionArn"])
+
+
+@pytest.mark.timeout(240)
+def test_transient_task_failure_is_retried_by_the_state_machine(aws: Aws, workspace: Path) -> None:
+    from ecompipe.config import load_settings
+    from ecompipe.engines import create_engine
+    from ecompipe.errors import StoreError
+
+    expected = local_metrics(workspace)
+    arn = _start_hand_set(aws)
+
+    def engines(worker: str, n: int) -> Any:
+        if worker == "transform" and n == 1:  # the first transform attempt
+            return FailingEngine(StoreError("DynamoDB throttled (injected)"))
+        return create_engine(load_settings())
+
+    reports = play_containers(aws, arn, engine_factory=engines)
+
+    assert [(r["status"], r.get("error")) for r in reports] == [
+        ("success", None),
+        ("failure", "Ecompipe.StoreError"),
+        ("success", None),
+        ("success", None),
+    ]
+    assert aws.client("stepfunctions").describe_execution(executionArn=arn)["status"] == (
+        "SUCCEEDED"
+    )
+    assert json.loads(ecompipe("metrics", "--backend", "aws", "--json").stdout) == expected
+
+
+@pytest.mark.timeout(240)
+def test_terminal_task_failure_releases_the_lock_and_keeps_the_files(aws: Aws) -> None:
+    from ecompipe.config import load_settings
+    from ecompipe.engines import create_engine
+    from ecompipe.errors import EngineError
+
+    queue = aws.subscribe_queue()
+    arn = _start_hand_set(aws)
+
+    def engines(worker: str, n: int) -> Any:
+        if worker == "transform":
+            return FailingEngine(EngineError("the engine cannot read this (injected)"))
+        return create_engine(load_settings())
+
+    reports = play_containers(aws, arn, engine_factory=engines)
+
+    assert [(r["status"], r.get("error")) for r in reports] == [
+        ("success", None),
+        ("failure", "Ecompipe.EngineError"),
+    ]
+    sfn = aws.client("stepfunctions")
+    assert sfn.describe_execution(executionArn=arn)["status"] == "FAILED"
+    assert "ReleaseLockAndNotifyFailure" in history_states(aws, arn)
+    assert json.loads(ecompipe("aws", "lock", "--json").stdout) == []
+    name = arn.rsplit(":", 1)[-1]
+    kept = aws.keys(aws.env["BUCKET_NAME"], f"quarantine/{name}/")
+    assert f"quarantine/{name}/orders/hand orders.csv" in kept
+    (message,) = aws.messages(queue)
+    assert "FAILED" in message["Subject"]
+    error = json.loads(message["Message"])
+    assert error["Error"] == "Ecompipe.EngineError"
+    assert json.loads(error["Cause"])["status"] == "FAILED"
+
+
+@pytest.mark.timeout(240)
+def test_a_retried_acquire_that_had_succeeded_is_recognised(aws: Aws) -> None:
+    """The lock already lists this execution (its first AcquireLock succeeded but the answer
+    was lost): with limit 1 the acquire must succeed again, not wait on itself."""
+    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+
+    deploy_state_machine(aws)
+    aws.land_hand()
+    settings = aws.settings()
+    lock = DynamoDBLock(aws.client("dynamodb"), settings.lock_table, settings.lock_id, 1)
+    assert lock.try_acquire("set-retried", "set-retried", 900)
+    sfn = aws.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=aws.env["STATE_MACHINE_ARN"], name="set-retried")[
+        "executionArn"
+    ]
+    reports = play_containers(aws, arn)
+    assert [r["status"] for r in reports] == ["success"] * 3
+    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    assert lock.holders() == []

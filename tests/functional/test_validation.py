@@ -1,0 +1,381 @@
+"""Validation through `ecompipe run`, against hand-worked expectations and the reference.
+
+What is compared is what a user reads: quarantine/<execution>/rejects.csv and
+validation_report.json. Expected values come from tests/fixtures/hand_dirty (worked out by hand,
+see its README), from the fixture files' own bytes, or from tests/reference.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests import reference
+from tests.conftest import FIXTURES, ecompipe
+from tests.support import (
+    DATASETS,
+    land,
+    only_execution,
+    physical_lines,
+    read_rejects,
+    read_report,
+    write_batch,
+)
+
+pytestmark = [pytest.mark.duckdb, pytest.mark.local]
+
+HAND = FIXTURES / "hand_dirty"
+FILE_CASES = ["missing_column", "no_rows", "empty", "error_rate", "unreadable"]
+
+
+def _run(workspace: Path, expect: int = 0) -> Path:
+    result = ecompipe("run", "--quiet", workspace=workspace)
+    assert result.exit_code == expect, result.output
+    assert "Traceback" not in result.output
+    return only_execution(workspace)
+
+
+def _land_hand(workspace: Path, replace: str | None = None) -> None:
+    files = {d: HAND / f"{d}.csv" for d in DATASETS}
+    if replace is not None:
+        for path in (HAND / replace).glob("*.csv"):
+            files[path.stem] = path
+    land(workspace, files)
+
+
+def _by_file(report: dict) -> dict[str, dict]:
+    return {f["key"].split("/")[-1]: f for f in report["files"]}
+
+
+@pytest.mark.fast
+def test_hand_dirty_rejects_match_the_hand_worked_list(workspace: Path) -> None:
+    _land_hand(workspace)
+    folder = _run(workspace)
+    rows = read_rejects(folder)
+    expected = json.loads((HAND / "expected_rejects.json").read_text())
+    got = [
+        {
+            "file": r["file"].split("/")[-1],
+            "line": int(r["line"]),
+            "column": r["column"],
+            "reason": r["reason"],
+        }
+        for r in rows
+    ]
+    key = lambda r: (r["file"], r["line"], r["column"], r["reason"])  # noqa: E731
+    assert sorted(got, key=key) == sorted(expected, key=key)
+    # file is the original key under landing/
+    assert {r["file"] for r in rows} == {
+        "orders/orders.csv",
+        "order_items/order_items.csv",
+        "products/products.csv",
+    }
+
+
+@pytest.mark.fast
+def test_hand_dirty_reject_text_is_the_original_physical_line(workspace: Path) -> None:
+    _land_hand(workspace)
+    rows = read_rejects(_run(workspace))
+    assert rows
+    for r in rows:
+        lines = physical_lines(HAND / r["file"].split("/")[-1])
+        assert r["text"] == lines[int(r["line"]) - 1], r
+    # Spot-check two by hand: the padded blank status row and the 6-field row.
+    texts = {(r["file"], r["line"]): r["text"] for r in rows}
+    assert texts[("orders/orders.csv", "7")] == "   ,2005,,12x,2024-13-01 10:00:00"
+    assert texts[("order_items/order_items.csv", "10")] == "8,12.00,1,2007,too,many"
+
+
+@pytest.mark.fast
+def test_hand_dirty_verdicts_counts_and_duplicates(workspace: Path) -> None:
+    _land_hand(workspace)
+    report = read_report(_run(workspace))
+    expected = json.loads((HAND / "expected_verdicts.json").read_text())["batch"]
+    files = _by_file(report)
+    for v in expected["verdicts"]:
+        got = files[v["file"]]
+        assert (got["dataset"], got["accepted"], got["reason"], got["rows"], got["bad_rows"]) == (
+            v["dataset"],
+            v["accepted"],
+            v["reason"],
+            v["rows"],
+            v["bad_rows"],
+        )
+    assert report["duplicates_dropped"] == expected["duplicates_dropped"]
+    assert report["accepted_rows"] == expected["kept"]
+    # Rows with at least one reject, per file (README: orders 7 and 13; items 7, 10, 11; ...).
+    assert {k: f["rejected_rows"] for k, f in files.items()} == {
+        "orders.csv": 2,
+        "order_items.csv": 3,
+        "products.csv": 1,
+    }
+    assert {k: f["duplicates_dropped"] for k, f in files.items()} == {
+        "orders.csv": 1,
+        "order_items.csv": 1,
+        "products.csv": 1,
+    }
+    assert report["rejected_rows"] == 6
+    assert (report["files_accepted"], report["files_rejected"]) == (3, 0)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("case", FILE_CASES)
+def test_each_file_reason_quarantines_the_whole_file(workspace: Path, case: str) -> None:
+    _land_hand(workspace, replace=case)
+    folder = _run(workspace)
+    expected = next(
+        v
+        for v in json.loads((HAND / "expected_verdicts.json").read_text())["file_reasons"]
+        if v["file"].startswith(case + "/")
+    )
+    name = expected["file"].split("/")[-1]
+    got = _by_file(read_report(folder))[name]
+    assert (got["accepted"], got["reason"], got["rows"], got["bad_rows"]) == (
+        False,
+        expected["reason"],
+        expected["rows"],
+        expected["bad_rows"],
+    )
+    assert got["detail"]  # says why, for the operator
+    key = f"{expected['dataset']}/{name}"
+    # The whole file is in quarantine, byte for byte, and nothing of it in rejects.csv.
+    assert (folder / key).read_bytes() == (HAND / expected["file"]).read_bytes()
+    assert not any(r["file"] == key for r in read_rejects(folder))
+    assert not (workspace / "landing" / key).exists()
+    # The other two files were accepted and archived.
+    archive = only_execution(workspace, "archive")
+    others = [d for d in DATASETS if d != expected["dataset"]]
+    assert sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*.csv")) == sorted(
+        f"{d}/{d}.csv" for d in others
+    )
+
+
+def _edge_batch(extra: dict[str, list[str]], n: int = 200) -> dict[str, str]:
+    """A clean batch of ``n`` rows per file plus ``extra`` raw lines (to test one rule each)."""
+    orders = ["order_id,user_id,created_at,status"] + [
+        f"{i},{i},2024-05-01 10:00:00,complete" for i in range(1, n + 1)
+    ]
+    items = ["id,order_id,product_id,sale_price"] + [f"{i},{i},1,{i}.50" for i in range(1, n + 1)]
+    products = ["id,sku,cost,category,retail_price"] + [
+        f"{i},SKU{i},1.00,Jeans,2.00" for i in range(1, n + 1)
+    ]
+    body = {"orders": orders, "order_items": items, "products": products}
+    return {d: "\n".join(body[d] + extra.get(d, [])) + "\n" for d in DATASETS}
+
+
+# One line each; what the reference says about them is the expectation.
+EDGE_LINES = {
+    "orders": [
+        "1001,\t7\t,2024-05-01 10:00:00,complete",  # tab padding: trimmed
+        "1002,\u00a07,2024-05-01 10:00:00,complete",  # NBSP padding: trimmed (str.strip)
+        "1003,7,\t2024-05-01 10:00:00\u3000,complete",  # ideographic space
+        "1004,7,2024-05-01 10:00:00,\tShipped ",  # status trimmed and lowercased
+        "1005,\x0b7\x0c,2024-05-01 10:00:00,complete",  # VT and FF
+        "1006,7,0000-01-01 00:00:00,complete",  # year 0: bad_timestamp
+        "1007,7,0001-01-01 00:30:00+01:00,complete",  # UTC lands in year 0
+        "1008,7,9999-12-31 23:30:00-01:00,complete",  # UTC lands in year 10000
+        "1009,7,2024-05-01 10:00:00 +02:00,complete",  # space before offset
+        "1010,7,2024-05-01,complete",  # bare date
+        "+0000000000000000001011,7,2024-05-01 10:00:00,complete",  # leading zeros
+        "9223372036854775808,7,2024-05-01 10:00:00,complete",  # > int64
+    ],
+    "order_items": [
+        "1001,1,1,0000000000000.5",  # 13 digits before the point, but the value fits
+        "1002,1,1,999999999999.9999996",  # rounds to 10**12: does not fit
+        "1003,1,1,999999999999.9999994",  # rounds down: fits
+        "1004,1,1,-0.0000004",  # rounds to 0: not negative
+        "1005,1,1,\u00a05.5\t",
+        "1006,1,1,1e3",
+    ],
+}
+
+
+def _run_against_reference(workspace: Path, tmp_path: Path) -> set[tuple[str, int, str, str]]:
+    """Snapshot landing, run the reference on the snapshot and the pipeline on landing, and
+    assert they agree on rejects, verdicts, duplicates and accepted rows. Returns the rejects."""
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(workspace / "landing", snapshot)
+    ref = reference.validate_batch({d: sorted((snapshot / d).glob("*.csv")) for d in DATASETS})
+    folder = _run(workspace)
+    got = {(r["file"], int(r["line"]), r["column"], r["reason"]) for r in read_rejects(folder)}
+    assert got == {
+        (Path(r.file).relative_to(snapshot).as_posix(), r.line, r.column, r.reason)
+        for r in ref.rejects
+    }
+    report = read_report(folder)
+    assert {
+        f["key"]: (f["accepted"], f["reason"], f["rows"], f["bad_rows"]) for f in report["files"]
+    } == {
+        Path(v.file).relative_to(snapshot).as_posix(): (v.accepted, v.reason, v.rows, v.bad_rows)
+        for v in ref.verdicts
+    }
+    assert report["duplicates_dropped"] == ref.duplicates_dropped
+    assert report["accepted_rows"] == {
+        "orders": len(ref.orders),
+        "order_items": len(ref.items),
+        "products": len(ref.products),
+    }
+    return got
+
+
+@pytest.mark.fast
+def test_edge_values_match_the_reference(workspace: Path, tmp_path: Path) -> None:
+    write_batch(workspace, _edge_batch(EDGE_LINES))
+    got = _run_against_reference(workspace, tmp_path)
+    # The hand view of the same lines (header + 200 rows: the extra ones start at line 202).
+    assert {(f, line) for f, line, _c, _r in got} == {
+        ("orders/batch.csv", 207),  # year 0
+        ("orders/batch.csv", 208),  # year 0 after the offset
+        ("orders/batch.csv", 209),  # year 10000 after the offset
+        ("orders/batch.csv", 210),  # space before the offset
+        ("orders/batch.csv", 211),  # bare date
+        ("orders/batch.csv", 213),  # beyond int64
+        ("order_items/batch.csv", 203),  # does not fit after rounding
+        ("order_items/batch.csv", 207),  # exponent
+    }
+
+
+@pytest.mark.fast
+def test_trimmed_values_reach_the_kpis(workspace: Path) -> None:
+    """A tab-padded category is the same category; an NBSP-padded price is that price."""
+    write_batch(
+        workspace,
+        {
+            "orders": "order_id,user_id,created_at,status\n1,1,2024-05-01 10:00:00, Returned\t\n",
+            "order_items": "id,order_id,product_id,sale_price\n1,1,1,\u00a010.005\n2,1,2,1\n",
+            "products": "id,sku,cost,category,retail_price\n1,A,1,\tJeans\u3000,2\n2,B,1,Jeans,2\n",
+        },
+    )
+    _run(workspace)
+    data = json.loads(ecompipe("metrics", "--json", workspace=workspace).stdout)
+    # 10.005 + 1 = 11.005 -> 11.01 half-up; the one order is returned.
+    assert data["order_metrics"] == [
+        {
+            "order_date": "2024-05-01",
+            "total_orders": 1,
+            "total_revenue": 11.01,
+            "total_items_sold": 2,
+            "return_rate": 1.0,
+            "unique_customers": 1,
+        }
+    ]
+    assert data["category_metrics"] == [
+        {
+            "category": "Jeans",
+            "order_date": "2024-05-01",
+            "daily_revenue": 11.01,
+            "avg_order_value": 11.01,
+            "avg_return_rate": 1.0,
+        }
+    ]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "bad_line",
+    [
+        '61,1,2024-05-01 10:00:00,"complete',  # unterminated quote
+        '61,1,2024-05-01 10:00:00,"complete"x',  # text after a closing quote
+        "61,1,2024-05-01 10:00:00,compl\x00ete",  # NUL byte
+    ],
+    ids=["unterminated-quote", "text-after-quote", "nul"],
+)
+def test_broken_csv_is_an_unreadable_file(workspace: Path, bad_line: str) -> None:
+    """Where rows start is unknowable after broken quoting: the reference and the pipeline
+    both quarantine the whole file as unreadable."""
+    write_batch(workspace, _edge_batch({"orders": [bad_line]}))
+    folder = _run(workspace)
+    verdicts = {f["key"]: (f["accepted"], f["reason"]) for f in read_report(folder)["files"]}
+    assert verdicts == {
+        "orders/batch.csv": (False, "unreadable"),
+        "order_items/batch.csv": (True, None),
+        "products/batch.csv": (True, None),
+    }
+    assert (folder / "orders" / "batch.csv").is_file()
+
+
+@pytest.mark.fast
+def test_blank_lines_are_not_rows_and_multiline_rows_keep_their_text(workspace: Path) -> None:
+    orders = (
+        "order_id,user_id,created_at,status,notes\n"
+        + "".join(f"{i},{i},2024-05-01 10:00:00,complete,\n" for i in range(1, 51))
+        + "   \n"  # line 52: whitespace only, not a row
+        + '51,x1,2024-05-01 10:00:00,complete,"two\nlines"\n'  # lines 53-54, bad user_id
+        + "52,1,2024-05-01 10:00:00,,\n"  # line 55, missing status
+    )
+    landed = write_batch(workspace, {**_edge_batch({}), "orders": orders})
+    snapshot = physical_lines(landed["orders"])
+    folder = _run(workspace)
+    got = {(r["line"], r["column"], r["reason"], r["text"]) for r in read_rejects(folder)}
+    assert got == {
+        ("53", "user_id", "bad_int", '51,x1,2024-05-01 10:00:00,complete,"two\nlines"'),
+        ("55", "status", "missing_value", "52,1,2024-05-01 10:00:00,,"),
+    }
+    assert snapshot[52] + "\n" + snapshot[53] == '51,x1,2024-05-01 10:00:00,complete,"two\nlines"'
+    verdicts = {f["key"]: f for f in read_report(folder)["files"]}
+    verdict = verdicts["orders/batch.csv"]
+    # 52 rows (the blank line is none), 2 bad: 3.8 % -> accepted.
+    assert (verdict["rows"], verdict["bad_rows"], verdict["accepted"]) == (52, 2, True)
+
+
+@pytest.mark.fast
+def test_exactly_the_error_rate_is_accepted(workspace: Path) -> None:
+    # 20 rows, 1 bad = 5 %: not more than 5 %, accepted.
+    lines = ["order_id,user_id,created_at,status"] + [
+        f"{i},{i},2024-05-01 10:00:00,complete" for i in range(1, 20)
+    ]
+    write_batch(workspace, {**_edge_batch({}), "orders": "\n".join([*lines, "20,x,,"]) + "\n"})
+    files = {f["key"]: f for f in read_report(_run(workspace))["files"]}
+    verdict = files["orders/batch.csv"]
+    assert (verdict["accepted"], verdict["rows"], verdict["bad_rows"]) == (True, 20, 1)
+
+
+@pytest.mark.fast
+def test_max_error_rate_setting_changes_the_verdict(workspace: Path) -> None:
+    lines = ["order_id,user_id,created_at,status"] + [
+        f"{i},{i},2024-05-01 10:00:00,complete" for i in range(1, 10)
+    ]
+    write_batch(workspace, {**_edge_batch({}), "orders": "\n".join([*lines, "10,x,,"]) + "\n"})
+    result = ecompipe("run", "-q", workspace=workspace, ECOMPIPE_MAX_ERROR_RATE="0.1")
+    assert result.exit_code == 0, result.output
+    files = {f["key"]: f for f in read_report(only_execution(workspace))["files"]}
+    assert (files["orders/batch.csv"]["accepted"], files["orders/batch.csv"]["bad_rows"]) == (
+        True,
+        1,
+    )
+    assert read_report(only_execution(workspace))["max_error_rate"] == str(Decimal("0.1"))
+
+
+@pytest.mark.slow
+def test_generated_dirty_rejects_equal_the_reference(workspace: Path, tmp_path: Path) -> None:
+    result = ecompipe(
+        "generate", "--orders", "2500", "--seed", "11", "--dirty", workspace=workspace
+    )
+    assert result.exit_code == 0, result.output
+    got = _run_against_reference(workspace, tmp_path)
+    assert len(got) > 10  # the dirty data really has faults
+    # Every row-level fault kind of the generator shows up.
+    assert {reason for *_k, reason in got} >= {
+        "bad_int",
+        "missing_value",
+        "negative",
+        "conflicting_duplicate",
+    }
+
+
+@pytest.mark.fast
+def test_a_required_column_named_twice_rejects_the_file(workspace: Path) -> None:
+    """Deliberately stricter than the reference (which takes the first occurrence): with two
+    'status' columns nobody can say which one is meant, so the file is quarantined whole."""
+    orders = (
+        "order_id,status,user_id,created_at,STATUS\n1,complete,1,2024-05-01 10:00:00,returned\n"
+    )
+    write_batch(workspace, {**_edge_batch({}), "orders": orders})
+    folder = _run(workspace)
+    verdict = next(f for f in read_report(folder)["files"] if f["key"] == "orders/batch.csv")
+    assert (verdict["accepted"], verdict["reason"]) == (False, "unreadable")
+    assert "status" in verdict["detail"] and "more than once" in verdict["detail"]
