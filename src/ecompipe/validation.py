@@ -119,6 +119,18 @@ def problem_expr(col: Column, parsed: str, d: Dialect) -> str:
     )
 
 
+def with_seconds(v: str) -> str:
+    """``v`` (text the timestamp pattern accepted) with ':00' seconds added where absent.
+
+    The pattern fixes the layout: 'YYYY-MM-DD HH:MM' is always the first 16 characters, so
+    plain substrings do it without another regex pass.
+    """
+    return (
+        f"CASE WHEN substr({v}, 17, 1) = ':' THEN {v} "
+        f"ELSE concat(substr({v}, 1, 16), ':00', substr({v}, 17)) END"
+    )
+
+
 def portable_money(v: str, d: Dialect) -> str:
     """Exact DECIMAL(18, 6) rounded half-up, from text the money pattern accepted.
 

@@ -71,11 +71,7 @@ class DuckDBDialect:
         per row. '+0200' gets its colon, a missing ':SS' is added (the cast wants both when an
         offset follows); digits past microseconds are truncated by the cast.
         """
-        # The pattern fixed the layout: 'YYYY-MM-DD HH:MM' is always the first 16 characters.
-        with_seconds = (
-            f"CASE WHEN substr({expr}, 17, 1) = ':' THEN {expr} "
-            f"ELSE concat(substr({expr}, 1, 16), ':00', substr({expr}, 17)) END"
-        )
+        with_seconds = validation.with_seconds(expr)
         text = (
             f"regexp_replace(replace({with_seconds}, ' UTC', '+00:00'), "
             "'([+-][0-9]{2})([0-9]{2})$', '\\1:\\2')"

@@ -105,11 +105,7 @@ class SparkDialect:
 
         One cast instead of validation.portable_timestamp_utc's eight regex extractions.
         """
-        # The pattern fixed the layout: 'YYYY-MM-DD HH:MM' is always the first 16 characters.
-        with_seconds = (
-            f"CASE WHEN substr({expr}, 17, 1) = ':' THEN {expr} "
-            f"ELSE concat(substr({expr}, 1, 16), ':00', substr({expr}, 17)) END"
-        )
+        with_seconds = validation.with_seconds(expr)
         text = f"replace({with_seconds}, ' UTC', 'Z')"
         return f"CAST(try_cast({text} AS TIMESTAMP_LTZ) AS TIMESTAMP_NTZ)"
 
