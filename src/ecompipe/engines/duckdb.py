@@ -7,8 +7,6 @@ physical lines and original text live here.
 
 from __future__ import annotations
 
-import csv
-import io
 import tempfile
 from decimal import Decimal
 from pathlib import Path
@@ -26,11 +24,11 @@ from ecompipe.engines.base import (
     TransformResult,
     staged_path,
 )
+from ecompipe.engines.header import locate_columns
 from ecompipe.errors import EngineError
 from ecompipe.validation import FileReport, ValidationReport
 
 CSV_OPTIONS = "header = true, delim = ',', quote = '\"', escape = '\"'"
-HEADER_PROBE_BYTES = 1 << 20
 # DuckDB rejects-table error types that make the whole file unreadable: not UTF-8 text, or
 # broken quoting (after an unterminated quote nobody can say where the next row starts).
 UNREADABLE_ERRORS = {
@@ -264,33 +262,14 @@ class DuckDBEngine:
         con = self.con
         path = sql_string(str(f.path))
         table = f"raw_{ds.name}_{idx}"
-        try:
-            header = read_header(f.path)
-        except (OSError, UnicodeError, csv.Error) as exc:
-            fr.reason = FileReason.UNREADABLE
-            fr.detail = f"cannot read a CSV header: {_first_line(exc)}"
+        located = locate_columns(ds, f.path, fr, lambda width: self._count_rows(path, width))
+        if located is None:
             return None
-        if header is None:
-            fr.reason, fr.detail = FileReason.NO_ROWS, "the file is empty"
-            return None
-        by_name: dict[str, list[int]] = {}
-        for pos, name in enumerate(header):
-            by_name.setdefault(name.strip().lower(), []).append(pos)
-        missing = [c for c in ds.column_names if c not in by_name]
-        if missing:
-            fr.reason = FileReason.MISSING_COLUMN
-            fr.detail = "required column missing: " + ", ".join(missing)
-            fr.rows = self._count_rows(path, len(header))
-            return None
-        doubled = [c for c in ds.column_names if len(by_name[c]) > 1]
-        if doubled:
-            fr.reason = FileReason.UNREADABLE
-            fr.detail = "column given more than once: " + ", ".join(doubled)
-            return None
+        width, position = located
         # The header is parsed here, so DuckDB's sniffer (which samples rows and gives up on
         # ragged files) is off; every column is read as text under a positional name.
-        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
-        select = ", ".join(f"c{by_name[c][0]} AS {DIALECT.quote(c)}" for c in ds.column_names)
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+        select = ", ".join(f"c{position[c]} AS {DIALECT.quote(c)}" for c in ds.column_names)
         try:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_csv({path}, "
@@ -429,26 +408,6 @@ class DuckDBEngine:
             waiting_for_product=int(waiting[1]),
             curated_rows=rows,
         )
-
-
-def read_header(path: Path) -> list[str] | None:
-    """The header record of a CSV file (BOM removed), or None for an empty file."""
-    with path.open("rb") as handle:
-        head = handle.read(HEADER_PROBE_BYTES)
-    if not head.strip():
-        return None
-    if b"\x00" in head:
-        # NUL bytes: binary data or UTF-16, not a UTF-8 CSV.
-        raise UnicodeError("the file holds NUL bytes (binary data or UTF-16?)")
-    text = (
-        head.decode("utf-8-sig", errors="strict")
-        if len(head) < HEADER_PROBE_BYTES
-        else (head.decode("utf-8-sig", errors="ignore"))
-    )
-    record = next(csv.reader(io.StringIO(text, newline="")), None)
-    if not record:
-        return None
-    return record
 
 
 def _short(dataset: str) -> str:

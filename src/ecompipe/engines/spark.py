@@ -51,7 +51,7 @@ from ecompipe.engines.base import (
     TransformResult,
     staged_path,
 )
-from ecompipe.engines.duckdb import read_header
+from ecompipe.engines.header import locate_columns
 from ecompipe.errors import EngineError
 from ecompipe.validation import FileReport, ValidationReport
 
@@ -424,7 +424,7 @@ class SparkEngine:
         from pyspark.sql import functions as F  # noqa: TID251 (lazy)
         from pyspark.sql.types import StringType, StructField, StructType  # noqa: TID251
 
-        located = _locate_columns(ds, f.path, fr)
+        located = locate_columns(ds, f.path, fr, lambda width: _count_rows(f.path, width))
         if located is None:
             return None
         header_len, by_name = located
@@ -547,37 +547,6 @@ class SparkEngine:
 
 
 # --------------------------------------------------------------------- files, lines, rejects
-
-
-def _locate_columns(ds: Dataset, path: Path, fr: FileReport) -> tuple[int, dict[str, int]] | None:
-    """(header width, position of each contract column), or None with ``fr``'s verdict set.
-
-    Same header rules and verdict texts as the DuckDB engine (names trimmed, case ignored).
-    """
-    try:
-        header = read_header(path)
-    except (OSError, UnicodeError, csv.Error) as exc:
-        fr.reason = FileReason.UNREADABLE
-        fr.detail = f"cannot read a CSV header: {_first_line(exc)}"
-        return None
-    if header is None:
-        fr.reason, fr.detail = FileReason.NO_ROWS, "the file is empty"
-        return None
-    found: dict[str, list[int]] = defaultdict(list)
-    for pos, name in enumerate(header):
-        found[name.strip().lower()].append(pos)
-    missing = [c for c in ds.column_names if c not in found]
-    if missing:
-        fr.reason = FileReason.MISSING_COLUMN
-        fr.detail = "required column missing: " + ", ".join(missing)
-        fr.rows = _count_rows(path, len(header))
-        return None
-    doubled = [c for c in ds.column_names if len(found[c]) > 1]
-    if doubled:
-        fr.reason = FileReason.UNREADABLE
-        fr.detail = "column given more than once: " + ", ".join(doubled)
-        return None
-    return len(header), {c: found[c][0] for c in ds.column_names}
 
 
 def _unreadable(path: Path) -> str | None:
