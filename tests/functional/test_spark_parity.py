@@ -116,6 +116,55 @@ def test_generated_data(tmp_path: Path, dirty: bool) -> None:
     assert bool(out["rejects"]) is dirty
 
 
+@pytest.fixture
+def small_splits() -> Iterator[int]:
+    """Spark splits each file it reads line by line into partitions of a few KB."""
+    from ecompipe.config import Settings
+    from ecompipe.engines.spark import spark_session
+
+    spark = spark_session(Settings())
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")
+    yield 4096
+    spark.conf.unset("spark.sql.files.maxPartitionBytes")
+
+
+# Records Spark's line reader skips or calls the wrong shape, inserted between generated rows.
+ODD_LINES = [b"", b"   ", b"\t", b"\xc2\xa0", b"9,9", b"1,2,3,4,5,6,7,8,9,10"]
+
+
+def _with_odd_lines(path: Path) -> None:
+    """Put an odd line (blank, whitespace-only, wrong shape) after every 37th line."""
+    eol = b"\r\n" if b"\r\n" in path.read_bytes()[:4096] else b"\n"
+    lines = path.read_bytes().split(eol)
+    out = lines[:1]
+    for n, line in enumerate(lines[1:], start=1):
+        out.append(line)
+        if n % 37 == 0:
+            out.append(ODD_LINES[(n // 37) % len(ODD_LINES)])
+    path.write_bytes(eol.join(out))
+
+
+def test_files_read_line_by_line_across_many_partitions(tmp_path: Path, small_splits: int) -> None:
+    """Quote-free files are split across partitions; positions, duplicates (first one wins)
+    and rejects still come out as DuckDB's, with blank and wrong-shape lines in every part."""
+    from ecompipe.config import Settings
+    from ecompipe.engines.spark import _scan, spark_session
+    from ecompipe.sample import generate_sample
+
+    generate_sample(tmp_path / "gen", 2500, seed=11, dirty=True)
+    files = _files(tmp_path / "gen")
+    for ds in ("orders", "order_items"):
+        path = files[ds][0]
+        _with_odd_lines(path)
+        assert _scan(path) == (None, True)  # read line by line, not in multiLine mode
+        parts = spark_session(Settings()).read.text(str(path)).rdd.getNumPartitions()
+        assert parts > 10
+    out = _assert_same(tmp_path, [files])
+    report = out["reports"][0]
+    assert report["duplicates_dropped"]["orders"] > 0
+    assert any(",bad_row_shape," in r for r in out["rejects"])
+
+
 def test_sequence_of_batches(tmp_path: Path) -> None:
     """Across batches (curated log): items before their orders, re-delivery, changed rows."""
     from ecompipe.sample import generate_sample

@@ -303,22 +303,22 @@ def test_blank_lines_are_not_rows_and_multiline_rows_keep_their_text(workspace: 
     orders = (
         "order_id,user_id,created_at,status,notes\n"
         + "".join(f"{i},{i},2024-05-01 10:00:00,complete,\n" for i in range(1, 51))
-        + "   \n"  # line 52: whitespace only, not a row
-        + '51,x1,2024-05-01 10:00:00,complete,"two\nlines"\n'  # lines 53-54, bad user_id
-        + "52,1,2024-05-01 10:00:00,,\n"  # line 55, missing status
+        + "   \n\t\n\u00a0\n"  # lines 52-54: whitespace only (spaces, tab, NBSP), no rows
+        + '51,x1,2024-05-01 10:00:00,complete,"two\nlines"\n'  # lines 55-56, bad user_id
+        + "52,1,2024-05-01 10:00:00,,\n"  # line 57, missing status
     )
     landed = write_batch(workspace, {**_edge_batch({}), "orders": orders})
     snapshot = physical_lines(landed["orders"])
     folder = _run(workspace)
     got = {(r["line"], r["column"], r["reason"], r["text"]) for r in read_rejects(folder)}
     assert got == {
-        ("53", "user_id", "bad_int", '51,x1,2024-05-01 10:00:00,complete,"two\nlines"'),
-        ("55", "status", "missing_value", "52,1,2024-05-01 10:00:00,,"),
+        ("55", "user_id", "bad_int", '51,x1,2024-05-01 10:00:00,complete,"two\nlines"'),
+        ("57", "status", "missing_value", "52,1,2024-05-01 10:00:00,,"),
     }
-    assert snapshot[52] + "\n" + snapshot[53] == '51,x1,2024-05-01 10:00:00,complete,"two\nlines"'
+    assert snapshot[54] + "\n" + snapshot[55] == '51,x1,2024-05-01 10:00:00,complete,"two\nlines"'
     verdicts = {f["key"]: f for f in read_report(folder)["files"]}
     verdict = verdicts["orders/batch.csv"]
-    # 52 rows (the blank line is none), 2 bad: 3.8 % -> accepted.
+    # 52 rows (the whitespace-only lines are none), 2 bad: 3.8 % -> accepted.
     assert (verdict["rows"], verdict["bad_rows"], verdict["accepted"]) == (52, 2, True)
 
 

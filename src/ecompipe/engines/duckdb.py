@@ -423,6 +423,7 @@ def _records_sql(path: Path, dataset: str, file_idx: int) -> str:
     records in order as rowid. Both are mapped back to the physical line and its text here.
     """
     p = sql_string(str(path))
+    first_line = "arg_min(l, line)"
     lines = (
         f"SELECT unnest(string_split(content, chr(10))) AS l, "
         f"generate_subscripts(string_split(content, chr(10)), 1) AS line FROM read_text({p})"
@@ -441,7 +442,8 @@ def _records_sql(path: Path, dataset: str, file_idx: int) -> str:
         "FROM p), "
         "rec AS (SELECT logical, min(line) AS line, string_agg(l, chr(10) ORDER BY line) AS text "
         "FROM u GROUP BY logical HAVING logical > 1 AND "
-        "trim(arg_min(l, line)) <> '') "
+        # Whitespace-only lines are no rows (_collect_shape_rejects): not records either.
+        f"{DIALECT.strip(first_line)} <> '') "
         "SELECT logical, line, text, CASE WHEN logical IN (SELECT logical_line FROM shaped) "
         "THEN NULL ELSE row_number() OVER (PARTITION BY logical IN (SELECT logical_line FROM "
         "shaped) ORDER BY logical) - 1 END AS record_idx FROM rec"

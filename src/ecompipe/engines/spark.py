@@ -7,13 +7,16 @@ kpis.py's, spelled through :class:`SparkDialect`; results equal the DuckDB engin
 
 pyspark is an optional extra and is imported inside functions only.
 
-How rows are numbered (it must match the DuckDB engine): every file is read with Spark's CSV
-reader in ``multiLine`` mode, which never splits a file, so a file is exactly one partition and
-the low 33 bits of ``monotonically_increasing_id()`` are the record's position in the file
-(header and empty lines excluded, rows of the wrong shape included). Rows of the wrong shape
-(PERMISSIVE mode fills the corrupt-record column) ride along under the negative file index
-``-1 - idx``: every shared query filters on accepted (non-negative) indices, so one cached
-relation answers both. Rejected positions are mapped to lines by a sequential scan of the few
+How rows are numbered (it must match the DuckDB engine): a file whose every record is one
+physical line (no line break inside quotes: ``_scan`` checks) is read line by line, which Spark
+splits into partitions in file order, so large files are parsed on every core; any other file is
+read in ``multiLine`` mode, which never splits it. ``_row`` is ``monotonically_increasing_id()``:
+partition number in the high bits, position inside the partition in the low 33, so it orders
+records as the file does. Rows of the wrong shape (PERMISSIVE mode fills the corrupt-record
+column) ride along under the file index ``-1 - idx``, whitespace-only records (no row, as in
+DuckDB) under ``_BLANK - idx``: every shared query filters on accepted (non-negative) indices,
+so one cached relation answers all, and counting every record per partition gives each rejected
+row its position in the file. Positions are mapped to lines by a sequential scan of the few
 files that have rejects, with DuckDB's rule: a line starts a record when the quotes before it are
 balanced.
 """
@@ -60,8 +63,14 @@ if TYPE_CHECKING:
 
 # Java's \s also matches \x0B; RE2 (DuckDB) does not. Spell RE2's set so both engines agree.
 _RE2_SPACE = r"[\t\n\f\r ]"
-# Low 33 bits of monotonically_increasing_id(): the row's position inside its partition.
-_ROW_MASK = (1 << 33) - 1
+# monotonically_increasing_id() is (partition << 33) + position inside the partition.
+_PART_SHIFT = 33
+_ROW_MASK = (1 << _PART_SHIFT) - 1
+# _file_idx of whitespace-only records: _BLANK - idx (see the module docstring).
+_BLANK = -(1 << 30)
+# Bytes that make a file unsafe to read line by line: Spark's line reader drops lines that are
+# empty after Java's trim (every character <= ' '), which for these would differ from DuckDB.
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _CHUNK = 8 << 20
 _BROKEN_QUOTING = "broken CSV quoting (an unterminated quote or text after a closing quote)"
 _LOG4J = """\
@@ -216,6 +225,8 @@ class SparkEngine:
         self._scratch = Path(tempfile.mkdtemp(prefix="ecompipe-spark-", dir=base))
         self.spark = spark_session(settings)
         self._views: list[str] = []
+        # (dataset, file index) -> read line by line (else multiLine); positions depend on it.
+        self._one_line: dict[tuple[str, int], bool] = {}
         self._lock = threading.Lock()  # views may be made from several threads
 
     def close(self) -> None:
@@ -286,7 +297,7 @@ class SparkEngine:
             report.accepted_rows.update(part.accepted_rows)
             report.duplicates_dropped.update(part.duplicates_dropped)
         if rejects:
-            _write_rejects(rejects, keys, staging / "rejects.csv")
+            _write_rejects(rejects, keys, self._one_line, staging / "rejects.csv")
             report.rejects_file = "rejects.csv"
         return report
 
@@ -384,8 +395,34 @@ class SparkEngine:
             per_file[r.file_idx].add(r.row)
         for idx, rows in per_file.items():
             file_reports[idx].rejected_rows = len(rows)
+        self._to_positions(checked, rejects)
         self._drop(good, dups_name, checked)
         return rejects
+
+    def _to_positions(self, checked: str, rejects: list[_Reject]) -> None:
+        """Replace each reject's row id by the record's position in its file.
+
+        A record's position is the number of the file's records in earlier partitions plus
+        its position inside its own; the records of a partition are counted in ``checked``,
+        which keeps every record (rows, rows of the wrong shape, whitespace-only records).
+        """
+        if all(r.row >> _PART_SHIFT == 0 for r in rejects):
+            return  # all in a first partition: the id is the position
+        source = (
+            f"CASE WHEN _file_idx >= 0 THEN _file_idx WHEN _file_idx > {_BLANK} "
+            f"THEN -1 - _file_idx ELSE {_BLANK} - _file_idx END"
+        )
+        counts = self._sql(
+            f"SELECT {source} AS f, shiftright(_row, {_PART_SHIFT}) AS part, count(*) "
+            f"FROM {checked} GROUP BY 1, 2"
+        )
+        offsets: dict[tuple[int, int], int] = {}
+        before: dict[int, int] = defaultdict(int)
+        for f, part, n in sorted((int(f), int(part), int(n)) for f, part, n in counts):
+            offsets[(f, part)] = before[f]
+            before[f] += n
+        for r in rejects:
+            r.row = offsets[(r.file_idx, r.row >> _PART_SHIFT)] + (r.row & _ROW_MASK)
 
     def _row_rejects(
         self, ds: Dataset, checked: str, accepted: list[int], counts: dict[int, tuple[int, int]]
@@ -428,10 +465,11 @@ class SparkEngine:
         if located is None:
             return None
         header_len, by_name = located
-        problem = _unreadable(f.path)
+        problem, one_line = _scan(f.path)
         if problem:
             fr.reason, fr.detail = FileReason.UNREADABLE, problem
             return None
+        self._one_line[(ds.name, idx)] = one_line
         link = self._scratch / f"{ds.name}_{idx}.csv"
         link.unlink(missing_ok=True)
         link.symlink_to(f.path.resolve())
@@ -443,7 +481,7 @@ class SparkEngine:
             self.spark.read.schema(schema)
             .options(
                 header=True,
-                multiLine=True,  # quoted line breaks; also keeps a file in one partition
+                multiLine=not one_line,
                 sep=",",
                 quote='"',
                 escape='"',
@@ -453,19 +491,18 @@ class SparkEngine:
             )
             .csv(str(link))
         )
-        file_idx = F.when(F.col("_corrupt").isNull(), F.lit(idx)).otherwise(F.lit(-1 - idx))
         # A line of only whitespace is no row (DuckDB skips it; Spark calls it one too short).
         corrupt = "_corrupt"
         blank = F.expr(f"{corrupt} IS NOT NULL AND {DIALECT.strip(corrupt)} = ''")
-        return (
-            df.select(
-                F.col("_corrupt"),
-                file_idx.alias("_file_idx"),
-                F.monotonically_increasing_id().bitwiseAND(F.lit(_ROW_MASK)).alias("_row"),
-                *[F.col(f"c{by_name[c]}").alias(c) for c in ds.column_names],
-            )
-            .where(~blank)
-            .drop("_corrupt")
+        file_idx = (
+            F.when(F.col(corrupt).isNull(), F.lit(idx))
+            .when(blank, F.lit(_BLANK - idx))
+            .otherwise(F.lit(-1 - idx))
+        )
+        return df.select(
+            file_idx.alias("_file_idx"),
+            F.monotonically_increasing_id().alias("_row"),
+            *[F.col(f"c{by_name[c]}").alias(c) for c in ds.column_names],
         )
 
     # ----------------------------------------------------------------- transform
@@ -549,27 +586,46 @@ class SparkEngine:
 # --------------------------------------------------------------------- files, lines, rejects
 
 
-def _unreadable(path: Path) -> str | None:
-    """Why the file is not text the engines can read (DuckDB's reader refuses it), or None."""
+def _scan(path: Path) -> tuple[str | None, bool]:
+    """(why DuckDB's reader would refuse the file or None, whether it can be read by lines).
+
+    One pass at C speed over the bytes. A file can be read line by line (split across cores)
+    when no quoted value holds a line break, every CR ends a CRLF, and no control character
+    other than tab could make Spark's line reader drop a line DuckDB keeps.
+    """
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     lines, quotes = 1, 0
+    one_line = True
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
+            if chunk.endswith(b"\r"):
+                chunk += handle.read(1)  # keep a CRLF in one chunk
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
                 near = lines + chunk.count(b"\n", 0, max(exc.start, 0))
-                return f"the file is not valid UTF-8 text (near line {near})"
+                return f"the file is not valid UTF-8 text (near line {near})", False
             lines += chunk.count(b"\n")
-            quotes += chunk.count(b'"')
+            in_chunk = chunk.count(b'"')
+            if one_line:
+                if in_chunk:
+                    # Text between an opening and a closing quote; parity carries over chunks.
+                    quoted = b"".join(chunk.split(b'"')[1 - quotes % 2 :: 2])
+                    one_line = b"\n" not in quoted and b"\r" not in quoted
+                one_line = (
+                    one_line
+                    and chunk.count(b"\r") == chunk.count(b"\r\n")
+                    and not _CONTROL.search(chunk)
+                )
+            quotes += in_chunk
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return f"the file is not valid UTF-8 text (near line {lines})"
+            return f"the file is not valid UTF-8 text (near line {lines})", False
     if quotes % 2:
         # Spark would read the rest of the file as one value; DuckDB refuses the file.
-        return f"{_BROKEN_QUOTING} (near line {_open_quote_line(path)})"
-    return None
+        return f"{_BROKEN_QUOTING} (near line {_open_quote_line(path)})", False
+    return None, one_line
 
 
 def _open_quote_line(path: Path) -> int:
@@ -596,12 +652,13 @@ def _count_rows(path: Path, n_columns: int) -> int:
         return 0
 
 
-def _records(path: Path) -> Iterator[tuple[int, int, str]]:
+def _records(path: Path, one_line: bool = False) -> Iterator[tuple[int, int, str]]:
     """(position, first physical line, original text) of every record after the header.
 
     A line starts a record when the quotes before it are balanced (as the DuckDB engine maps
     lines). Positions count records as Spark's reader yields them: empty lines are skipped,
-    whitespace-only ones are records (of the wrong shape).
+    and read line by line (``one_line``) so are lines of only spaces and tabs; read in
+    multiLine mode those are records (of the wrong shape).
     """
     parity = 0
     logical = 0
@@ -616,7 +673,7 @@ def _records(path: Path) -> Iterator[tuple[int, int, str]]:
                     yield pos, start, "\n".join(text)
                     text = []
                 logical += 1
-                if logical > 1 and line:
+                if logical > 1 and (line.strip(b" \t") if one_line else line):
                     pos += 1
                     start = number
                     text = [line.decode("utf-8")]
@@ -628,7 +685,10 @@ def _records(path: Path) -> Iterator[tuple[int, int, str]]:
 
 
 def _write_rejects(
-    rejects: list[_Reject], keys: dict[tuple[str, int], InputFile], target: Path
+    rejects: list[_Reject],
+    keys: dict[tuple[str, int], InputFile],
+    one_line: dict[tuple[str, int], bool],
+    target: Path,
 ) -> None:
     """The rejects CSV: file, physical line, column, reason, original text.
 
@@ -640,7 +700,7 @@ def _write_rejects(
         wanted[(r.dataset, r.file_idx)].add(r.row)
     located: dict[tuple[str, int, int], tuple[int, str]] = {}
     for (dataset, idx), rows in wanted.items():
-        for pos, line, text in _records(keys[(dataset, idx)].path):
+        for pos, line, text in _records(keys[(dataset, idx)].path, one_line[(dataset, idx)]):
             if pos in rows:
                 if text.strip(" "):
                     located[(dataset, idx, pos)] = (line, text)
