@@ -63,18 +63,17 @@ def _micro(d: Dialect, money_sum: str) -> str:
 def order_metrics_sql(d: Dialect) -> str:
     """Order metrics for every affected date; money in cents, rate in 1e-4."""
     per_order = (
-        "SELECT order_id, sum(revenue) AS revenue, sum(n_items) AS n_items "
-        "FROM per_order_cat GROUP BY order_id"
+        "SELECT order_date, user_id, returned, sum(revenue) AS revenue, sum(n_items) AS n_items "
+        "FROM per_order_cat GROUP BY order_id, order_date, user_id, returned"
     )
-    rev = _micro(d, "sum(p.revenue)")
+    rev = _micro(d, "sum(revenue)")
     return (
-        "SELECT o.order_date, count(*) AS total_orders, "
+        "SELECT order_date, count(*) AS total_orders, "
         f"{_cents(d, rev, '1')} AS total_revenue, "
-        "sum(p.n_items) AS total_items_sold, "
-        f"{_half_up_div(d, 'sum(o.returned)', 'count(*)', RATE_OUTPUT_SCALE)} AS return_rate, "
-        "count(DISTINCT o.user_id) AS unique_customers "
-        f"FROM ({per_order}) AS p JOIN aff_orders o ON p.order_id = o.order_id "
-        "GROUP BY o.order_date"
+        "sum(n_items) AS total_items_sold, "
+        f"{_half_up_div(d, 'sum(returned)', 'count(*)', RATE_OUTPUT_SCALE)} AS return_rate, "
+        "count(DISTINCT user_id) AS unique_customers "
+        f"FROM ({per_order}) AS p GROUP BY order_date"
     )
 
 
@@ -85,25 +84,24 @@ def _cents(d: Dialect, micro: str, count: str) -> str:
 
 def category_metrics_sql(d: Dialect) -> str:
     """Category metrics for every affected date; money in cents, rate in 1e-4."""
-    rev = _micro(d, "sum(c.revenue)")
+    rev = _micro(d, "sum(revenue)")
     return (
-        "SELECT c.category, o.order_date, "
+        "SELECT category, order_date, "
         f"{_cents(d, rev, '1')} AS daily_revenue, "
         f"{_cents(d, rev, 'count(*)')} AS avg_order_value, "
-        f"{_half_up_div(d, 'sum(o.returned)', 'count(*)', RATE_OUTPUT_SCALE)} "
+        f"{_half_up_div(d, 'sum(returned)', 'count(*)', RATE_OUTPUT_SCALE)} "
         "AS avg_return_rate "
-        "FROM per_order_cat c JOIN aff_orders o ON c.order_id = o.order_id "
-        "WHERE c.category IS NOT NULL GROUP BY c.category, o.order_date"
+        "FROM per_order_cat WHERE category IS NOT NULL GROUP BY category, order_date"
     )
 
 
 def kpi_relations() -> list[tuple[str, str]]:
     """Relations the engine materialises, in order, before the two metric queries.
 
-    ``aff_orders``: current orders on affected dates. ``per_order_cat``: one row per
-    (order, category) with revenue and item count; category is NULL for items whose product
-    has not arrived (they count in order metrics, not yet in category metrics). Both metric
-    queries read it, so the items are scanned and joined once.
+    ``per_order_cat``: one row per (current order on an affected date, category) with the
+    order's date, customer and returned flag, the revenue and the item count; category is NULL
+    for items whose product has not arrived (they count in order metrics, not yet in category
+    metrics). Both metric queries read only it, so the items are scanned and joined once.
     """
     aff_orders = (
         "SELECT order_id, user_id, CAST(created_at AS DATE) AS order_date, "
@@ -111,11 +109,13 @@ def kpi_relations() -> list[tuple[str, str]]:
         "FROM cur_orders WHERE CAST(created_at AS DATE) IN (SELECT order_date FROM affected_dates)"
     )
     per_order_cat = (
-        "SELECT i.order_id, pr.category, sum(i.sale_price) AS revenue, count(*) AS n_items "
-        "FROM cur_items i JOIN aff_orders o ON i.order_id = o.order_id "
-        "LEFT JOIN cur_products pr ON i.product_id = pr.id GROUP BY i.order_id, pr.category"
+        "SELECT o.order_id, o.order_date, o.user_id, o.returned, pr.category, "
+        "sum(i.sale_price) AS revenue, count(*) AS n_items "
+        f"FROM cur_items i JOIN ({aff_orders}) AS o ON i.order_id = o.order_id "
+        "LEFT JOIN cur_products pr ON i.product_id = pr.id "
+        "GROUP BY o.order_id, o.order_date, o.user_id, o.returned, pr.category"
     )
-    return [("aff_orders", aff_orders), ("per_order_cat", per_order_cat)]
+    return [("per_order_cat", per_order_cat)]
 
 
 def all_dates_sql() -> str:
