@@ -121,6 +121,37 @@ def _log_level(raw: Any) -> str:
     return _choice("debug", "info", "warning", "error", "critical")(raw).upper()
 
 
+def _jvm_memory(raw: Any) -> str:
+    value = str(raw).strip().lower()
+    if value and not re.fullmatch(r"[1-9][0-9]*[kmgt]?", value):
+        raise ValueError("must be a JVM memory size such as 4g or 512m (or empty: automatic)")
+    return value
+
+
+def _spark_conf(raw: Any) -> str:
+    """``key=value`` pairs separated by ';' (values may hold commas), or a TOML table."""
+    if isinstance(raw, dict):
+        pairs = [(str(k).strip(), str(v).strip()) for k, v in raw.items()]
+    else:
+        pairs = []
+        for item in str(raw).split(";"):
+            if not item.strip():
+                continue
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"'{item.strip()}' is not key=value (pairs are separated by ';')")
+            pairs.append((key.strip(), value.strip()))
+    bad = [k for k, _ in pairs if not re.fullmatch(r"spark\.[A-Za-z0-9_.-]+", k)]
+    if bad:
+        raise ValueError(f"keys must be Spark settings (spark.*): {', '.join(bad)}")
+    return ";".join(f"{k}={v}" for k, v in pairs)
+
+
+def spark_conf_pairs(text: str) -> list[tuple[str, str]]:
+    """The (key, value) pairs of a normalised ``spark_conf`` setting."""
+    return [(k, v) for k, _, v in (item.partition("=") for item in text.split(";") if item)]
+
+
 def _setting(default: Any, env: str, parse: Callable[[Any], Any], doc: str) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
 
@@ -190,6 +221,18 @@ class Settings:
     )
     spark_master: str = _setting("local[*]", "SPARK_MASTER", _text, "Spark master URL.")
     spark_app_name: str = _setting("ecompipe", "SPARK_APP_NAME", _text, "Spark application name.")
+    spark_driver_memory: str = _setting(
+        "",
+        "SPARK_DRIVER_MEMORY",
+        _jvm_memory,
+        "Spark driver heap (4g, 512m); empty: in local mode a quarter of the memory, 1g-8g.",
+    )
+    spark_conf: str = _setting(
+        "",
+        "ECOMPIPE_SPARK_CONF",
+        _spark_conf,
+        "More Spark settings: 'spark.k=v;spark.k2=v2' (or a TOML table), e.g. s3a endpoint.",
+    )
     debounce_seconds: float = _setting(
         2.0,
         "ECOMPIPE_DEBOUNCE_SECONDS",

@@ -61,19 +61,32 @@ def _micro(d: Dialect, money_sum: str) -> str:
 
 
 def order_metrics_sql(d: Dialect) -> str:
-    """Order metrics for every affected date; money in cents, rate in 1e-4."""
+    """Order metrics for every affected date; money in cents, rate in 1e-4.
+
+    Unique customers are counted in their own small aggregate and joined on the date: next to
+    other aggregates, Spark plans ``count(DISTINCT ...)`` by copying every row once per
+    aggregate group.
+    """
     per_order = (
-        "SELECT order_date, user_id, returned, sum(revenue) AS revenue, sum(n_items) AS n_items "
-        "FROM per_order_cat GROUP BY order_id, order_date, user_id, returned"
+        "SELECT order_date, returned, sum(revenue) AS revenue, sum(n_items) AS n_items "
+        "FROM per_order_cat GROUP BY order_id, order_date, returned"
+    )
+    customers = (
+        "SELECT order_date, count(*) AS unique_customers FROM "
+        "(SELECT DISTINCT order_date, user_id FROM per_order_cat) AS du GROUP BY order_date"
     )
     rev = _micro(d, "sum(revenue)")
-    return (
+    totals = (
         "SELECT order_date, count(*) AS total_orders, "
         f"{_cents(d, rev, '1')} AS total_revenue, "
         "sum(n_items) AS total_items_sold, "
-        f"{_half_up_div(d, 'sum(returned)', 'count(*)', RATE_OUTPUT_SCALE)} AS return_rate, "
-        "count(DISTINCT user_id) AS unique_customers "
+        f"{_half_up_div(d, 'sum(returned)', 'count(*)', RATE_OUTPUT_SCALE)} AS return_rate "
         f"FROM ({per_order}) AS p GROUP BY order_date"
+    )
+    return (
+        "SELECT t.order_date, t.total_orders, t.total_revenue, t.total_items_sold, "
+        f"t.return_rate, c.unique_customers FROM ({totals}) AS t "
+        f"JOIN ({customers}) AS c ON c.order_date = t.order_date"
     )
 
 

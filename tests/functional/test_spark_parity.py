@@ -36,9 +36,21 @@ def _spark_session() -> Iterator[None]:
     from ecompipe.config import Settings
     from ecompipe.engines.spark import spark_session, stop_session
 
-    spark_session(Settings(spark_master="local[2]"))
+    spark_session(Settings(spark_master="local[2]", spark_conf="spark.ecompipe.probe=yes"))
     yield
     stop_session()
+
+
+def test_session_settings() -> None:
+    """UTC, ANSI on, the local driver heap default and the extra settings are applied."""
+    from ecompipe.config import Settings
+    from ecompipe.engines.spark import local_driver_memory, spark_session
+
+    conf = spark_session(Settings()).sparkContext.getConf()
+    assert conf.get("spark.sql.session.timeZone") == "UTC"
+    assert conf.get("spark.sql.ansi.enabled") == "true"
+    assert conf.get("spark.driver.memory") == local_driver_memory()
+    assert conf.get("spark.ecompipe.probe") == "yes"
 
 
 def _outputs(ws: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ecompipe.config import Settings, load_settings
+from ecompipe.config import Settings, load_settings, spark_conf_pairs
 from ecompipe.errors import ConfigError
 from tests.conftest import ecompipe
 from tests.support import DATASETS, land
@@ -124,6 +124,9 @@ def test_several_problems_give_several_lines(tmp_path: Path) -> None:
         ("ORDERS_PATH", "../outside", "relative folder"),
         ("ORDER_METRICS_TABLE", "x", "3-255"),
         ("CATEGORY_METRICS_TABLE", "drop table;", "3-255"),
+        ("SPARK_DRIVER_MEMORY", "4 GB", "such as 4g"),
+        ("ECOMPIPE_SPARK_CONF", "spark.a=1;oops", "'oops' is not key=value"),
+        ("ECOMPIPE_SPARK_CONF", "fs.s3a.endpoint=x", "spark.*"),
     ],
 )
 def test_bad_values_say_what_is_allowed(env: str, value: str, says: str) -> None:
@@ -251,3 +254,27 @@ def test_custom_paths_and_table_names_end_to_end(tmp_path: Path) -> None:
     metrics = ecompipe("metrics", "--json", workspace=ws, **env)
     assert metrics.exit_code == 0
     assert "daily_orders" in ecompipe("metrics", workspace=ws, **env).stdout
+
+
+def test_spark_settings_from_env_and_file(tmp_path: Path) -> None:
+    """Values may hold commas and '='; the file may give a TOML table."""
+    env = {
+        "SPARK_DRIVER_MEMORY": "6G",
+        "ECOMPIPE_SPARK_CONF": " spark.hadoop.fs.s3a.aws.credentials.provider=a.B,c.D ;"
+        "spark.x=y=z;",
+    }
+    s = load_settings(None, env=env)
+    assert s.spark_driver_memory == "6g"
+    assert spark_conf_pairs(s.spark_conf) == [
+        ("spark.hadoop.fs.s3a.aws.credentials.provider", "a.B,c.D"),
+        ("spark.x", "y=z"),
+    ]
+    path = _file(
+        tmp_path,
+        '[ecompipe]\nspark_conf = { "spark.hadoop.fs.s3a.endpoint" = "http://127.0.0.1:5000" }\n',
+    )
+    s = load_settings(path, env={})
+    assert spark_conf_pairs(s.spark_conf) == [
+        ("spark.hadoop.fs.s3a.endpoint", "http://127.0.0.1:5000")
+    ]
+    assert (s.spark_driver_memory, load_settings(None, env={}).spark_conf) == ("", "")

@@ -29,9 +29,10 @@ def _file(tmp_path: Path, body: bytes) -> Path:
     [
         b"1,a,2.00\n2,b,3.00\n",
         b'1,"a, with comma",2.00\r\n2,"say ""hi""",3.00\r\n',
-        b"1,a,2.00\n\n   \n\t\n2,b,3.00",
+        b"1,a,2.00\n\n   \n\t\n\x0b\x0c\n2,b,3.00",
+        "1,caf\u00e9 \u00e0 la cr\u00e8me,2.00\n".encode() * 3,
     ],
-    ids=["plain", "quoted-crlf", "blank-lines"],
+    ids=["plain", "quoted-crlf", "blank-lines", "utf8"],
 )
 def test_one_record_per_line(tmp_path: Path, body: bytes) -> None:
     assert spark._scan(_file(tmp_path, body)) == (None, True)
@@ -44,10 +45,10 @@ def test_one_record_per_line(tmp_path: Path, body: bytes) -> None:
         b'1,"two\r\nlines",2.00\r\n',
         b'1,"cr\rinside",2.00\n',
         b"1,a,2.00\r2,b,3.00\n",  # a lone CR: Spark's line reader ends a line there
-        b"1,a\x0b,2.00\n",  # a control character Java's trim would drop
+        b"1,a\x01,2.00\n",  # a control byte: a line of it is blank to Java, not to DuckDB
         b"\x00\n1,a,2.00\n",
     ],
-    ids=["quoted-lf", "quoted-crlf", "quoted-cr", "lone-cr", "vertical-tab", "nul"],
+    ids=["quoted-lf", "quoted-crlf", "quoted-cr", "lone-cr", "control", "nul"],
 )
 def test_needs_multiline(tmp_path: Path, body: bytes) -> None:
     assert spark._scan(_file(tmp_path, body)) == (None, False)
@@ -76,13 +77,24 @@ def test_crlf_split_across_chunks_is_not_a_lone_cr(
 def test_problems_win_over_the_reading_mode(tmp_path: Path) -> None:
     problem, _ = spark._scan(_file(tmp_path, b'1,"open,2.00\n'))
     assert problem is not None and "quoting" in problem and "line 2" in problem
-    problem, _ = spark._scan(_file(tmp_path, b"1,\xff,2.00\n"))
-    assert problem is not None and "UTF-8" in problem
+    problem, _ = spark._scan(_file(tmp_path, b"1,a,2.00\n2,\xff,2.00\n"))
+    assert problem is not None and "UTF-8" in problem and "line 3" in problem
+
+
+def test_utf8_character_split_across_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A two-byte character cut by the chunk boundary is valid; a truncated one is not."""
+    body = "1,\u00e9t\u00e9,2.00\n".encode()
+    monkeypatch.setattr(spark, "_CHUNK", len(HEADER) + 3)  # ends between \xc3 and \xa9
+    assert spark._scan(_file(tmp_path, body)) == (None, True)
+    problem, _ = spark._scan(_file(tmp_path, body + b"2,\xc3"))
+    assert problem is not None and "UTF-8" in problem and "line 3" in problem
 
 
 def test_record_positions_by_reading_mode(tmp_path: Path) -> None:
     """Whitespace-only lines are records in multiLine mode only; empty lines never are."""
-    path = _file(tmp_path, b"1,a,2\n\n  \n\t\n2,b,3\n\xc2\xa0\n3,c,4\n")
+    path = _file(tmp_path, b"1,a,2\n\n  \n\t\x0b\n2,b,3\n\xc2\xa0\n3,c,4\n")
     multi = [(pos, line) for pos, line, _ in spark._records(path)]
     by_line = [(pos, line) for pos, line, _ in spark._records(path, one_line=True)]
     assert multi == [(0, 2), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8)]

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecompipe import kpis, validation
-from ecompipe.config import Settings
+from ecompipe.config import Settings, spark_conf_pairs
 from ecompipe.contracts import (
     DATASET_BY_NAME,
     DATASETS,
@@ -68,9 +68,14 @@ _PART_SHIFT = 33
 _ROW_MASK = (1 << _PART_SHIFT) - 1
 # _file_idx of whitespace-only records: _BLANK - idx (see the module docstring).
 _BLANK = -(1 << 30)
-# Bytes that make a file unsafe to read line by line: Spark's line reader drops lines that are
-# empty after Java's trim (every character <= ' '), which for these would differ from DuckDB.
-_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Spark's line reader drops a line that is empty after Java's trim (every byte <= ' ');
+# DuckDB drops a line of only validation.WHITESPACE. They differ only on lines holding these
+# control bytes, so a file that has any is read in multiLine mode.
+_JAVA_TRIM = bytes(range(0x21))
+_CONTROL = bytes([*range(0x00, 0x09), *range(0x0E, 0x1C)])
+# Bytes _scan need not look at one by one: deleting them leaves quotes, CRs, control and
+# non-ASCII bytes, usually a tiny remainder (one C-speed pass over the chunk).
+_PLAIN = bytes([0x09, 0x0A, *range(0x20, 0x7F)]).replace(b'"', b"")
 _CHUNK = 8 << 20
 _BROKEN_QUOTING = "broken CSV quoting (an unterminated quote or text after a closing quote)"
 _LOG4J = """\
@@ -185,10 +190,28 @@ def spark_session(settings: Settings) -> SparkSession:
                 .config("spark.driver.bindAddress", "127.0.0.1")
             )
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        memory = settings.spark_driver_memory or (local_driver_memory() if local else "")
+        if memory:
+            # In local mode the driver is every executor too: Spark's 1g default spends a
+            # quarter of a 10M-row run in garbage collection.
+            builder = builder.config("spark.driver.memory", memory)
+        for key, value in spark_conf_pairs(settings.spark_conf):
+            builder = builder.config(key, value)
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
         _SESSION = session
         return session
+
+
+def local_driver_memory() -> str:
+    """A quarter of this machine's (or container's) memory, from 1g to 8g."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:  # a container's limit (cgroup v2) can be far below the host's memory
+        limit = Path("/sys/fs/cgroup/memory.max").read_text(encoding="ascii").strip()
+        total = min(total, int(limit))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit ("max") or not Linux
+    return f"{max(1, min(8, total // 4 // 2**30))}g"
 
 
 def stop_session() -> None:
@@ -590,42 +613,52 @@ def _scan(path: Path) -> tuple[str | None, bool]:
     """(why DuckDB's reader would refuse the file or None, whether it can be read by lines).
 
     One pass at C speed over the bytes. A file can be read line by line (split across cores)
-    when no quoted value holds a line break, every CR ends a CRLF, and no control character
-    other than tab could make Spark's line reader drop a line DuckDB keeps.
+    when no quoted value holds a line break, every CR ends a CRLF, and no control byte could
+    make Spark's line reader drop a line DuckDB keeps.
     """
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    lines, quotes = 1, 0
+    offset, quotes = 0, 0
     one_line = True
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             if chunk.endswith(b"\r"):
                 chunk += handle.read(1)  # keep a CRLF in one chunk
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                near = lines + chunk.count(b"\n", 0, max(exc.start, 0))
-                return f"the file is not valid UTF-8 text (near line {near})", False
-            lines += chunk.count(b"\n")
-            in_chunk = chunk.count(b'"')
+            rest = chunk.translate(None, _PLAIN)
+            if not rest.isascii() or decoder.getstate()[0]:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    near = _line_at(path, offset + max(exc.start, 0))
+                    return f"the file is not valid UTF-8 text (near line {near})", False
+            in_chunk = rest.count(b'"')
+            if one_line and in_chunk:
+                # Text between an opening and a closing quote; parity carries over chunks.
+                quoted = b"".join(chunk.split(b'"')[1 - quotes % 2 :: 2])
+                one_line = b"\n" not in quoted and b"\r" not in quoted
+            if one_line and b"\r" in rest:
+                one_line = chunk.count(b"\r") == chunk.count(b"\r\n")
             if one_line:
-                if in_chunk:
-                    # Text between an opening and a closing quote; parity carries over chunks.
-                    quoted = b"".join(chunk.split(b'"')[1 - quotes % 2 :: 2])
-                    one_line = b"\n" not in quoted and b"\r" not in quoted
-                one_line = (
-                    one_line
-                    and chunk.count(b"\r") == chunk.count(b"\r\n")
-                    and not _CONTROL.search(chunk)
-                )
+                one_line = len(rest.translate(None, _CONTROL)) == len(rest)
             quotes += in_chunk
+            offset += len(chunk)
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return f"the file is not valid UTF-8 text (near line {lines})", False
+            return f"the file is not valid UTF-8 text (near line {_line_at(path, offset)})", False
     if quotes % 2:
         # Spark would read the rest of the file as one value; DuckDB refuses the file.
         return f"{_BROKEN_QUOTING} (near line {_open_quote_line(path)})", False
     return None, one_line
+
+
+def _line_at(path: Path, offset: int) -> int:
+    """The physical line holding byte ``offset`` (only asked on the error path)."""
+    lines = 1
+    with path.open("rb") as handle:
+        while offset > 0 and (chunk := handle.read(min(_CHUNK, offset))):
+            lines += chunk.count(b"\n")
+            offset -= len(chunk)
+    return lines
 
 
 def _open_quote_line(path: Path) -> int:
@@ -673,7 +706,7 @@ def _records(path: Path, one_line: bool = False) -> Iterator[tuple[int, int, str
                     yield pos, start, "\n".join(text)
                     text = []
                 logical += 1
-                if logical > 1 and (line.strip(b" \t") if one_line else line):
+                if logical > 1 and (line.strip(_JAVA_TRIM) if one_line else line):
                     pos += 1
                     start = number
                     text = [line.decode("utf-8")]
