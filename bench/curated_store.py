@@ -20,7 +20,7 @@ import duckdb
 
 from ecompipe import kpis
 from ecompipe.config import Settings
-from ecompipe.engines.base import CURATED_SCHEMA, curated_path
+from ecompipe.engines.base import CURATED_SCHEMA, CuratedLog, curated_path
 from ecompipe.engines.duckdb import DIALECT, DuckDBEngine
 
 SHORT = {"orders": "orders", "order_items": "items", "products": "products"}
@@ -81,7 +81,7 @@ def run_parquet(root: Path, batches: list[dict[str, Path]]) -> list[float]:
             target = curated_path(curated, dataset, seq)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
-        engine.transform(curated, seq)
+        engine.transform(CuratedLog.in_folder(curated), seq)
         times.append(time.perf_counter() - started)
     engine.close()
     return times

@@ -76,6 +76,7 @@ PRODUCTS = Dataset(
 #: Datasets in processing order (the order files are listed and reported in).
 DATASETS: tuple[Dataset, ...] = (ORDERS, ORDER_ITEMS, PRODUCTS)
 DATASET_BY_NAME: dict[str, Dataset] = {d.name: d for d in DATASETS}
+DATASET_NAMES = tuple(d.name for d in DATASETS)
 
 #: Statuses we know; others are accepted with a warning. Compared lowercased.
 KNOWN_STATUSES = ("processing", "shipped", "delivered", "complete", "cancelled", "returned")

@@ -501,7 +501,8 @@ class Pipeline:
         with self._critical() as span:
             self.b.store.publish_batch(execution_id, record.seq)
             crash_point("transform:after-publish")
-            result = self.engine.transform(self.b.store.curated_dir(), record.seq)
+            curated = self.b.store.curated_log(uri=self.engine.reads_uris)
+            result = self.engine.transform(curated, record.seq)
             self.b.metrics.replace_dates(
                 result.affected_dates, result.order_metrics, result.category_metrics
             )

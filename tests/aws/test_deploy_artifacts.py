@@ -142,3 +142,26 @@ def test_template_is_least_privilege_and_complete() -> None:
         c["Filter"]["S3Key"]["Rules"][0]["Value"] for c in notifications["LambdaConfigurations"]
     }
     assert prefixes == {"orders/", "order_items/", "products/"}
+
+
+@pytest.mark.fast
+@pytest.mark.spark
+def test_spark_image_pairs_hadoop_aws_with_pyspark_hadoop() -> None:
+    """The image's hadoop-aws jar must be the Hadoop version its pyspark ships (a mismatch
+    fails only at run time, with NoSuchMethodError), and its pyspark the one tested here."""
+    import re
+    from importlib.metadata import version
+    from importlib.util import find_spec
+
+    dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, re.M))
+    spec = find_spec("pyspark")
+    assert spec is not None and spec.origin is not None
+    jars = Path(spec.origin).parent / "jars"
+    [client] = jars.glob("hadoop-client-api-*.jar")
+    assert args["PYSPARK_VERSION"] == version("pyspark")
+    assert args["HADOOP_VERSION"] == client.stem.removeprefix("hadoop-client-api-")
+    assert "org.apache.hadoop:hadoop-aws:${HADOOP_VERSION}" in dockerfile
+    # The final (default) stage is the DuckDB image; Spark is the named target.
+    stages = re.findall(r"^FROM \S+ AS (\w+)$", dockerfile, re.M)
+    assert stages[-1] == "duckdb" and "spark" in stages

@@ -123,6 +123,33 @@ def test_archive_is_idempotent_and_verified(aws: Aws, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_curated_log_in_place_or_mirrored(aws: Aws, tmp_path: Path) -> None:
+    """For Spark on a cluster the log is an s3a URI and nothing is downloaded; for a local
+    engine it is mirrored, and both list the same batches."""
+    bucket = aws.env["BUCKET_NAME"]
+    for key in (
+        "_ecompipe/curated/orders/000000000001.parquet",
+        "_ecompipe/curated/orders/000000000003.parquet",
+        "_ecompipe/curated/order_items/000000000001.parquet",
+        "_ecompipe/curated/orders/notes.txt",  # not a batch file: ignored
+    ):
+        aws.put(key, b"PAR1")
+    store = _store(aws, tmp_path)
+    in_place = store.curated_log(uri=True)
+    assert in_place.root == f"s3a://{bucket}/_ecompipe/curated"
+    assert in_place.batches == {"orders": (1, 3), "order_items": (1,), "products": ()}
+    assert in_place.files("orders") == [
+        f"s3a://{bucket}/_ecompipe/curated/orders/000000000001.parquet",
+        f"s3a://{bucket}/_ecompipe/curated/orders/000000000003.parquet",
+    ]
+    assert not (tmp_path / "curated").exists()
+    mirrored = store.curated_log()
+    assert mirrored.root == str(tmp_path / "curated") and not mirrored.is_uri
+    assert mirrored.batches == in_place.batches
+    assert (tmp_path / "curated/orders/000000000003.parquet").read_bytes() == b"PAR1"
+
+
+@pytest.mark.timeout(60)
 def test_trigger_ignores_unrelated_events_and_owned_files(aws: Aws) -> None:
     from ecompipe.aws.lambda_handler import handler
 

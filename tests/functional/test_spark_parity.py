@@ -195,3 +195,40 @@ def test_sequence_of_batches(tmp_path: Path) -> None:
     ]
     out = _assert_same(tmp_path, batches)
     assert len(out["reports"]) == len(batches)
+
+
+def _sorted(result: Any) -> Any:
+    """A TransformResult with its metric rows in a fixed order (engines return any order)."""
+    result.order_metrics.sort(key=lambda m: m.order_date)
+    result.category_metrics.sort(key=lambda m: (m.category, m.order_date))
+    return result
+
+
+def test_transform_reads_the_curated_log_in_place(tmp_path: Path) -> None:
+    """On a cluster the engine reads the log by URI (s3a:// on AWS, file:// here): the same
+    KPIs as from the local folder, and as DuckDB's; DuckDB refuses a URI."""
+    from ecompipe.config import Settings
+    from ecompipe.engines.base import CuratedLog
+    from ecompipe.engines.duckdb import DuckDBEngine
+    from ecompipe.engines.spark import SparkEngine
+    from ecompipe.errors import EngineError
+    from ecompipe.sample import generate_sample
+
+    generate_sample(tmp_path / "b1", 800, seed=5, dirty=True, name="one")
+    generate_sample(tmp_path / "b2", 900, seed=6, dirty=True, name="two")
+    _run_batches(tmp_path, "duckdb", [_files(tmp_path / "b1"), _files(tmp_path / "b2")])
+    folder = CuratedLog.in_folder(tmp_path / "duckdb" / "curated")
+    assert folder.batches["orders"] == (1, 2)
+    in_place = CuratedLog(f"file://{folder.root}", folder.batches)
+    duck = DuckDBEngine(Settings(), temp_dir=str(tmp_path / "t1"))
+    spark = SparkEngine(Settings(spark_master="local[2]"), temp_dir=str(tmp_path / "t2"))
+    try:
+        expected = _sorted(duck.transform(folder, 2))
+        assert _sorted(spark.transform(in_place, 2)) == expected
+        assert _sorted(spark.transform(folder, 2)) == expected
+        with pytest.raises(EngineError, match="local curated log"):
+            duck.transform(in_place, 2)
+    finally:
+        duck.close()
+        spark.close()
+    assert expected.affected_dates and expected.order_metrics and expected.category_metrics

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from ecompipe.contracts import DATASETS
+from ecompipe.contracts import DATASET_NAMES, DATASETS
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
 from ecompipe.validation import ValidationReport
 
@@ -78,15 +79,63 @@ def staged_path(staging: Path, dataset: str) -> Path:
     return staging / f"{dataset}.parquet"
 
 
+def batch_file(dataset: str, seq: int) -> str:
+    """A batch's file in the curated log, relative to its root; the name carries the number."""
+    return f"{dataset}/{seq:012d}.parquet"
+
+
 def curated_path(curated: Path, dataset: str, seq: int) -> Path:
-    """A batch's file in the curated log; its name carries the batch sequence number."""
-    return curated / dataset / f"{seq:012d}.parquet"
+    """A batch's file in a curated log kept in the local folder ``curated``."""
+    return curated / batch_file(dataset, seq)
+
+
+@dataclass(frozen=True)
+class CuratedLog:
+    """The curated log as an engine reads it: where it is and which batch files it holds.
+
+    ``root`` is a local folder or, for an engine whose workers are other machines, a URI they
+    all read (``s3a://bucket/_ecompipe/curated``); ``batches`` has each dataset's batch
+    numbers, oldest first.
+    """
+
+    root: str
+    batches: Mapping[str, tuple[int, ...]]
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> CuratedLog:
+        """The log kept in a local folder (``<dataset>/<seq>.parquet``)."""
+        return cls(
+            str(folder),
+            {
+                ds: tuple(sorted(int(p.stem) for p in (folder / ds).glob("*.parquet")))
+                for ds in DATASET_NAMES
+            },
+        )
+
+    @property
+    def is_uri(self) -> bool:
+        """True when ``root`` is a URI (``s3a://...``), not a local folder."""
+        return "://" in self.root
+
+    def files(self, dataset: str) -> list[str]:
+        """Every batch file of ``dataset``, oldest first, as paths or URIs under ``root``."""
+        return [
+            f"{self.root.rstrip('/')}/{batch_file(dataset, seq)}"
+            for seq in self.batches.get(dataset, ())
+        ]
+
+    def has_batch_before(self, seq: int) -> bool:
+        """Whether any dataset holds a batch older than ``seq`` (else every date is new)."""
+        return any(s < seq for seqs in self.batches.values() for s in seqs)
 
 
 class Engine(Protocol):
     """Validation and KPI computation; no knowledge of buckets, locks or metric stores."""
 
     name: str
+    #: True when the engine's workers are other machines (Spark on a cluster): it then reads
+    #: the curated log at a URI rather than from a local copy.
+    reads_uris: bool
 
     def validate(
         self,
@@ -102,7 +151,7 @@ class Engine(Protocol):
         """
         ...
 
-    def transform(self, curated: Path, seq: int) -> TransformResult:
+    def transform(self, curated: CuratedLog, seq: int) -> TransformResult:
         """Recompute KPIs for every date batch ``seq`` of the curated log can change."""
         ...
 

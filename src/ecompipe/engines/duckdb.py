@@ -20,6 +20,7 @@ from ecompipe.contracts import DATASET_BY_NAME, DATASETS, Dataset, FileReason, R
 from ecompipe.dialect import sql_string
 from ecompipe.engines.base import (
     CURATED_SCHEMA,
+    CuratedLog,
     InputFile,
     TransformResult,
     staged_path,
@@ -100,6 +101,7 @@ class DuckDBEngine:
     """Validation and KPIs in an in-memory DuckDB that spills to ``temp_dir``."""
 
     name = "duckdb"
+    reads_uris = False
 
     def __init__(self, settings: Settings, temp_dir: str | None = None) -> None:
         self._settings = settings
@@ -345,22 +347,24 @@ class DuckDBEngine:
 
     # ----------------------------------------------------------------- transform
 
-    def transform(self, curated: Path, seq: int) -> TransformResult:
+    def transform(self, curated: CuratedLog, seq: int) -> TransformResult:
         """Recompute KPIs for the dates batch ``seq`` touches, over the whole curated log."""
+        if curated.is_uri:
+            raise EngineError(f"the DuckDB engine reads a local curated log, not {curated.root}")
         con = self.con
         rows: dict[str, int] = {}
         for ds in DATASETS:
             short = _short(ds.name)
             schema = ", ".join(f"{c} {t}" for c, t in CURATED_SCHEMA[ds.name])
-            files = sorted((curated / ds.name).glob("*.parquet"))
+            files = curated.files(ds.name)
             if not files:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE all_{short} ({schema}, _seq BIGINT)")
             else:
-                glob = sql_string(str(curated / ds.name / "*.parquet"))
+                listed = "[" + ", ".join(sql_string(f) for f in files) + "]"
                 con.execute(
                     f"CREATE OR REPLACE TEMP VIEW all_{short} AS SELECT * EXCLUDE (filename), "
                     f"CAST(regexp_extract(filename, '([0-9]+)[.]parquet$', 1) AS BIGINT) AS _seq "
-                    f"FROM read_parquet({glob}, filename = true)"
+                    f"FROM read_parquet({listed}, filename = true)"
                 )
             cols = ", ".join(c for c, _ in CURATED_SCHEMA[ds.name])
             key = DATASET_BY_NAME[ds.name].key
@@ -382,9 +386,7 @@ class DuckDBEngine:
             con.execute(f"CREATE OR REPLACE TEMP VIEW prev_{short} AS {prev}")
             rows[ds.name] = _scalar(con, f"SELECT count(*) FROM cur_{short}")
         # With no earlier batch there is nothing to compare with: every date is new.
-        first = not any(
-            int(p.stem) < seq for d in DATASETS for p in (curated / d.name).glob("*.parquet")
-        )
+        first = not curated.has_batch_before(seq)
         affected = kpis.all_dates_sql() if first else kpis.affected_dates_sql()
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE affected_dates AS {affected}")

@@ -43,6 +43,7 @@ from ecompipe.config import Settings, spark_conf_pairs
 from ecompipe.contracts import (
     DATASET_BY_NAME,
     DATASETS,
+    ColumnType,
     Dataset,
     FileReason,
     Reason,
@@ -50,6 +51,7 @@ from ecompipe.contracts import (
 from ecompipe.engines.base import (
     CURATED_SCHEMA,
     REJECTS_COLUMNS,
+    CuratedLog,
     InputFile,
     TransformResult,
     staged_path,
@@ -66,6 +68,10 @@ _RE2_SPACE = r"[\t\n\f\r ]"
 # monotonically_increasing_id() is (partition << 33) + position inside the partition.
 _PART_SHIFT = 33
 _ROW_MASK = (1 << _PART_SHIFT) - 1
+# Spark's bitmap functions: values per bitmap; at most this many bitmaps (4 KiB each) are
+# built to count distinct keys exactly (_may_repeat_keys).
+_BITMAP_BITS = 32768
+_MAX_BITMAPS = 1 << 16
 # _file_idx of whitespace-only records: _BLANK - idx (see the module docstring).
 _BLANK = -(1 << 30)
 # Spark's line reader drops a line that is empty after Java's trim (every byte <= ' ');
@@ -186,6 +192,9 @@ def spark_session(settings: Settings) -> SparkSession:
             # One machine: a few shuffle partitions (AQE merges them further); loopback only.
             builder = (
                 builder.config("spark.sql.shuffle.partitions", "8")
+                # Splits of 32 MB spread a few hundred MB of CSV over every core; Spark's
+                # 128 MB leaves a core idle for the last split of a 360 MB file.
+                .config("spark.sql.files.maxPartitionBytes", "32m")
                 .config("spark.driver.host", "127.0.0.1")
                 .config("spark.driver.bindAddress", "127.0.0.1")
             )
@@ -241,6 +250,8 @@ class SparkEngine:
 
     def __init__(self, settings: Settings, temp_dir: str | None = None) -> None:
         self._settings = settings
+        # On a cluster the executors cannot see this machine's disk: read the log in place.
+        self.reads_uris = not settings.spark_master.startswith("local")
         base = Path(temp_dir) if temp_dir else Path(tempfile.gettempdir())
         base.mkdir(parents=True, exist_ok=True)
         # Inputs are linked here under plain names: Hadoop paths choke on ':' and treat
@@ -393,13 +404,15 @@ class SparkEngine:
             ),
         )
         dups_name = f"dups_{ds.name}"
-        self._view(dups_name, self.spark.sql(validation.duplicates_sql(ds, good)), cache=True)
-        dups: str | None = dups_name
+        dups: str | None = None
         removed = 0
-        if not self._sql(f"SELECT 1 FROM {dups_name} LIMIT 1"):
+        if self._may_repeat_keys(ds, good):
+            self._view(dups_name, self.spark.sql(validation.duplicates_sql(ds, good)), cache=True)
+            dups = dups_name
+        if dups is not None and not self._sql(f"SELECT 1 FROM {dups_name} LIMIT 1"):
             self._drop(dups_name)
             dups = None
-        else:
+        elif dups is not None:
             for idx, row, column, reason in self._sql(validation.conflicts_sql(ds, dups_name)):
                 rejects.append(_Reject(ds.name, int(idx), int(row), str(column), str(reason)))
                 removed += 1
@@ -421,6 +434,29 @@ class SparkEngine:
         self._to_positions(checked, rejects)
         self._drop(good, dups_name, checked)
         return rejects
+
+    def _may_repeat_keys(self, ds: Dataset, good: str) -> bool:
+        """False when no key occurs twice among ``good``'s rows: then no duplicate ranking.
+
+        An exact distinct count of integer keys with Spark's 32768-bit bitmaps groups dense
+        keys into a few hundred buckets, a fraction of the cost of the hash aggregate over
+        every key that the shared duplicates query starts with. Keys too sparse for bitmaps
+        (or not integers) leave the answer to that query.
+        """
+        key = DIALECT.quote(ds.key)
+        if any(c.type is not ColumnType.INT for c in ds.columns if c.name == ds.key):
+            return True
+        low, high, n = self._sql(f"SELECT min({key}), max({key}), count(*) FROM {good}")[0]
+        if not n:
+            return False
+        if (int(high) - int(low)) // _BITMAP_BITS > _MAX_BITMAPS:
+            return True
+        (distinct,) = self._sql(
+            f"SELECT sum(bitmap_count(b)) FROM (SELECT bitmap_construct_agg("
+            f"bitmap_bit_position({key})) AS b FROM {good} "
+            f"GROUP BY bitmap_bucket_number({key})) AS buckets"
+        )[0]
+        return int(distinct) != int(n)
 
     def _to_positions(self, checked: str, rejects: list[_Reject]) -> None:
         """Replace each reject's row id by the record's position in its file.
@@ -468,6 +504,17 @@ class SparkEngine:
             for idx, row, column, reason in self.spark.sql(sql).toLocalIterator():
                 rejects.append(_Reject(ds.name, int(idx), int(row), str(column), str(reason)))
         return rejects
+
+    def _linked(self, dataset: str, files: list[str]) -> list[str]:
+        """Local batch files under plain names in the scratch folder (see ``__init__``)."""
+        folder = self._scratch / "curated" / dataset
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        linked = []
+        for f in map(Path, files):
+            (folder / f.name).symlink_to(f.resolve())
+            linked.append(str(folder / f.name))
+        return linked
 
     def _write_staged(self, sql: str, target: Path) -> None:
         """Write a query's rows to the single Parquet file ``target`` (Spark writes folders)."""
@@ -530,7 +577,7 @@ class SparkEngine:
 
     # ----------------------------------------------------------------- transform
 
-    def transform(self, curated: Path, seq: int) -> TransformResult:
+    def transform(self, curated: CuratedLog, seq: int) -> TransformResult:
         """Recompute KPIs for the dates batch ``seq`` touches, over the whole curated log."""
         try:
             return self._transform(curated, seq)
@@ -541,13 +588,13 @@ class SparkEngine:
         finally:
             self._drop(*list(self._views))
 
-    def _transform(self, curated: Path, seq: int) -> TransformResult:
+    def _transform(self, curated: CuratedLog, seq: int) -> TransformResult:
         from pyspark.sql import functions as F  # noqa: TID251 (lazy)
 
         rows: dict[str, int] = {}
         for ds in DATASETS:
             short = _short(ds.name)
-            files = sorted((curated / ds.name).glob("*.parquet"))
+            files = curated.files(ds.name)
             cols = ", ".join(c for c, _ in CURATED_SCHEMA[ds.name])
             if not files:
                 schema = ", ".join(
@@ -555,12 +602,9 @@ class SparkEngine:
                 )
                 all_df = self.spark.createDataFrame([], f"{schema}, _seq BIGINT")
             else:
-                folder = self._scratch / "curated" / ds.name
-                shutil.rmtree(folder, ignore_errors=True)
-                folder.mkdir(parents=True)
-                for p in files:
-                    (folder / p.name).symlink_to(p.resolve())
-                all_df = self.spark.read.parquet(*(str(folder / p.name) for p in files)).select(
+                if not curated.is_uri:
+                    files = self._linked(ds.name, files)
+                all_df = self.spark.read.parquet(*files).select(
                     *[c for c, _ in CURATED_SCHEMA[ds.name]],
                     F.regexp_extract(F.col("_metadata.file_name"), r"([0-9]+)[.]parquet$", 1)
                     .cast("bigint")
@@ -585,9 +629,7 @@ class SparkEngine:
             )
             self._view(f"prev_{short}", self.spark.sql(latest.format(where=f"_seq < {seq}")))
             rows[ds.name] = int(self._sql(f"SELECT count(*) FROM cur_{short}")[0][0])
-        first = not any(
-            int(p.stem) < seq for d in DATASETS for p in (curated / d.name).glob("*.parquet")
-        )
+        first = not curated.has_batch_before(seq)
         affected = kpis.all_dates_sql() if first else kpis.affected_dates_sql()
         self._view("affected_dates", self.spark.sql(affected), cache=True)
         for name, sql in kpis.kpi_relations():

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from ecompipe.config import Settings
-from ecompipe.engines.base import curated_path
+from ecompipe.contracts import DATASET_NAMES
+from ecompipe.engines.base import CuratedLog, curated_path
 from ecompipe.errors import StoreError
 from ecompipe.faults import crash_point
 from ecompipe.stores.aws import error_code, translate
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
 
 WORK_PREFIX = "_ecompipe"
-DATASET_NAMES = ("orders", "order_items", "products")
 
 
 def _etag(raw: str) -> str:
@@ -240,16 +240,28 @@ class S3ObjectStore:
             rel = path.relative_to(folder).as_posix()
             self._upload(path, self._staging_prefix(execution_id) + rel)
 
-    def curated_dir(self) -> Path:
-        """A local mirror of the curated log (batch files never change, so only new ones)."""
+    def curated_log(self, uri: bool = False) -> CuratedLog:
+        """With ``uri``: the log in place (``s3a://``, for Spark on a cluster), listed only.
+        Else a local mirror (batch files never change, so only new ones are downloaded)."""
+        prefix = f"{WORK_PREFIX}/curated/"
+        objects = list(self._objects(self.bucket, prefix))
+        if uri:
+            batches: dict[str, list[int]] = {ds: [] for ds in DATASET_NAMES}
+            for obj in objects:
+                dataset, _, name = obj["Key"][len(prefix) :].partition("/")
+                if dataset in batches and name.endswith(".parquet") and name[:-8].isdigit():
+                    batches[dataset].append(int(name[:-8]))
+            return CuratedLog(
+                f"s3a://{self.bucket}/{prefix.rstrip('/')}",
+                {ds: tuple(sorted(seqs)) for ds, seqs in batches.items()},
+            )
         path = self.root / "curated"
         path.mkdir(parents=True, exist_ok=True)
-        prefix = f"{WORK_PREFIX}/curated/"
-        for obj in self._objects(self.bucket, prefix):
+        for obj in objects:
             local = path / obj["Key"][len(prefix) :]
             if not (local.is_file() and local.stat().st_size == int(obj["Size"])):
                 self._download(obj["Key"], local)
-        return path
+        return CuratedLog.in_folder(path)
 
     def publish_batch(self, execution_id: str, seq: int) -> None:
         """Server-side copy of the staged files into the curated log (a file there is kept)."""

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
+from ecompipe.engines.base import CuratedLog
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
 
 
@@ -104,8 +105,9 @@ class ObjectStore(Protocol):
         """Make the staged data durable where the transform step will find it."""
         ...
 
-    def curated_dir(self) -> Path:
-        """Local folder holding the curated log the engine reads."""
+    def curated_log(self, uri: bool = False) -> CuratedLog:
+        """The curated log for the engine: a local folder, or with ``uri`` a URI that an
+        engine on other machines reads in place (a store on local disk gives its folder)."""
         ...
 
     def publish_batch(self, execution_id: str, seq: int) -> None:

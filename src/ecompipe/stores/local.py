@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ecompipe.config import Settings
-from ecompipe.engines.base import curated_path, staged_path
+from ecompipe.contracts import DATASET_NAMES
+from ecompipe.engines.base import CuratedLog, curated_path, staged_path
 from ecompipe.errors import StoreError
 from ecompipe.faults import crash_point
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
 from ecompipe.workspace import Workspace
-
-DATASET_NAMES = ("orders", "order_items", "products")
 
 
 def etag_of(st: os.stat_result) -> str:
@@ -187,9 +186,9 @@ class FolderObjectStore:
     def save_staging(self, execution_id: str) -> None:
         """Nothing to do: staging is already on local disk."""
 
-    def curated_dir(self) -> Path:
-        """curated/."""
-        return self.ws.curated
+    def curated_log(self, uri: bool = False) -> CuratedLog:
+        """curated/ (a cluster engine must see this folder at the same path)."""
+        return CuratedLog.in_folder(self.ws.curated)
 
     def publish_batch(self, execution_id: str, seq: int) -> None:
         """Rename staged Parquet files into the curated log (a file already there is kept)."""
