@@ -201,8 +201,8 @@ def spark_session(settings: Settings) -> SparkSession:
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         memory = settings.spark_driver_memory or (local_driver_memory() if local else "")
         if memory:
-            # In local mode the driver is every executor too: Spark's 1g default spends a
-            # quarter of a 10M-row run in garbage collection.
+            # In local mode the driver is every executor too: with Spark's 1g default, a
+            # quarter of a 10M-item KPI step was garbage collection pauses.
             builder = builder.config("spark.driver.memory", memory)
         for key, value in spark_conf_pairs(settings.spark_conf):
             builder = builder.config(key, value)
