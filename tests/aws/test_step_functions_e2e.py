@@ -209,6 +209,7 @@ class FailingEngine:
 
         self.real, self.error = create_engine(load_settings()), error
         self.name = "failing"
+        self.reads_uris = False
 
     def validate(self, *args: Any) -> Any:
         return self.real.validate(*args)
