@@ -7,6 +7,7 @@ physical lines and original text live here.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from decimal import Decimal
 from pathlib import Path
@@ -105,7 +106,11 @@ class DuckDBEngine:
 
     def __init__(self, settings: Settings, temp_dir: str | None = None) -> None:
         self._settings = settings
-        self._temp = temp_dir or tempfile.gettempdir()
+        base = Path(temp_dir) if temp_dir else Path(tempfile.gettempdir())
+        base.mkdir(parents=True, exist_ok=True)
+        # A spill folder of its own, removed on close: concurrent runs share the workspace's
+        # tmp/, and no run may see, fill or clean up another run's spill files.
+        self._temp = tempfile.mkdtemp(prefix="ecompipe-duckdb-", dir=base)
         self.con = self._connect()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -119,8 +124,9 @@ class DuckDBEngine:
         return con
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection and remove the spill folder."""
         self.con.close()
+        shutil.rmtree(self._temp, ignore_errors=True)
 
     # ----------------------------------------------------------------- validation
 
