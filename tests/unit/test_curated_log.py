@@ -16,6 +16,7 @@ def test_in_folder_lists_each_datasets_batches_oldest_first(tmp_path: Path) -> N
         target = curated_path(tmp_path, dataset, seq)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(b"")
+    (tmp_path / "orders" / "compacted.parquet").write_bytes(b"")  # not a batch file
     log = CuratedLog.in_folder(tmp_path)
     assert log.batches == {"orders": (2, 10), "order_items": (), "products": (2,)}
     assert log.files("orders") == [

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -79,6 +80,9 @@ def staged_path(staging: Path, dataset: str) -> Path:
     return staging / f"{dataset}.parquet"
 
 
+_BATCH_NAME = re.compile(r"([0-9]+)\.parquet")
+
+
 def batch_file(dataset: str, seq: int) -> str:
     """A batch's file in the curated log, relative to its root; the name carries the number."""
     return f"{dataset}/{seq:012d}.parquet"
@@ -102,14 +106,23 @@ class CuratedLog:
     batches: Mapping[str, tuple[int, ...]]
 
     @classmethod
+    def listed(cls, root: str, names: Iterable[str]) -> CuratedLog:
+        """The log at ``root`` holding ``names`` (``<dataset>/<seq>.parquet`` relative to it);
+        names of any other shape are not batch files and are left out."""
+        batches: dict[str, list[int]] = {ds: [] for ds in DATASET_NAMES}
+        for name in names:
+            dataset, _, file = name.partition("/")
+            number = _BATCH_NAME.fullmatch(file)
+            if dataset in batches and number:
+                batches[dataset].append(int(number.group(1)))
+        return cls(root, {ds: tuple(sorted(seqs)) for ds, seqs in batches.items()})
+
+    @classmethod
     def in_folder(cls, folder: Path) -> CuratedLog:
-        """The log kept in a local folder (``<dataset>/<seq>.parquet``)."""
-        return cls(
+        """The log kept in a local folder."""
+        return cls.listed(
             str(folder),
-            {
-                ds: tuple(sorted(int(p.stem) for p in (folder / ds).glob("*.parquet")))
-                for ds in DATASET_NAMES
-            },
+            (f"{ds}/{p.name}" for ds in DATASET_NAMES for p in (folder / ds).glob("*.parquet")),
         )
 
     @property

@@ -408,17 +408,16 @@ class SparkEngine:
         removed = 0
         if self._may_repeat_keys(ds, good):
             self._view(dups_name, self.spark.sql(validation.duplicates_sql(ds, good)), cache=True)
-            dups = dups_name
-        if dups is not None and not self._sql(f"SELECT 1 FROM {dups_name} LIMIT 1"):
-            self._drop(dups_name)
-            dups = None
-        elif dups is not None:
-            for idx, row, column, reason in self._sql(validation.conflicts_sql(ds, dups_name)):
-                rejects.append(_Reject(ds.name, int(idx), int(row), str(column), str(reason)))
-                removed += 1
-            for idx, n in self._sql(validation.repeats_sql(dups_name)):
-                file_reports[int(idx)].duplicates_dropped = int(n)
-                removed += int(n)
+            if self._sql(f"SELECT 1 FROM {dups_name} LIMIT 1"):
+                dups = dups_name
+                for idx, row, column, reason in self._sql(validation.conflicts_sql(ds, dups)):
+                    rejects.append(_Reject(ds.name, int(idx), int(row), str(column), str(reason)))
+                    removed += 1
+                for idx, n in self._sql(validation.repeats_sql(dups)):
+                    file_reports[int(idx)].duplicates_dropped = int(n)
+                    removed += int(n)
+            else:
+                self._drop(dups_name)
         report.duplicates_dropped[ds.name] = sum(
             file_reports[i].duplicates_dropped for i in accepted
         )

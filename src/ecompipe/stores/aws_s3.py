@@ -246,14 +246,9 @@ class S3ObjectStore:
         prefix = f"{WORK_PREFIX}/curated/"
         objects = list(self._objects(self.bucket, prefix))
         if uri:
-            batches: dict[str, list[int]] = {ds: [] for ds in DATASET_NAMES}
-            for obj in objects:
-                dataset, _, name = obj["Key"][len(prefix) :].partition("/")
-                if dataset in batches and name.endswith(".parquet") and name[:-8].isdigit():
-                    batches[dataset].append(int(name[:-8]))
-            return CuratedLog(
+            return CuratedLog.listed(
                 f"s3a://{self.bucket}/{prefix.rstrip('/')}",
-                {ds: tuple(sorted(seqs)) for ds, seqs in batches.items()},
+                (obj["Key"][len(prefix) :] for obj in objects),
             )
         path = self.root / "curated"
         path.mkdir(parents=True, exist_ok=True)
