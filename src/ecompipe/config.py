@@ -132,6 +132,10 @@ def _spark_conf(raw: Any) -> str:
     """``key=value`` pairs separated by ';' (values may hold commas), or a TOML table."""
     if isinstance(raw, dict):
         pairs = [(str(k).strip(), str(v).strip()) for k, v in raw.items()]
+        # The setting is kept as 'k=v;k2=v2': a ';' inside a value would split it in two.
+        split = [k for k, v in pairs if ";" in v]
+        if split:
+            raise ValueError(f"values may not contain ';': {', '.join(split)}")
     else:
         pairs = []
         for item in str(raw).split(";"):

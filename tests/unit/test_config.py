@@ -278,3 +278,8 @@ def test_spark_settings_from_env_and_file(tmp_path: Path) -> None:
         ("spark.hadoop.fs.s3a.endpoint", "http://127.0.0.1:5000")
     ]
     assert (s.spark_driver_memory, load_settings(None, env={}).spark_conf) == ("", "")
+    path = _file(tmp_path, '[ecompipe]\nspark_conf = { "spark.a" = "x;spark.b=y" }\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    [problem] = caught.value.problems
+    assert "may not contain ';': spark.a" in problem
