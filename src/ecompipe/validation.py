@@ -9,9 +9,10 @@ values and one problem code per bad value, then resolves duplicates. It is writt
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from ecompipe.contracts import (
     KNOWN_STATUSES,
@@ -201,12 +202,46 @@ def rejects_sql(ds: Dataset, checked: str) -> str:
     return " UNION ALL ".join(parts)
 
 
-def file_stats_sql(checked: str) -> str:
-    """Per file: rows read and rows with a bad value."""
+def file_stats_sql(ds: Dataset, checked: str) -> str:
+    """Per file: rows read, rows with a bad value, good rows whose status is not a known one
+    (a warning, not an error; 0 for a dataset without a status), and the smallest and largest
+    key among good rows.
+
+    One pass gives every figure the verdicts and the duplicate precheck need.
+    """
+    if any(c.name == "status" for c in ds.columns):
+        known = ", ".join(f"'{s}'" for s in KNOWN_STATUSES)
+        unknown = f"sum(CASE WHEN NOT _bad AND status NOT IN ({known}) THEN 1 ELSE 0 END)"
+    else:
+        unknown = "0"
+    good_key = f"CASE WHEN NOT _bad THEN {ds.key} END"
     return (
         f"SELECT _file_idx, count(*) AS n_rows, "
-        f"sum(CASE WHEN _bad THEN 1 ELSE 0 END) AS n_bad FROM {checked} GROUP BY _file_idx"
+        f"sum(CASE WHEN _bad THEN 1 ELSE 0 END) AS n_bad, {unknown} AS n_unknown_status, "
+        f"min({good_key}) AS key_min, max({good_key}) AS key_max "
+        f"FROM {checked} GROUP BY _file_idx"
     )
+
+
+class FileStats(NamedTuple):
+    """One row of :func:`file_stats_sql`."""
+
+    rows: int
+    bad: int
+    unknown_status: int
+    key_min: Any
+    key_max: Any
+
+
+NO_STATS = FileStats(0, 0, 0, None, None)  # a file of which no row was read
+
+
+def file_stats(rows: Iterable[Sequence[Any]]) -> dict[int, FileStats]:
+    """The rows of :func:`file_stats_sql` by file index."""
+    return {
+        int(i): FileStats(int(n), int(bad), int(unknown), lo, hi)
+        for i, n, bad, unknown, lo, hi in rows
+    }
 
 
 def duplicates_sql(ds: Dataset, good: str) -> str:
@@ -250,15 +285,6 @@ def repeats_sql(duplicates: str) -> str:
     """Exact repeats dropped, per file."""
     return (
         f"SELECT _file_idx, count(*) FROM {duplicates} WHERE _rn > 1 AND _same GROUP BY _file_idx"
-    )
-
-
-def unknown_status_sql(checked: str) -> str:
-    """Per file, good orders whose status is not a known one (a warning, not an error)."""
-    known = ", ".join(f"'{s}'" for s in KNOWN_STATUSES)
-    return (
-        f"SELECT _file_idx, count(*) FROM {checked} WHERE NOT _bad AND status NOT IN ({known}) "
-        "GROUP BY _file_idx"
     )
 
 

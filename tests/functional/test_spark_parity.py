@@ -181,6 +181,27 @@ def test_files_read_line_by_line_across_many_partitions(tmp_path: Path, small_sp
     assert any(",bad_row_shape," in r for r in out["rejects"])
 
 
+def test_batch_files_are_written_in_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch file Spark writes holds several row groups (so later reads split it across
+    tasks), and the KPIs read back from it are still DuckDB's."""
+    import duckdb
+
+    from ecompipe.engines import spark
+    from ecompipe.sample import generate_sample
+
+    monkeypatch.setattr(spark, "_ROW_GROUP_BYTES", 16 << 10)
+    generate_sample(tmp_path / "gen", 3000, seed=8)
+    _assert_same(tmp_path, [_files(tmp_path / "gen")])
+    for engine, at_least in (("spark", 3), ("duckdb", 1)):
+        batch = tmp_path / engine / "curated" / "order_items" / "000000000001.parquet"
+        (groups,) = duckdb.sql(
+            f"SELECT count(DISTINCT row_group_id) FROM parquet_metadata('{batch}')"
+        ).fetchone() or (0,)
+        assert groups >= at_least, engine
+
+
 def test_sequence_of_batches(tmp_path: Path) -> None:
     """Across batches (curated log): items before their orders, re-delivery, changed rows."""
     from ecompipe.sample import generate_sample

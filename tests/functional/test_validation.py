@@ -120,6 +120,12 @@ def test_hand_dirty_verdicts_counts_and_duplicates(workspace: Path) -> None:
     }
     assert report["rejected_rows"] == 6
     assert (report["files_accepted"], report["files_rejected"]) == (3, 0)
+    # README line 15: `On Hold` is the one status outside the known list (a warning only).
+    assert {k: f["unknown_status"] for k, f in files.items()} == {
+        "orders.csv": 1,
+        "order_items.csv": 0,
+        "products.csv": 0,
+    }
 
 
 @pytest.mark.fast

@@ -188,17 +188,18 @@ class DuckDBEngine:
             for raw in raws:  # the text copy is no longer needed: give its memory back
                 con.execute(f"DROP VIEW {raw}")
                 con.execute(f"DROP TABLE {raw.replace('rawv_', 'raw_', 1)}")
-            stats = con.execute(validation.file_stats_sql(checked)).fetchall()
+            stats = validation.file_stats(
+                con.execute(validation.file_stats_sql(ds, checked)).fetchall()
+            )
         else:
-            stats = []
-        counts = {int(i): (int(n), int(b)) for i, n, b in stats}
+            stats = {}
         accepted: list[int] = []
         for idx, fr in file_reports.items():
             if fr.reason is not None:
                 continue
-            n, bad = counts.get(idx, (0, 0))
-            fr.rows = n + shape_bad.get(idx, 0)
-            fr.bad_rows = bad + shape_bad.get(idx, 0)
+            st = stats.get(idx, validation.NO_STATS)
+            fr.rows = st.rows + shape_bad.get(idx, 0)
+            fr.bad_rows = st.bad + shape_bad.get(idx, 0)
             if fr.rows == 0:
                 fr.reason, fr.detail = FileReason.NO_ROWS, "the file has a header but no rows"
             elif validation.too_many_errors(fr.rows, fr.bad_rows, max_error_rate):
@@ -218,7 +219,7 @@ class DuckDBEngine:
         if not accepted:
             con.execute(f"DROP TABLE IF EXISTS {checked}")
             return
-        if any(counts.get(i, (0, 0))[1] for i in accepted):
+        if any(stats.get(i, validation.NO_STATS).bad for i in accepted):
             con.execute(
                 f"INSERT INTO rejects SELECT '{ds.name}', _file_idx, _row, NULL, column_name, "
                 f"reason FROM ({validation.rejects_sql(ds, checked)}) AS r "
@@ -258,9 +259,8 @@ class DuckDBEngine:
         ).fetchall()
         for idx, n in per_file:
             file_reports[int(idx)].rejected_rows = int(n)
-        if ds.name == "orders":
-            for idx, n in con.execute(validation.unknown_status_sql(checked)).fetchall():
-                file_reports[int(idx)].unknown_status = int(n)
+        for idx, st in stats.items():
+            file_reports[idx].unknown_status = st.unknown_status
         con.execute(f"DROP VIEW {good}")
         con.execute(f"DROP TABLE {dups_table}")
         con.execute(f"DROP TABLE {checked}")

@@ -33,6 +33,7 @@ import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -58,7 +59,7 @@ from ecompipe.engines.base import (
 )
 from ecompipe.engines.header import locate_columns
 from ecompipe.errors import EngineError
-from ecompipe.validation import FileReport, ValidationReport
+from ecompipe.validation import NO_STATS, FileReport, FileStats, ValidationReport
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession  # noqa: TID251 (types only)
@@ -72,6 +73,10 @@ _ROW_MASK = (1 << _PART_SHIFT) - 1
 # built to count distinct keys exactly (_may_repeat_keys).
 _BITMAP_BITS = 32768
 _MAX_BITMAPS = 1 << 16
+# Row groups of the batch files Spark writes. A Parquet file is split across tasks by row
+# groups, and Spark's default (128 MB) made a whole 10M-item batch one row group: one task
+# read it, on one core, however large the cluster. DuckDB writes groups of 122,880 rows.
+_ROW_GROUP_BYTES = 8 << 20
 # _file_idx of whitespace-only records: _BLANK - idx (see the module docstring).
 _BLANK = -(1 << 30)
 # Spark's line reader drops a line that is empty after Java's trim (every byte <= ' ');
@@ -271,10 +276,11 @@ class SparkEngine:
         self._views.clear()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
-    def _view(self, name: str, df: DataFrame, cache: bool = False) -> None:
+    def _view(self, name: str, df: DataFrame, cache: bool = False, fill: bool = True) -> None:
         if cache:
             df = df.persist()
-            df.count()  # materialise now: later queries (and stats) read the cached copy
+            if fill:  # else the caller's next query reads every row, and so fills it
+                df.count()  # materialise now: later queries read the cached copy
         df.createOrReplaceTempView(name)
         with self._lock:
             self._views.append(name)
@@ -353,29 +359,28 @@ class SparkEngine:
                 raws.append(raw)
         report.files.extend(file_reports.values())
         checked = f"checked_{ds.name}"
-        counts: dict[int, tuple[int, int]] = {}
+        stats: dict[int, FileStats] = {}
         if raws:
             union = raws[0]
             for raw in raws[1:]:
                 union = union.union(raw)
             self._view(f"raw_{ds.name}", union)
+            # The statistics query reads every row, so it fills the cache: no separate count.
             self._view(
                 checked,
                 self.spark.sql(validation.checked_sql(ds, f"raw_{ds.name}", DIALECT)),
                 cache=True,
+                fill=False,
             )
             self._drop(f"raw_{ds.name}")
-            counts = {
-                int(i): (int(n), int(b))
-                for i, n, b in self._sql(validation.file_stats_sql(checked))
-            }
+            stats = validation.file_stats(self._sql(validation.file_stats_sql(ds, checked)))
         accepted: list[int] = []
         for idx, fr in file_reports.items():
             if fr.reason is not None:
                 continue
-            n, bad = counts.get(idx, (0, 0))
-            shape = counts.get(-1 - idx, (0, 0))[0]
-            fr.rows, fr.bad_rows = n + shape, bad + shape
+            st = stats.get(idx, NO_STATS)
+            shape = stats.get(-1 - idx, NO_STATS).rows
+            fr.rows, fr.bad_rows = st.rows + shape, st.bad + shape
             if fr.rows == 0:
                 fr.reason, fr.detail = FileReason.NO_ROWS, "the file has a header but no rows"
             elif validation.too_many_errors(fr.rows, fr.bad_rows, max_error_rate):
@@ -390,11 +395,10 @@ class SparkEngine:
         if not accepted:
             self._drop(checked)
             return []
-        if ds.name == "orders":
-            for idx, n in self._sql(validation.unknown_status_sql(checked)):
-                if int(idx) >= 0:  # rows of the wrong shape carry no status worth a warning
-                    file_reports[int(idx)].unknown_status = int(n)
-        rejects = self._row_rejects(ds, checked, accepted, counts)
+        for idx, st in stats.items():
+            if idx >= 0:  # rows of the wrong shape carry no status worth a warning
+                file_reports[idx].unknown_status = st.unknown_status
+        rejects = self._row_rejects(ds, checked, accepted, stats)
         in_accepted = "(" + ", ".join(str(i) for i in accepted) + ")"
         good = f"good_{ds.name}"
         self._view(
@@ -406,7 +410,9 @@ class SparkEngine:
         dups_name = f"dups_{ds.name}"
         dups: str | None = None
         removed = 0
-        if self._may_repeat_keys(ds, good):
+        in_good = [stats.get(i, NO_STATS) for i in accepted]
+        good_rows = sum(st.rows - st.bad for st in in_good)
+        if self._may_repeat_keys(ds, good, good_rows, in_good):
             self._view(dups_name, self.spark.sql(validation.duplicates_sql(ds, good)), cache=True)
             if self._sql(f"SELECT 1 FROM {dups_name} LIMIT 1"):
                 dups = dups_name
@@ -423,7 +429,6 @@ class SparkEngine:
         )
         self._write_staged(validation.accepted_sql(ds, good, dups), staged_path(staging, ds.name))
         # accepted_sql keeps the good rows minus every non-first row of a repeated key.
-        good_rows = sum(counts.get(i, (0, 0))[0] - counts.get(i, (0, 0))[1] for i in accepted)
         report.accepted_rows[ds.name] = good_rows - removed
         per_file: dict[int, set[int]] = defaultdict(set)
         for r in rejects:
@@ -434,28 +439,30 @@ class SparkEngine:
         self._drop(good, dups_name, checked)
         return rejects
 
-    def _may_repeat_keys(self, ds: Dataset, good: str) -> bool:
-        """False when no key occurs twice among ``good``'s rows: then no duplicate ranking.
+    def _may_repeat_keys(self, ds: Dataset, good: str, n: int, files: list[FileStats]) -> bool:
+        """False when no key occurs twice among ``good``'s ``n`` rows: then no duplicate ranking.
 
+        ``files`` are the accepted files' statistics (their smallest and largest good keys).
         An exact distinct count of integer keys with Spark's 32768-bit bitmaps groups dense
         keys into a few hundred buckets, a fraction of the cost of the hash aggregate over
         every key that the shared duplicates query starts with. Keys too sparse for bitmaps
         (or not integers) leave the answer to that query.
         """
-        key = DIALECT.quote(ds.key)
+        if n <= 1:
+            return False
         if any(c.type is not ColumnType.INT for c in ds.columns if c.name == ds.key):
             return True
-        low, high, n = self._sql(f"SELECT min({key}), max({key}), count(*) FROM {good}")[0]
-        if not n:
-            return False
-        if (int(high) - int(low)) // _BITMAP_BITS > _MAX_BITMAPS:
+        low = min(int(f.key_min) for f in files if f.key_min is not None)
+        high = max(int(f.key_max) for f in files if f.key_max is not None)
+        if (high - low) // _BITMAP_BITS > _MAX_BITMAPS:
             return True
+        key = DIALECT.quote(ds.key)
         (distinct,) = self._sql(
             f"SELECT sum(bitmap_count(b)) FROM (SELECT bitmap_construct_agg("
             f"bitmap_bit_position({key})) AS b FROM {good} "
             f"GROUP BY bitmap_bucket_number({key})) AS buckets"
         )[0]
-        return int(distinct) != int(n)
+        return int(distinct) != n
 
     def _to_positions(self, checked: str, rejects: list[_Reject]) -> None:
         """Replace each reject's row id by the record's position in its file.
@@ -483,18 +490,18 @@ class SparkEngine:
             r.row = offsets[(r.file_idx, r.row >> _PART_SHIFT)] + (r.row & _ROW_MASK)
 
     def _row_rejects(
-        self, ds: Dataset, checked: str, accepted: list[int], counts: dict[int, tuple[int, int]]
+        self, ds: Dataset, checked: str, accepted: list[int], stats: dict[int, FileStats]
     ) -> list[_Reject]:
         """Rows of the wrong shape and bad values, in accepted files only."""
         rejects: list[_Reject] = []
-        shaped = [-1 - i for i in accepted if counts.get(-1 - i)]
+        shaped = [-1 - i for i in accepted if -1 - i in stats]
         if shaped:
             in_shaped = "(" + ", ".join(str(i) for i in shaped) + ")"
             for idx, row in self._sql(
                 f"SELECT _file_idx, _row FROM {checked} WHERE _file_idx IN {in_shaped}"
             ):
                 rejects.append(_Reject(ds.name, -1 - int(idx), int(row), "", Reason.BAD_ROW_SHAPE))
-        if any(counts.get(i, (0, 0))[1] for i in accepted):
+        if any(stats.get(i, NO_STATS).bad for i in accepted):
             in_accepted = "(" + ", ".join(str(i) for i in accepted) + ")"
             sql = (
                 f"SELECT _file_idx, _row, column_name, reason FROM "
@@ -518,7 +525,8 @@ class SparkEngine:
     def _write_staged(self, sql: str, target: Path) -> None:
         """Write a query's rows to the single Parquet file ``target`` (Spark writes folders)."""
         out = self._scratch / f"out_{target.stem}"
-        self.spark.sql(sql).coalesce(1).write.mode("overwrite").parquet(str(out))
+        writer = self.spark.sql(sql).coalesce(1).write.mode("overwrite")
+        writer.option("parquet.block.size", _ROW_GROUP_BYTES).parquet(str(out))
         parts = sorted(out.glob("part-*.parquet"))
         if len(parts) != 1:
             raise EngineError(f"expected one Parquet part in {out}, found {len(parts)}")
@@ -590,7 +598,6 @@ class SparkEngine:
     def _transform(self, curated: CuratedLog, seq: int) -> TransformResult:
         from pyspark.sql import functions as F  # noqa: TID251 (lazy)
 
-        rows: dict[str, int] = {}
         for ds in DATASETS:
             short = _short(ds.name)
             files = curated.files(ds.name)
@@ -627,22 +634,32 @@ class SparkEngine:
                 f"b_{short}", self.spark.sql(f"SELECT {cols} FROM all_{short} WHERE _seq = {seq}")
             )
             self._view(f"prev_{short}", self.spark.sql(latest.format(where=f"_seq < {seq}")))
-            rows[ds.name] = int(self._sql(f"SELECT count(*) FROM cur_{short}")[0][0])
+        # Scalar subqueries run side by side; reading every row also fills the cached views.
+        counts = self._sql(
+            "SELECT " + ", ".join(f"(SELECT count(*) FROM cur_{_short(d.name)})" for d in DATASETS)
+        )[0]
+        rows = {ds.name: int(n) for ds, n in zip(DATASETS, counts, strict=True)}
         first = not curated.has_batch_before(seq)
         affected = kpis.all_dates_sql() if first else kpis.affected_dates_sql()
         self._view("affected_dates", self.spark.sql(affected), cache=True)
         for name, sql in kpis.kpi_relations():
             self._view(name, self.spark.sql(sql), cache=True)
-        dates = [r[0] for r in self._sql("SELECT order_date FROM affected_dates")]
-        order_rows = [tuple(r) for r in self._sql(kpis.order_metrics_sql(DIALECT))]
-        cat_rows = [tuple(r) for r in self._sql(kpis.category_metrics_sql(DIALECT))]
-        waiting = self._sql(kpis.waiting_sql())[0]
+        # The last four queries only read cached relations and the curated files. Each spends
+        # much of its time planning, or in a stage of one task; side by side they overlap.
+        final = (
+            "SELECT order_date FROM affected_dates",
+            kpis.order_metrics_sql(DIALECT),
+            kpis.category_metrics_sql(DIALECT),
+            kpis.waiting_sql(),
+        )
+        with ThreadPoolExecutor(len(final)) as pool:
+            dates, order_rows, cat_rows, waiting = pool.map(self._sql, final)
         return TransformResult(
-            affected_dates=sorted(dates),
-            order_metrics=kpis.order_metrics_from_rows(order_rows),
-            category_metrics=kpis.category_metrics_from_rows(cat_rows),
-            waiting_for_order=int(waiting[0]),
-            waiting_for_product=int(waiting[1]),
+            affected_dates=sorted(r[0] for r in dates),
+            order_metrics=kpis.order_metrics_from_rows([tuple(r) for r in order_rows]),
+            category_metrics=kpis.category_metrics_from_rows([tuple(r) for r in cat_rows]),
+            waiting_for_order=int(waiting[0][0]),
+            waiting_for_product=int(waiting[0][1]),
             curated_rows=rows,
         )
 
