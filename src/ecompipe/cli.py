@@ -2,8 +2,8 @@
 
 Exit codes (every command): 0 success; 1 the data was rejected so nothing could be computed;
 2 an operational or usage error (bad config, missing workspace, lock busy, I/O); 3 there is
-no complete set to run (`run`). Errors are one or two lines on stderr, never a traceback
-(set LOG_LEVEL=DEBUG to see one).
+no complete set to run (`run`); 141 the reader of the output went away (`| head`). Errors are
+one or two lines on stderr, never a traceback (set LOG_LEVEL=DEBUG to see one).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
@@ -36,6 +37,7 @@ Exit codes:
   1  the data was rejected: no file was usable, nothing could be computed
   2  operational error (bad config, missing workspace, lock busy, I/O)
   3  no complete set: orders, order_items or products has no CSV in landing
+  141  the reader of the output went away (`| head`): stopped quietly, as on SIGPIPE
 """
 
 
@@ -72,8 +74,6 @@ def _status(text: str) -> Iterator[Callable[[str], None]]:
 
 def _debug() -> bool:
     """LOG_LEVEL=DEBUG: let errors through with their traceback."""
-    import os
-
     return os.environ.get("LOG_LEVEL", "").strip().upper() == "DEBUG"
 
 
@@ -100,6 +100,12 @@ class EcompipeGroup(click.Group):
             ctx.exit(130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            # `ecompipe ... | head`: stop quietly, as Unix tools do. Output goes to /dev/null
+            # from here, so Python's own flush at exit does not fail on the pipe again.
+            with suppress(OSError, ValueError):  # ValueError: no real stdout (tests)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)
         except OSError as exc:
             # A file or folder the user pointed us at (permissions, a full disk...).
             where = f": {exc.filename}" if exc.filename else ""
@@ -125,8 +131,6 @@ def main() -> None:
 
     Start with `ecompipe demo`, or `ecompipe init` then `generate` and `run`.
     """
-    import os
-
     level = os.environ.get("LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(message)s")
 

@@ -94,6 +94,7 @@ def test_run_help_documents_every_exit_code() -> None:
         ("1", "rejected"),
         ("2", "operational"),
         ("3", "no complete set"),
+        ("141", "went away"),
     ]:
         assert any(line.strip().startswith(code) and words in line for line in text.splitlines())
 
@@ -524,6 +525,24 @@ def test_real_process_help_and_version(tmp_path: Path) -> None:
     assert done.returncode == 0 and "Exit codes:" in done.stdout
     for command in ("init", "generate", "run", "metrics", "executions", "demo"):
         assert command in done.stdout
+
+
+@pytest.mark.slow
+def test_real_process_stops_quietly_when_the_reader_goes_away(workspace: Path) -> None:
+    """`ecompipe ... | head`: no error line, exit 141 (as a process killed by SIGPIPE)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ecompipe", "executions", "--json", "-w", str(workspace)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter is up: its output meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == ""
 
 
 # ------------------------------------------------------------------------- unexpected errors
