@@ -33,7 +33,6 @@ import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -644,16 +643,10 @@ class SparkEngine:
         self._view("affected_dates", self.spark.sql(affected), cache=True)
         for name, sql in kpis.kpi_relations():
             self._view(name, self.spark.sql(sql), cache=True)
-        # The last four queries only read cached relations and the curated files. Each spends
-        # much of its time planning, or in a stage of one task; side by side they overlap.
-        final = (
-            "SELECT order_date FROM affected_dates",
-            kpis.order_metrics_sql(DIALECT),
-            kpis.category_metrics_sql(DIALECT),
-            kpis.waiting_sql(),
-        )
-        with ThreadPoolExecutor(len(final)) as pool:
-            dates, order_rows, cat_rows, waiting = pool.map(self._sql, final)
+        dates = self._sql("SELECT order_date FROM affected_dates")
+        order_rows = self._sql(kpis.order_metrics_sql(DIALECT))
+        cat_rows = self._sql(kpis.category_metrics_sql(DIALECT))
+        waiting = self._sql(kpis.waiting_sql())
         return TransformResult(
             affected_dates=sorted(r[0] for r in dates),
             order_metrics=kpis.order_metrics_from_rows([tuple(r) for r in order_rows]),
