@@ -105,19 +105,26 @@ def new_execution_id() -> str:
 
 
 class Heartbeat:
-    """Renews a lease every third of its length on a thread of its own.
+    """Renews a lease on a thread of its own, every third of the shorter lease.
 
     If a renewal finds the lease gone (an operator forced it, or it expired while the
     machine was frozen) ``lost`` is set and the runner stops at the next state boundary.
-    The critical-section lease (``critical``) is renewed too while ``hold_critical`` says
-    it is held; ``guard`` keeps a renewal from racing its release.
+    The critical-section lease (``critical``, ``critical_seconds`` long; default the same
+    length) is renewed too while ``hold_critical`` says it is held; ``guard`` keeps a renewal
+    from racing its release.
     """
 
     def __init__(
-        self, lock: Lock, holder: str, lease_seconds: float, critical: Lock | None = None
+        self,
+        lock: Lock,
+        holder: str,
+        lease_seconds: float,
+        critical: Lock | None = None,
+        critical_seconds: float | None = None,
     ) -> None:
         self._lock, self._holder, self._lease = lock, holder, lease_seconds
         self._critical = critical
+        self._critical_lease = critical_seconds or lease_seconds
         self.hold_critical = False
         self.guard = threading.Lock()
         self._stop = threading.Event()
@@ -133,7 +140,7 @@ class Heartbeat:
         self._thread.join()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self._lease / 3):
+        while not self._stop.wait(min(self._lease, self._critical_lease) / 3):
             try:
                 if not self._lock.renew(self._holder, self._lease):
                     self.lost.set()
@@ -142,7 +149,7 @@ class Heartbeat:
                     if (
                         self._critical is not None
                         and self.hold_critical
-                        and not self._critical.renew(self._holder, self._lease)
+                        and not self._critical.renew(self._holder, self._critical_lease)
                     ):
                         self.lost.set()
                         return
@@ -195,13 +202,7 @@ class Pipeline:
         outcomes: list[Outcome] = []
         touched: list[str] = []
         try:
-            with Heartbeat(
-                self.b.new_lock(),
-                self.holder,
-                self.settings.lease_seconds,
-                self._new_critical_handle(),
-            ) as hb:
-                self._heartbeat = hb
+            with self.renewing(self.settings.lease_seconds):
                 # Adopting orphans and recording the new manifest happen in the critical
                 # section, so two runs can never own the same execution or the same file.
                 with self._critical() as span:
@@ -221,7 +222,6 @@ class Pipeline:
                     crash_point(f"after:{State.ACQUIRE_LOCK}")
                     outcomes.append(self._walk(started, State.VALIDATE_FILES, resumed=False))
         finally:
-            self._heartbeat = None
             lease["released_at"] = time.time()
             self.b.lock.release(self.holder)
             for eid in touched:
@@ -233,6 +233,27 @@ class Pipeline:
             raise IncompleteSetError(missing)
         code = max(o.exit_code for o in outcomes)
         return RunResult(code, outcomes, "; ".join(o.message for o in outcomes))
+
+    @contextmanager
+    def renewing(self, lease_seconds: float) -> Iterator[Heartbeat]:
+        """Renew this holder's lease of the lock (``lease_seconds`` long) for the block, and
+        the critical-section lease (``ECOMPIPE_LEASE_SECONDS``) whenever the block holds it.
+
+        The local run and each ECS task (whose lease the state machine took) both use it:
+        a transform longer than a lease must not let another run into the critical section.
+        """
+        with Heartbeat(
+            self.b.new_lock(),
+            self.holder,
+            lease_seconds,
+            self._new_critical_handle(),
+            critical_seconds=self.settings.lease_seconds,
+        ) as hb:
+            self._heartbeat = hb
+            try:
+                yield hb
+            finally:
+                self._heartbeat = None
 
     def _new_critical_handle(self) -> Lock | None:
         factory = self.b.new_critical_lock

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,30 @@ class FailingEngine:
         self.real.close()
 
 
+class SlowTransformEngine(FailingEngine):
+    """The real engine, except ``transform`` first outlasts a few leases, then tries to take
+    the critical-section lock as another run would (``intruded`` says whether it could)."""
+
+    def __init__(self, aws: Aws, pause: float) -> None:
+        super().__init__(RuntimeError("unused"))
+        self.aws, self.pause = aws, pause
+        self.intruded: bool | None = None
+
+    def transform(self, *args: Any) -> Any:
+        from ecompipe.config import load_settings
+        from ecompipe.stores.aws_dynamodb import DynamoDBLock
+
+        time.sleep(self.pause)
+        settings = load_settings()
+        critical = DynamoDBLock(
+            self.aws.client("dynamodb"), settings.lock_table, f"{settings.lock_id}-transform", 1
+        )
+        self.intruded = critical.try_acquire("another-run", None, 60)
+        if self.intruded:
+            critical.release("another-run")
+        return self.real.transform(*args)
+
+
 def _start_hand_set(aws: Aws) -> str:
     from ecompipe.aws.lambda_handler import handler
 
@@ -258,6 +283,29 @@ def test_transient_task_failure_is_retried_by_the_state_machine(aws: Aws, worksp
         "SUCCEEDED"
     )
     assert json.loads(ecompipe("metrics", "--backend", "aws", "--json").stdout) == expected
+
+
+@pytest.mark.timeout(240)
+def test_a_transform_longer_than_its_lease_keeps_the_critical_section(aws: Aws) -> None:
+    """The ECS task renews the critical-section lease while its transform runs: three lease
+    lengths in, another run still cannot enter (it could before the task renewed it)."""
+    from ecompipe.config import load_settings
+    from ecompipe.engines import create_engine
+
+    aws.setenv("ECOMPIPE_LEASE_SECONDS", "1")
+    arn = _start_hand_set(aws)
+    slow = SlowTransformEngine(aws, pause=3.0)
+
+    def engines(worker: str, n: int) -> Any:
+        return slow if worker == "transform" else create_engine(load_settings())
+
+    reports = play_containers(aws, arn, engine_factory=engines)
+
+    assert [r["status"] for r in reports] == ["success"] * 3
+    assert slow.intruded is False
+    assert aws.client("stepfunctions").describe_execution(executionArn=arn)["status"] == (
+        "SUCCEEDED"
+    )
 
 
 @pytest.mark.timeout(240)

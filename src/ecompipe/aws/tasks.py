@@ -2,7 +2,8 @@
 
 Each runs ONE workflow state of the execution named by EXECUTION_ID through the same
 Pipeline code the local runner uses (Pipeline.run_state), sends SendTaskHeartbeat while it
-works (and renews the execution's lock lease), and ends with SendTaskSuccess (a JSON result)
+works (and renews the execution's lock lease, and the critical-section lease while the
+transform holds it), and ends with SendTaskSuccess (a JSON result)
 or SendTaskFailure whose error is the EcompipeError's ``code``: the state machine retries the
 TransientError family and catches everything else.
 
@@ -53,7 +54,7 @@ MAX_ERROR, MAX_CAUSE = 256, 32_768
 
 
 class TaskHeartbeat:
-    """Sends SendTaskHeartbeat and renews the lock lease every ``every`` seconds."""
+    """Sends SendTaskHeartbeat every ``every`` seconds (the leases: Pipeline.renewing)."""
 
     def __init__(self, beat: Callable[[], None], every: float) -> None:
         self._beat, self._every = beat, every
@@ -151,15 +152,14 @@ def _run(
     pipeline = Pipeline(settings, backend, make_engine)
     # The state machine took the lease under the execution's name: the task works as it.
     pipeline.holder = execution_id
-    lease_lock = backend.new_lock()
 
     def beat() -> None:
         sfn.send_task_heartbeat(taskToken=token)
-        lease_lock.renew(execution_id, max(SFN_LEASE_SECONDS, settings.lease_seconds))
 
     state = WORKER_STATES[worker]
+    lease = max(SFN_LEASE_SECONDS, settings.lease_seconds)
     try:
-        with TaskHeartbeat(beat, heartbeat_every):
+        with TaskHeartbeat(beat, heartbeat_every), pipeline.renewing(lease):
             return _work(pipeline, execution_id, state, notifier)
     except EcompipeError as exc:
         if isinstance(exc, TransientError):
