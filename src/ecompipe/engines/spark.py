@@ -597,6 +597,7 @@ class SparkEngine:
     def _transform(self, curated: CuratedLog, seq: int) -> TransformResult:
         from pyspark.sql import functions as F  # noqa: TID251 (lazy)
 
+        rows: dict[str, int] = {}
         for ds in DATASETS:
             short = _short(ds.name)
             files = curated.files(ds.name)
@@ -633,26 +634,22 @@ class SparkEngine:
                 f"b_{short}", self.spark.sql(f"SELECT {cols} FROM all_{short} WHERE _seq = {seq}")
             )
             self._view(f"prev_{short}", self.spark.sql(latest.format(where=f"_seq < {seq}")))
-        # Scalar subqueries run side by side; reading every row also fills the cached views.
-        counts = self._sql(
-            "SELECT " + ", ".join(f"(SELECT count(*) FROM cur_{_short(d.name)})" for d in DATASETS)
-        )[0]
-        rows = {ds.name: int(n) for ds, n in zip(DATASETS, counts, strict=True)}
+            rows[ds.name] = int(self._sql(f"SELECT count(*) FROM cur_{short}")[0][0])
         first = not curated.has_batch_before(seq)
         affected = kpis.all_dates_sql() if first else kpis.affected_dates_sql()
         self._view("affected_dates", self.spark.sql(affected), cache=True)
         for name, sql in kpis.kpi_relations():
             self._view(name, self.spark.sql(sql), cache=True)
-        dates = self._sql("SELECT order_date FROM affected_dates")
-        order_rows = self._sql(kpis.order_metrics_sql(DIALECT))
-        cat_rows = self._sql(kpis.category_metrics_sql(DIALECT))
-        waiting = self._sql(kpis.waiting_sql())
+        dates = [r[0] for r in self._sql("SELECT order_date FROM affected_dates")]
+        order_rows = [tuple(r) for r in self._sql(kpis.order_metrics_sql(DIALECT))]
+        cat_rows = [tuple(r) for r in self._sql(kpis.category_metrics_sql(DIALECT))]
+        waiting = self._sql(kpis.waiting_sql())[0]
         return TransformResult(
-            affected_dates=sorted(r[0] for r in dates),
-            order_metrics=kpis.order_metrics_from_rows([tuple(r) for r in order_rows]),
-            category_metrics=kpis.category_metrics_from_rows([tuple(r) for r in cat_rows]),
-            waiting_for_order=int(waiting[0][0]),
-            waiting_for_product=int(waiting[0][1]),
+            affected_dates=sorted(dates),
+            order_metrics=kpis.order_metrics_from_rows(order_rows),
+            category_metrics=kpis.category_metrics_from_rows(cat_rows),
+            waiting_for_order=int(waiting[0]),
+            waiting_for_product=int(waiting[1]),
             curated_rows=rows,
         )
 
