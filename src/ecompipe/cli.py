@@ -98,6 +98,15 @@ class EcompipeGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("ecompipe: interrupted", err=True)
             ctx.exit(130)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a group named alone: click shows its help
+        except click.UsageError as exc:
+            # Like every other error: what is wrong, then where to look (not click's usage
+            # block). Errors in the top-level options themselves still get click's form.
+            path = (exc.ctx or ctx).command_path.split()[1:]  # without the program's name
+            click.echo(f"ecompipe: error: {exc.format_message()}", err=True)
+            click.echo(f"  see `{' '.join(['ecompipe', *path, '--help'])}`", err=True)
+            ctx.exit(2)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:

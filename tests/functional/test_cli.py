@@ -365,7 +365,25 @@ def test_metrics_usage_errors(workspace: Path, args: list[str]) -> None:
     result = ecompipe("metrics", *args, workspace=workspace)
     assert result.exit_code == 2
     assert "Traceback" not in result.output
-    assert "Error:" in result.stderr
+    what, where = result.stderr.splitlines()  # two lines, not click's usage block
+    assert what.startswith("ecompipe: error: ") and args[0] in what
+    assert where == "  see `ecompipe metrics --help`"
+
+
+@pytest.mark.fast
+def test_a_misspelled_option_or_missing_argument_is_two_lines(workspace: Path) -> None:
+    bogus = ecompipe("run", "--bogus", workspace=workspace)
+    assert bogus.exit_code == 2
+    assert bogus.stderr.splitlines() == [
+        "ecompipe: error: No such option '--bogus'.",
+        "  see `ecompipe run --help`",
+    ]
+    missing = ecompipe("executions", "show", workspace=workspace)
+    assert missing.exit_code == 2
+    assert missing.stderr.splitlines()[1] == "  see `ecompipe executions show --help`"
+    alone = ecompipe("aws")  # a group named alone shows its help, not an error
+    assert alone.output.startswith("Usage: ") and "aws [OPTIONS] COMMAND" in alone.output
+    assert "error" not in alone.output
 
 
 # ------------------------------------------------------------------------- executions
