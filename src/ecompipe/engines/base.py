@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from ecompipe.contracts import DATASET_NAMES, DATASETS
+from ecompipe.contracts import DATASET_BY_NAME, DATASET_NAMES, DATASETS
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
 from ecompipe.validation import ValidationReport
 
@@ -86,6 +86,39 @@ _BATCH_NAME = re.compile(r"([0-9]+)\.parquet")
 def batch_file(dataset: str, seq: int) -> str:
     """A batch's file in the curated log, relative to its root; the name carries the number."""
     return f"{dataset}/{seq:012d}.parquet"
+
+
+#: A batch file's number from its name, as the regex each engine's SQL applies to file names.
+BATCH_SEQ_SQL_PATTERN = r"([0-9]+)[.]parquet$"
+
+
+def short_name(dataset: str) -> str:
+    """The name kpis.py gives a dataset's relations: cur_orders, cur_items, cur_products."""
+    return {"orders": "orders", "order_items": "items", "products": "products"}[dataset]
+
+
+def version_views(dataset: str, batches: int, seq: int) -> dict[str, str]:
+    """The relations the KPI SQL reads for ``dataset``, as SQL over ``all_<short>`` (every
+    version of every row, with its batch number ``_seq``; the log holds ``batches`` files):
+
+    ``cur_<short>`` the latest version of each key, ``b_<short>`` the rows of batch ``seq``,
+    ``prev_<short>`` the latest version of each key before that batch.
+    """
+    short = short_name(dataset)
+    cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
+    key = DATASET_BY_NAME[dataset].key
+    latest = (
+        f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {key} "
+        f"ORDER BY _seq DESC) AS _rn FROM all_{short} WHERE {{where}}) AS x WHERE _rn = 1"
+    )
+    return {
+        # One batch holds each key once (validation dedups), so no ranking is needed.
+        f"cur_{short}": (
+            f"SELECT {cols} FROM all_{short}" if batches <= 1 else latest.format(where="true")
+        ),
+        f"b_{short}": f"SELECT {cols} FROM all_{short} WHERE _seq = {seq}",
+        f"prev_{short}": latest.format(where=f"_seq < {seq}"),
+    }
 
 
 def curated_path(curated: Path, dataset: str, seq: int) -> Path:

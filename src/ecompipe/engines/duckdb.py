@@ -17,14 +17,17 @@ import duckdb
 
 from ecompipe import kpis, validation
 from ecompipe.config import Settings
-from ecompipe.contracts import DATASET_BY_NAME, DATASETS, Dataset, FileReason, Reason
+from ecompipe.contracts import DATASETS, Dataset, FileReason, Reason
 from ecompipe.dialect import sql_string
 from ecompipe.engines.base import (
+    BATCH_SEQ_SQL_PATTERN,
     CURATED_SCHEMA,
     CuratedLog,
     InputFile,
     TransformResult,
+    short_name,
     staged_path,
+    version_views,
 )
 from ecompipe.engines.header import locate_columns
 from ecompipe.errors import EngineError
@@ -360,7 +363,7 @@ class DuckDBEngine:
         con = self.con
         rows: dict[str, int] = {}
         for ds in DATASETS:
-            short = _short(ds.name)
+            short = short_name(ds.name)
             schema = ", ".join(f"{c} {t}" for c, t in CURATED_SCHEMA[ds.name])
             files = curated.files(ds.name)
             if not files:
@@ -369,27 +372,11 @@ class DuckDBEngine:
                 listed = "[" + ", ".join(sql_string(f) for f in files) + "]"
                 con.execute(
                     f"CREATE OR REPLACE TEMP VIEW all_{short} AS SELECT * EXCLUDE (filename), "
-                    f"CAST(regexp_extract(filename, '([0-9]+)[.]parquet$', 1) AS BIGINT) AS _seq "
-                    f"FROM read_parquet({listed}, filename = true)"
+                    f"CAST(regexp_extract(filename, {sql_string(BATCH_SEQ_SQL_PATTERN)}, 1) "
+                    f"AS BIGINT) AS _seq FROM read_parquet({listed}, filename = true)"
                 )
-            cols = ", ".join(c for c, _ in CURATED_SCHEMA[ds.name])
-            key = DATASET_BY_NAME[ds.name].key
-            latest = (
-                f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {key} "
-                f"ORDER BY _seq DESC) AS _rn FROM all_{short} WHERE {{where}}) AS x WHERE _rn = 1"
-            )
-            if len(files) <= 1:
-                # One batch holds each key once (validation dedups), so no ranking is needed.
-                cur = f"SELECT {cols} FROM all_{short}"
-            else:
-                cur = latest.format(where="true")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW cur_{short} AS {cur}")
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW b_{short} AS SELECT {cols} FROM all_{short} "
-                f"WHERE _seq = {seq}"
-            )
-            prev = latest.format(where=f"_seq < {seq}")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW prev_{short} AS {prev}")
+            for name, sql in version_views(ds.name, len(files), seq).items():
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
             rows[ds.name] = _scalar(con, f"SELECT count(*) FROM cur_{short}")
         # With no earlier batch there is nothing to compare with: every date is new.
         first = not curated.has_batch_before(seq)
@@ -416,11 +403,6 @@ class DuckDBEngine:
             waiting_for_product=int(waiting[1]),
             curated_rows=rows,
         )
-
-
-def _short(dataset: str) -> str:
-    # kpis.py names relations cur_orders / cur_items / cur_products.
-    return {"orders": "orders", "order_items": "items", "products": "products"}[dataset]
 
 
 def _records_sql(path: Path, dataset: str, file_idx: int) -> str:

@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 from ecompipe import kpis, validation
 from ecompipe.config import Settings, spark_conf_pairs
 from ecompipe.contracts import (
-    DATASET_BY_NAME,
     DATASETS,
     ColumnType,
     Dataset,
@@ -49,12 +48,15 @@ from ecompipe.contracts import (
     Reason,
 )
 from ecompipe.engines.base import (
+    BATCH_SEQ_SQL_PATTERN,
     CURATED_SCHEMA,
     REJECTS_COLUMNS,
     CuratedLog,
     InputFile,
     TransformResult,
+    short_name,
     staged_path,
+    version_views,
 )
 from ecompipe.engines.header import locate_columns
 from ecompipe.errors import EngineError
@@ -599,9 +601,8 @@ class SparkEngine:
 
         rows: dict[str, int] = {}
         for ds in DATASETS:
-            short = _short(ds.name)
+            short = short_name(ds.name)
             files = curated.files(ds.name)
-            cols = ", ".join(c for c, _ in CURATED_SCHEMA[ds.name])
             if not files:
                 schema = ", ".join(
                     f"{c} {'STRING' if t == 'VARCHAR' else t}" for c, t in CURATED_SCHEMA[ds.name]
@@ -612,28 +613,15 @@ class SparkEngine:
                     files = self._linked(ds.name, files)
                 all_df = self.spark.read.parquet(*files).select(
                     *[c for c, _ in CURATED_SCHEMA[ds.name]],
-                    F.regexp_extract(F.col("_metadata.file_name"), r"([0-9]+)[.]parquet$", 1)
+                    F.regexp_extract(F.col("_metadata.file_name"), BATCH_SEQ_SQL_PATTERN, 1)
                     .cast("bigint")
                     .alias("_seq"),
                 )
             self._view(f"all_{short}", all_df)
-            key = DATASET_BY_NAME[ds.name].key
-            latest = (
-                f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {key} "
-                f"ORDER BY _seq DESC) AS _rn FROM all_{short} WHERE {{where}}) AS x WHERE _rn = 1"
-            )
-            # One batch holds each key once (validation dedups), so no ranking is needed.
-            cur = (
-                f"SELECT {cols} FROM all_{short}"
-                if len(files) <= 1
-                else latest.format(where="true")
-            )
-            # Ranking versions is worth keeping; a single Parquet file is as fast to re-read.
-            self._view(f"cur_{short}", self.spark.sql(cur), cache=len(files) > 1)
-            self._view(
-                f"b_{short}", self.spark.sql(f"SELECT {cols} FROM all_{short} WHERE _seq = {seq}")
-            )
-            self._view(f"prev_{short}", self.spark.sql(latest.format(where=f"_seq < {seq}")))
+            for name, sql in version_views(ds.name, len(files), seq).items():
+                # Ranking versions is worth keeping; a single Parquet file is as fast to re-read.
+                cache = name == f"cur_{short}" and len(files) > 1
+                self._view(name, self.spark.sql(sql), cache=cache)
             rows[ds.name] = int(self._sql(f"SELECT count(*) FROM cur_{short}")[0][0])
         first = not curated.has_batch_before(seq)
         affected = kpis.all_dates_sql() if first else kpis.affected_dates_sql()
@@ -811,11 +799,6 @@ def _csv_field(value: str) -> str:
     if _NEEDS_QUOTES.search(value):
         return '"' + value.replace('"', '""') + '"'
     return value
-
-
-def _short(dataset: str) -> str:
-    # kpis.py names relations cur_orders / cur_items / cur_products.
-    return {"orders": "orders", "order_items": "items", "products": "products"}[dataset]
 
 
 def _is_spark_error(exc: BaseException) -> bool:
