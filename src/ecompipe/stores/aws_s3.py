@@ -245,18 +245,16 @@ class S3ObjectStore:
         Else a local mirror (batch files never change, so only new ones are downloaded)."""
         prefix = f"{WORK_PREFIX}/curated/"
         objects = list(self._objects(self.bucket, prefix))
+        names = [obj["Key"][len(prefix) :] for obj in objects]
         if uri:
-            return CuratedLog.listed(
-                f"s3a://{self.bucket}/{prefix.rstrip('/')}",
-                (obj["Key"][len(prefix) :] for obj in objects),
-            )
+            return CuratedLog.listed(f"s3a://{self.bucket}/{prefix.rstrip('/')}", names)
         path = self.root / "curated"
         path.mkdir(parents=True, exist_ok=True)
-        for obj in objects:
-            local = path / obj["Key"][len(prefix) :]
+        for obj, name in zip(objects, names, strict=True):
+            local = path / name
             if not (local.is_file() and local.stat().st_size == int(obj["Size"])):
                 self._download(obj["Key"], local)
-        return CuratedLog.in_folder(path)
+        return CuratedLog.listed(str(path), names)
 
     def publish_batch(self, execution_id: str, seq: int) -> None:
         """Server-side copy of the staged files into the curated log (a file there is kept)."""
