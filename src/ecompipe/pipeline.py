@@ -235,7 +235,7 @@ class Pipeline:
         return RunResult(code, outcomes, "; ".join(o.message for o in outcomes))
 
     @contextmanager
-    def renewing(self, lease_seconds: float) -> Iterator[Heartbeat]:
+    def renewing(self, lease_seconds: float) -> Iterator[None]:
         """Renew this holder's lease of the lock (``lease_seconds`` long) for the block, and
         the critical-section lease (``ECOMPIPE_LEASE_SECONDS``) whenever the block holds it.
 
@@ -251,7 +251,7 @@ class Pipeline:
         ) as hb:
             self._heartbeat = hb
             try:
-                yield hb
+                yield
             finally:
                 self._heartbeat = None
 
