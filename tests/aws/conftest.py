@@ -9,6 +9,9 @@ Moto gaps patched here, on the in-process server only (moto 5.2.x):
   in Step Functions' PascalCase without normalising them, so RunTask fails. We install the
   normalisation (map each key to the boto3 shape's member, both ways).
 - SendTaskFailure drops ``cause`` (only ``error`` reaches the execution); we pass it on.
+- A retried waitForTaskToken state keeps the first attempt's task token, and with it that
+  attempt's outcome: the retry's first heartbeat ends it with the failure that caused the
+  retry. Step Functions gives each attempt a token of its own; we do too.
 """
 
 from __future__ import annotations
@@ -74,6 +77,23 @@ def _patch_moto_gaps() -> None:
         return EmptyResult()
 
     StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_service,
+    )
+
+    callback = callback_service.StateTaskServiceCallback
+    evaluate = callback._eval_execution
+
+    def eval_execution(self: Any, env: Any) -> None:
+        context = env.states.context_object
+        if "Task" in context.context_object_data and context.context_object_data["State"].get(
+            "RetryCount"
+        ):
+            env.callback_pool_manager.add(context.update_task_token())
+        evaluate(self, env)
+
+    callback._eval_execution = eval_execution  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

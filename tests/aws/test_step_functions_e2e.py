@@ -84,7 +84,8 @@ def play_containers(
 ) -> list[dict[str, Any]]:
     """Run the real task entry point for every task the state machine starts, until the
     execution ends. Returns what each task reported. ``engine_factory(worker, n)`` may give
-    the n-th task its engine (to inject faults)."""
+    the n-th task its engine (to inject faults). Each report also names the task's worker
+    and the task token it was given."""
     from ecompipe.aws.tasks import run_task
 
     sfn, ecs = aws.client("stepfunctions"), aws.client("ecs")
@@ -105,7 +106,8 @@ def play_containers(
             if engine_factory is not None:
                 n = len(reports)
                 factory = functools.partial(_engine_for, engine_factory, worker, n)
-            reports.append(run_task(worker, env=env, heartbeat_every=0.5, engine_factory=factory))
+            report = run_task(worker, env=env, heartbeat_every=0.5, engine_factory=factory)
+            reports.append({**report, "worker": worker, "token": env["TASK_TOKEN"]})
         return False
 
     wait_for(step, timeout=timeout, what="the execution to end")
@@ -269,16 +271,20 @@ def test_transient_task_failure_is_retried_by_the_state_machine(aws: Aws, worksp
     def engines(worker: str, n: int) -> Any:
         if worker == "transform" and n == 1:  # the first transform attempt
             return FailingEngine(StoreError("DynamoDB throttled (injected)"))
+        if worker == "transform":  # the retry heartbeats a few times before it reports
+            return SlowTransformEngine(aws, pause=2.0)
         return create_engine(load_settings())
 
     reports = play_containers(aws, arn, engine_factory=engines)
 
-    assert [(r["status"], r.get("error")) for r in reports] == [
-        ("success", None),
-        ("failure", "Ecompipe.StoreError"),
-        ("success", None),
-        ("success", None),
+    assert [(r["worker"], r["status"], r.get("error")) for r in reports] == [
+        ("validate", "success", None),
+        ("transform", "failure", "Ecompipe.StoreError"),
+        ("transform", "success", None),
+        ("archive", "success", None),
     ]
+    # Each attempt has a token of its own: the failed attempt's cannot end the retry.
+    assert len({r["token"] for r in reports}) == 4
     assert aws.client("stepfunctions").describe_execution(executionArn=arn)["status"] == (
         "SUCCEEDED"
     )
