@@ -43,6 +43,39 @@ def write_batch(
     return landed
 
 
+def clean_batch(extra: dict[str, list[str]], n: int = 200) -> dict[str, str]:
+    """A clean batch of ``n`` rows per file plus ``extra`` raw lines (to test one rule each)."""
+    orders = ["order_id,user_id,created_at,status"] + [
+        f"{i},{i},2024-05-01 10:00:00,complete" for i in range(1, n + 1)
+    ]
+    items = ["id,order_id,product_id,sale_price"] + [f"{i},{i},1,{i}.50" for i in range(1, n + 1)]
+    products = ["id,sku,cost,category,retail_price"] + [
+        f"{i},SKU{i},1.00,Jeans,2.00" for i in range(1, n + 1)
+    ]
+    body = {"orders": orders, "order_items": items, "products": products}
+    return {d: "\n".join(body[d] + extra.get(d, [])) + "\n" for d in DATASETS}
+
+
+BIG = 9_000_000_000_000_000_000
+ORDER = "7,2024-05-01 10:00:00,complete"
+# Keys repeated among the dense 1..200 (counted with one bit per key) and far from them (a
+# span too wide for bits: the hash aggregate finds them). Extra lines start at line 202.
+DUPLICATE_CASES = {
+    "near": (["5,5,2024-05-01 10:00:00,complete", f"6,{ORDER}"], {("orders/batch.csv", 203)}),
+    "far": (
+        [
+            f"{BIG},{ORDER}",
+            f"{BIG},{ORDER}",
+            f"{BIG - 1},{ORDER}",
+            f"{BIG - 1},8,2024-05-01 10:00:00,complete",
+        ],
+        {("orders/batch.csv", 205)},
+    ),
+    "far, none repeated": ([f"{BIG},{ORDER}", f"{BIG - 1},{ORDER}"], set()),
+    "none repeated": ([], set()),
+}
+
+
 def execution_dirs(workspace: Path, area: str) -> list[Path]:
     """Execution folders under archive/ or quarantine/, oldest first (ids sort by time)."""
     root = workspace / area

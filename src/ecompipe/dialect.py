@@ -15,6 +15,14 @@ class Dialect(Protocol):
 
     #: An integer type wide enough for sums of money in micro-units (HUGEINT / DECIMAL(38,0)).
     big_int: str
+    #: The widest span of integers (largest minus smallest) ``count_distinct_in_span`` takes.
+    max_bit_span: int
+
+    def count_distinct_in_span(self, expr: str, source: str, low: int, high: int) -> str:
+        """A query giving the number of distinct values of the integer ``expr`` in ``source``,
+        all of them between ``low`` and ``high``: one bit per integer of the span, far
+        cheaper than hashing every value."""
+        ...
 
     def regex_full_match(self, expr: str, pattern: str) -> str:
         """True when the whole of ``expr`` matches ``pattern`` (NULL in, NULL out)."""

@@ -9,7 +9,7 @@ values and one problem code per bad value, then resolves duplicates. It is writt
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -242,6 +242,33 @@ def file_stats(rows: Iterable[Sequence[Any]]) -> dict[int, FileStats]:
         int(i): FileStats(int(n), int(bad), int(unknown), lo, hi)
         for i, n, bad, unknown, lo, hi in rows
     }
+
+
+def may_repeat_keys(
+    ds: Dataset,
+    good: str,
+    files: Sequence[FileStats],
+    d: Dialect,
+    scalar: Callable[[str], int],
+) -> bool:
+    """False when no key occurs twice among the good rows of ``files`` (in ``good``), so
+    :func:`duplicates_sql` can be skipped; ``scalar`` runs a one-value query.
+
+    Integer keys whose span (the files' smallest to largest good key) fits the dialect's
+    bitmaps are counted exactly, one bit per key; other keys leave the answer to
+    :func:`duplicates_sql`, whose hash aggregate over every key costs several times more.
+    """
+    n = sum(f.rows - f.bad for f in files)
+    if n <= 1:
+        return False
+    lows = [int(f.key_min) for f in files if f.key_min is not None]
+    highs = [int(f.key_max) for f in files if f.key_max is not None]
+    if not lows or any(c.type is not ColumnType.INT for c in ds.columns if c.name == ds.key):
+        return True
+    low, high = min(lows), max(highs)
+    if high - low > d.max_bit_span:
+        return True
+    return scalar(d.count_distinct_in_span(d.quote(ds.key), good, low, high)) != n
 
 
 def duplicates_sql(ds: Dataset, good: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FIXTURES, ecompipe, metrics_json
+from tests.support import DUPLICATE_CASES, clean_batch, write_batch
 
 pytestmark = [
     pytest.mark.spark,
@@ -126,6 +127,16 @@ def test_generated_data(tmp_path: Path, dirty: bool) -> None:
     generate_sample(tmp_path / "gen", 3000, seed=7, dirty=dirty)
     out = _assert_same(tmp_path, [_files(tmp_path / "gen")])
     assert bool(out["rejects"]) is dirty
+
+
+def test_repeated_keys_near_and_far(tmp_path: Path) -> None:
+    """Keys repeated among dense keys (counted with bitmaps) and far from them (a span too
+    wide for bitmaps): the same duplicates dropped and rejected."""
+    lines = DUPLICATE_CASES["near"][0] + DUPLICATE_CASES["far"][0]
+    landed = write_batch(tmp_path / "gen", clean_batch({"orders": lines}))
+    out = _assert_same(tmp_path, [{ds: [path] for ds, path in landed.items()}])
+    assert out["reports"][0]["duplicates_dropped"]["orders"] == 2
+    assert out["rejects"][0].count("conflicting_duplicate") == 2
 
 
 @pytest.fixture

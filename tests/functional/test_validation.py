@@ -18,6 +18,8 @@ from tests import reference
 from tests.conftest import FIXTURES, ecompipe
 from tests.support import (
     DATASETS,
+    DUPLICATE_CASES,
+    clean_batch,
     land,
     only_execution,
     physical_lines,
@@ -160,19 +162,6 @@ def test_each_file_reason_quarantines_the_whole_file(workspace: Path, case: str)
     )
 
 
-def _edge_batch(extra: dict[str, list[str]], n: int = 200) -> dict[str, str]:
-    """A clean batch of ``n`` rows per file plus ``extra`` raw lines (to test one rule each)."""
-    orders = ["order_id,user_id,created_at,status"] + [
-        f"{i},{i},2024-05-01 10:00:00,complete" for i in range(1, n + 1)
-    ]
-    items = ["id,order_id,product_id,sale_price"] + [f"{i},{i},1,{i}.50" for i in range(1, n + 1)]
-    products = ["id,sku,cost,category,retail_price"] + [
-        f"{i},SKU{i},1.00,Jeans,2.00" for i in range(1, n + 1)
-    ]
-    body = {"orders": orders, "order_items": items, "products": products}
-    return {d: "\n".join(body[d] + extra.get(d, [])) + "\n" for d in DATASETS}
-
-
 # One line each; what the reference says about them is the expectation.
 EDGE_LINES = {
     "orders": [
@@ -230,7 +219,7 @@ def _run_against_reference(workspace: Path, tmp_path: Path) -> set[tuple[str, in
 
 @pytest.mark.fast
 def test_edge_values_match_the_reference(workspace: Path, tmp_path: Path) -> None:
-    write_batch(workspace, _edge_batch(EDGE_LINES))
+    write_batch(workspace, clean_batch(EDGE_LINES))
     got = _run_against_reference(workspace, tmp_path)
     # The hand view of the same lines (header + 200 rows: the extra ones start at line 202).
     assert {(f, line) for f, line, _c, _r in got} == {
@@ -243,6 +232,17 @@ def test_edge_values_match_the_reference(workspace: Path, tmp_path: Path) -> Non
         ("order_items/batch.csv", 203),  # does not fit after rounding
         ("order_items/batch.csv", 207),  # exponent
     }
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("case", DUPLICATE_CASES)
+def test_repeated_keys_are_found_near_and_far(workspace: Path, tmp_path: Path, case: str) -> None:
+    lines, conflicts = DUPLICATE_CASES[case]
+    write_batch(workspace, clean_batch({"orders": lines}))
+    got = _run_against_reference(workspace, tmp_path)
+    assert got == {(f, line, "order_id", "conflicting_duplicate") for f, line in conflicts}
+    report = read_report(only_execution(workspace))
+    assert report["duplicates_dropped"]["orders"] == (0 if "none" in case else 1)
 
 
 @pytest.mark.fast
@@ -293,7 +293,7 @@ def test_trimmed_values_reach_the_kpis(workspace: Path) -> None:
 def test_broken_csv_is_an_unreadable_file(workspace: Path, bad_line: str) -> None:
     """Where rows start is unknowable after broken quoting: the reference and the pipeline
     both quarantine the whole file as unreadable."""
-    write_batch(workspace, _edge_batch({"orders": [bad_line]}))
+    write_batch(workspace, clean_batch({"orders": [bad_line]}))
     folder = _run(workspace)
     verdicts = {f["key"]: (f["accepted"], f["reason"]) for f in read_report(folder)["files"]}
     assert verdicts == {
@@ -313,7 +313,7 @@ def test_blank_lines_are_not_rows_and_multiline_rows_keep_their_text(workspace: 
         + '51,x1,2024-05-01 10:00:00,complete,"two\nlines"\n'  # lines 55-56, bad user_id
         + "52,1,2024-05-01 10:00:00,,\n"  # line 57, missing status
     )
-    landed = write_batch(workspace, {**_edge_batch({}), "orders": orders})
+    landed = write_batch(workspace, {**clean_batch({}), "orders": orders})
     snapshot = physical_lines(landed["orders"])
     folder = _run(workspace)
     got = {(r["line"], r["column"], r["reason"], r["text"]) for r in read_rejects(folder)}
@@ -334,7 +334,7 @@ def test_exactly_the_error_rate_is_accepted(workspace: Path) -> None:
     lines = ["order_id,user_id,created_at,status"] + [
         f"{i},{i},2024-05-01 10:00:00,complete" for i in range(1, 20)
     ]
-    write_batch(workspace, {**_edge_batch({}), "orders": "\n".join([*lines, "20,x,,"]) + "\n"})
+    write_batch(workspace, {**clean_batch({}), "orders": "\n".join([*lines, "20,x,,"]) + "\n"})
     files = {f["key"]: f for f in read_report(_run(workspace))["files"]}
     verdict = files["orders/batch.csv"]
     assert (verdict["accepted"], verdict["rows"], verdict["bad_rows"]) == (True, 20, 1)
@@ -345,7 +345,7 @@ def test_max_error_rate_setting_changes_the_verdict(workspace: Path) -> None:
     lines = ["order_id,user_id,created_at,status"] + [
         f"{i},{i},2024-05-01 10:00:00,complete" for i in range(1, 10)
     ]
-    write_batch(workspace, {**_edge_batch({}), "orders": "\n".join([*lines, "10,x,,"]) + "\n"})
+    write_batch(workspace, {**clean_batch({}), "orders": "\n".join([*lines, "10,x,,"]) + "\n"})
     result = ecompipe("run", "-q", workspace=workspace, ECOMPIPE_MAX_ERROR_RATE="0.1")
     assert result.exit_code == 0, result.output
     files = {f["key"]: f for f in read_report(only_execution(workspace))["files"]}
@@ -380,7 +380,7 @@ def test_a_required_column_named_twice_rejects_the_file(workspace: Path) -> None
     orders = (
         "order_id,status,user_id,created_at,STATUS\n1,complete,1,2024-05-01 10:00:00,returned\n"
     )
-    write_batch(workspace, {**_edge_batch({}), "orders": orders})
+    write_batch(workspace, {**clean_batch({}), "orders": orders})
     folder = _run(workspace)
     verdict = next(f for f in read_report(folder)["files"] if f["key"] == "orders/batch.csv")
     assert (verdict["accepted"], verdict["reason"]) == (False, "unreadable")

@@ -46,6 +46,12 @@ class DuckDBDialect:
     """DuckDB's spelling of the dialect-specific SQL."""
 
     big_int = "HUGEINT"
+    # A bitstring per thread of up to 16 MiB.
+    max_bit_span = 1 << 27
+
+    def count_distinct_in_span(self, expr: str, source: str, low: int, high: int) -> str:
+        """bitstring_agg sets one bit per value between ``low`` and ``high``."""
+        return f"SELECT bit_count(bitstring_agg({expr}, {low}, {high})) FROM {source}"
 
     def regex_full_match(self, expr: str, pattern: str) -> str:
         """Anchored match via regexp_full_match."""
@@ -234,12 +240,16 @@ class DuckDBEngine:
             f"WHERE NOT _bad AND _file_idx IN {in_accepted}"
         )
         dups_table = f"dups_{ds.name}"
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {dups_table} AS {validation.duplicates_sql(ds, good)}"
-        )
         dups: str | None = None
-        if _scalar(con, f"SELECT count(*) FROM {dups_table}"):
-            dups = dups_table
+        in_good = [stats.get(i, validation.NO_STATS) for i in accepted]
+        if validation.may_repeat_keys(ds, good, in_good, DIALECT, lambda q: _scalar(con, q)):
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {dups_table} AS "
+                f"{validation.duplicates_sql(ds, good)}"
+            )
+            if _scalar(con, f"SELECT count(*) FROM {dups_table}"):
+                dups = dups_table
+        if dups is not None:
             con.execute(
                 f"INSERT INTO rejects SELECT '{ds.name}', _file_idx, _row, NULL, column_name, "
                 f"reason FROM ({validation.conflicts_sql(ds, dups)}) AS c"
@@ -265,7 +275,7 @@ class DuckDBEngine:
         for idx, st in stats.items():
             file_reports[idx].unknown_status = st.unknown_status
         con.execute(f"DROP VIEW {good}")
-        con.execute(f"DROP TABLE {dups_table}")
+        con.execute(f"DROP TABLE IF EXISTS {dups_table}")
         con.execute(f"DROP TABLE {checked}")
 
     def _load_raw(self, ds: Dataset, idx: int, f: InputFile, fr: FileReport) -> str | None:

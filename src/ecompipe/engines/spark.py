@@ -42,7 +42,6 @@ from ecompipe import kpis, validation
 from ecompipe.config import Settings, spark_conf_pairs
 from ecompipe.contracts import (
     DATASETS,
-    ColumnType,
     Dataset,
     FileReason,
     Reason,
@@ -71,7 +70,7 @@ _RE2_SPACE = r"[\t\n\f\r ]"
 _PART_SHIFT = 33
 _ROW_MASK = (1 << _PART_SHIFT) - 1
 # Spark's bitmap functions: values per bitmap; at most this many bitmaps (4 KiB each) are
-# built to count distinct keys exactly (_may_repeat_keys).
+# built to count distinct keys exactly (validation.may_repeat_keys).
 _BITMAP_BITS = 32768
 _MAX_BITMAPS = 1 << 16
 # Row groups of the batch files Spark writes. A Parquet file is split across tasks by row
@@ -105,6 +104,15 @@ class SparkDialect:
     """Spark SQL's spelling of the dialect-specific SQL."""
 
     big_int = "DECIMAL(38, 0)"
+    max_bit_span = _BITMAP_BITS * _MAX_BITMAPS
+
+    def count_distinct_in_span(self, expr: str, source: str, low: int, high: int) -> str:
+        """Spark's bitmaps hold 32768 bits each: one per bucket of keys, counted and summed."""
+        return (
+            f"SELECT sum(bitmap_count(b)) FROM (SELECT bitmap_construct_agg("
+            f"bitmap_bit_position({expr})) AS b FROM {source} "
+            f"GROUP BY bitmap_bucket_number({expr})) AS buckets"
+        )
 
     def regex_full_match(self, expr: str, pattern: str) -> str:
         """RLIKE finds a match anywhere: anchor the whole pattern (\\z: no final newline)."""
@@ -297,6 +305,10 @@ class SparkEngine:
     def _sql(self, sql: str) -> list[Any]:
         return self.spark.sql(sql).collect()
 
+    def _scalar(self, sql: str) -> int:
+        value = self._sql(sql)[0][0]
+        return int(value) if value is not None else 0
+
     # ----------------------------------------------------------------- validation
 
     def validate(
@@ -413,7 +425,7 @@ class SparkEngine:
         removed = 0
         in_good = [stats.get(i, NO_STATS) for i in accepted]
         good_rows = sum(st.rows - st.bad for st in in_good)
-        if self._may_repeat_keys(ds, good, good_rows, in_good):
+        if validation.may_repeat_keys(ds, good, in_good, DIALECT, self._scalar):
             self._view(dups_name, self.spark.sql(validation.duplicates_sql(ds, good)), cache=True)
             if self._sql(f"SELECT 1 FROM {dups_name} LIMIT 1"):
                 dups = dups_name
@@ -439,31 +451,6 @@ class SparkEngine:
         self._to_positions(checked, rejects)
         self._drop(good, dups_name, checked)
         return rejects
-
-    def _may_repeat_keys(self, ds: Dataset, good: str, n: int, files: list[FileStats]) -> bool:
-        """False when no key occurs twice among ``good``'s ``n`` rows: then no duplicate ranking.
-
-        ``files`` are the accepted files' statistics (their smallest and largest good keys).
-        An exact distinct count of integer keys with Spark's 32768-bit bitmaps groups dense
-        keys into a few hundred buckets, a fraction of the cost of the hash aggregate over
-        every key that the shared duplicates query starts with. Keys too sparse for bitmaps
-        (or not integers) leave the answer to that query.
-        """
-        if n <= 1:
-            return False
-        if any(c.type is not ColumnType.INT for c in ds.columns if c.name == ds.key):
-            return True
-        low = min(int(f.key_min) for f in files if f.key_min is not None)
-        high = max(int(f.key_max) for f in files if f.key_max is not None)
-        if (high - low) // _BITMAP_BITS > _MAX_BITMAPS:
-            return True
-        key = DIALECT.quote(ds.key)
-        (distinct,) = self._sql(
-            f"SELECT sum(bitmap_count(b)) FROM (SELECT bitmap_construct_agg("
-            f"bitmap_bit_position({key})) AS b FROM {good} "
-            f"GROUP BY bitmap_bucket_number({key})) AS buckets"
-        )[0]
-        return int(distinct) != n
 
     def _to_positions(self, checked: str, rejects: list[_Reject]) -> None:
         """Replace each reject's row id by the record's position in its file.
@@ -622,7 +609,7 @@ class SparkEngine:
                 # Ranking versions is worth keeping; a single Parquet file is as fast to re-read.
                 cache = name == f"cur_{short}" and len(files) > 1
                 self._view(name, self.spark.sql(sql), cache=cache)
-            rows[ds.name] = int(self._sql(f"SELECT count(*) FROM cur_{short}")[0][0])
+            rows[ds.name] = self._scalar(f"SELECT count(*) FROM cur_{short}")
         first = not curated.has_batch_before(seq)
         affected = kpis.all_dates_sql() if first else kpis.affected_dates_sql()
         self._view("affected_dates", self.spark.sql(affected), cache=True)
