@@ -92,10 +92,15 @@ def parsed_expr(col: Column, d: Dialect) -> str:
     # whitespace (tab, NBSP...) pays for the wider pattern and the strip.
     if col.type is ColumnType.INT:
         cast, padded = d.try_cast(raw, "BIGINT"), d.try_cast(d.strip(raw), "BIGINT")
+        # An integer written as the engine writes it back (no + sign, no leading zero) is
+        # one the pattern accepts; both engines spell text STRING. Checking that costs less
+        # than the regex.
+        canonical = f"WHEN CAST({cast} AS STRING) = {raw} THEN {cast} "
     else:
         cast, padded = d.parse_money(raw), d.parse_money(d.strip(raw))
+        canonical = ""
     return (
-        f"CASE WHEN {d.regex_full_match(raw, PLAIN_PATTERNS[col.type])} THEN {cast} "
+        f"CASE {canonical}WHEN {d.regex_full_match(raw, PLAIN_PATTERNS[col.type])} THEN {cast} "
         f"WHEN {d.regex_full_match(raw, PATTERNS[col.type])} THEN {padded} END"
     )
 

@@ -74,18 +74,22 @@ class DuckDBDialect:
         return f"TRY_CAST({expr} AS DECIMAL(18, 6))"
 
     def parse_timestamp_utc(self, expr: str) -> str:
-        """TIMESTAMPTZ parses offsets and Z natively (session time zone is UTC).
+        """Without an offset (UTC, Z or nothing), the TIMESTAMP cast reads the text itself;
+        digits past microseconds are truncated, a missing ':SS' is added first.
 
-        ' UTC' becomes '+00:00' first: DuckDB resolves a zone *name* through ICU, 20x slower
-        per row. '+0200' gets its colon, a missing ':SS' is added (the cast wants both when an
-        offset follows); digits past microseconds are truncated by the cast.
+        With an offset, TIMESTAMPTZ applies it (session time zone is UTC), once '+0200' has
+        its colon. The pattern puts a sign after 'YYYY-MM-DD HH:MM' only in an offset, and
+        ' UTC' never reaches TIMESTAMPTZ: DuckDB resolves a zone *name* through ICU, 20x
+        slower per row. The offset-free path is three times faster on TheLook's timestamps.
         """
         with_seconds = validation.with_seconds(expr)
-        text = (
-            f"regexp_replace(replace({with_seconds}, ' UTC', '+00:00'), "
-            "'([+-][0-9]{2})([0-9]{2})$', '\\1:\\2')"
+        after_minutes = f"substr({expr}, 17)"
+        offset = f"regexp_replace({with_seconds}, '([+-][0-9]{{2}})([0-9]{{2}})$', '\\1:\\2')"
+        return (
+            f"CASE WHEN contains({after_minutes}, '+') OR contains({after_minutes}, '-') "
+            f"THEN CAST(TRY_CAST({offset} AS TIMESTAMPTZ) AS TIMESTAMP) "
+            f"ELSE TRY_CAST({with_seconds} AS TIMESTAMP) END"
         )
-        return f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP)"
 
     def add_minutes(self, ts: str, minutes: str) -> str:
         """Timestamp plus an integer number of minutes."""
