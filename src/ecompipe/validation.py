@@ -178,8 +178,12 @@ def portable_timestamp_utc(v: str, d: Dialect) -> str:
     return d.add_minutes(d.try_cast(local, "TIMESTAMP"), f"-({offset})")
 
 
-def checked_sql(ds: Dataset, raw: str, d: Dialect) -> str:
-    """Rows of ``raw`` with ``_p_<col>`` problem codes, ``_bad`` and typed contract columns.
+def checked_sql(
+    ds: Dataset, raw: str, d: Dialect, carried: Sequence[str] = ("_file_idx", "_row")
+) -> str:
+    """Rows of ``raw`` with ``_p_<col>`` problem codes, ``_bad`` and typed contract columns,
+    after the ``carried`` columns of ``raw`` (the file and row, unless the engine adds them
+    later).
 
     Each value is parsed once (inner query); problems derive from the parsed value. Typed
     columns of a bad row are meaningless and only ever read for good rows.
@@ -190,10 +194,11 @@ def checked_sql(ds: Dataset, raw: str, d: Dialect) -> str:
     typed = ", ".join(f"_t_{c.name} AS {c.name}" for c in ds.columns)
     any_bad = " OR ".join(f"_p_{c.name} IS NOT NULL" for c in ds.columns)
     p_cols = ", ".join(f"_p_{c.name}" for c in ds.columns)
+    carry = "".join(f"{c}, " for c in carried)
     return (
-        f"SELECT _file_idx, _row, {p_cols}, ({any_bad}) AS _bad, {typed} FROM "
-        f"(SELECT _file_idx, _row, {', '.join(f'_t_{c.name}' for c in ds.columns)}, {problems} "
-        f"FROM (SELECT _file_idx, _row, {raw_cols}, {parsed} FROM {raw}) AS t) AS p"
+        f"SELECT {carry}{p_cols}, ({any_bad}) AS _bad, {typed} FROM "
+        f"(SELECT {carry}{', '.join(f'_t_{c.name}' for c in ds.columns)}, {problems} "
+        f"FROM (SELECT {carry}{raw_cols}, {parsed} FROM {raw}) AS t) AS p"
     )
 
 

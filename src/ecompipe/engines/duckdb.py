@@ -1,14 +1,15 @@
 """DuckDB engine: the embedded default.
 
-Reads each CSV once as text (``all_varchar``), runs the contract SQL from validation.py and
-the KPI SQL from kpis.py. Only the reading of files and the mapping of rows back to their
-physical lines and original text live here.
+Reads each CSV once, as text checked by the contract SQL from validation.py in the same
+statement, and runs the KPI SQL from kpis.py. Only the reading of files and the mapping of
+rows back to their physical lines and original text live here.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -179,28 +180,26 @@ class DuckDBEngine:
         report: ValidationReport,
     ) -> None:
         con = self.con
-        raws: list[str] = []
+        parts: dict[int, str] = {}
         file_reports: dict[int, FileReport] = {}
         shape_bad: dict[int, int] = {}
         for idx, f in enumerate(files):
             fr = FileReport(key=f.key, dataset=ds.name, accepted=False)
             file_reports[idx] = fr
-            raw = self._load_raw(ds, idx, f, fr)
-            if raw is None:
+            part = self._load_checked(ds, idx, f, fr)
+            if part is None:
                 continue
-            raws.append(raw)
+            parts[idx] = part
             shape_bad[idx] = self._collect_shape_rejects(ds, idx)
         report.files.extend(file_reports.values())
         checked = f"checked_{ds.name}"
-        if raws:
-            union = " UNION ALL ".join(f"SELECT * FROM {r}" for r in raws)
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {checked} AS "
-                f"{validation.checked_sql(ds, f'({union})', DIALECT)}"
+        if parts:
+            # A row's index among its file's well-formed rows is its rowid in the file's table.
+            union = " UNION ALL ".join(
+                f"SELECT {idx} AS _file_idx, rowid AS _row, * FROM {part}"
+                for idx, part in parts.items()
             )
-            for raw in raws:  # the text copy is no longer needed: give its memory back
-                con.execute(f"DROP VIEW {raw}")
-                con.execute(f"DROP TABLE {raw.replace('rawv_', 'raw_', 1)}")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {checked} AS {union}")
             stats = validation.file_stats(
                 con.execute(validation.file_stats_sql(ds, checked)).fetchall()
             )
@@ -230,7 +229,7 @@ class DuckDBEngine:
             f"DELETE FROM rejects WHERE dataset = '{ds.name}' AND file_idx NOT IN {in_accepted}"
         )
         if not accepted:
-            con.execute(f"DROP TABLE IF EXISTS {checked}")
+            self._drop_checked(checked, parts.values())
             return
         if any(stats.get(i, validation.NO_STATS).bad for i in accepted):
             con.execute(
@@ -280,13 +279,24 @@ class DuckDBEngine:
             file_reports[idx].unknown_status = st.unknown_status
         con.execute(f"DROP VIEW {good}")
         con.execute(f"DROP TABLE IF EXISTS {dups_table}")
-        con.execute(f"DROP TABLE {checked}")
+        self._drop_checked(checked, parts.values())
 
-    def _load_raw(self, ds: Dataset, idx: int, f: InputFile, fr: FileReport) -> str | None:
-        """Load one file as text columns; on a file-level problem set ``fr`` and return None."""
+    def _drop_checked(self, checked: str, parts: Iterable[str]) -> None:
+        """Give back the memory of a dataset's checked rows."""
+        self.con.execute(f"DROP VIEW IF EXISTS {checked}")
+        for part in parts:
+            self.con.execute(f"DROP TABLE {part}")
+
+    def _load_checked(self, ds: Dataset, idx: int, f: InputFile, fr: FileReport) -> str | None:
+        """Read one file and check its rows into a table; on a file-level problem set ``fr``
+        and return None.
+
+        The file is read as text and checked in the same statement: a text copy of it would
+        cost more to write than the checks themselves.
+        """
         con = self.con
         path = sql_string(str(f.path))
-        table = f"raw_{ds.name}_{idx}"
+        table = f"checked_{ds.name}_{idx}"
         located = locate_columns(ds, f.path, fr, lambda width: self._count_rows(path, width))
         if located is None:
             return None
@@ -295,12 +305,15 @@ class DuckDBEngine:
         # ragged files) is off; every column is read as text under a positional name.
         columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
         select = ", ".join(f"c{position[c]} AS {DIALECT.quote(c)}" for c in ds.column_names)
+        raw = (
+            f"(SELECT {select} FROM read_csv({path}, {CSV_OPTIONS}, auto_detect = false, "
+            f"columns = {columns}, store_rejects = true, rejects_table = 'rej_{table}', "
+            f"rejects_scan = 'scan_{table}'))"
+        )
         try:
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_csv({path}, "
-                f"{CSV_OPTIONS}, auto_detect = false, columns = {columns}, "
-                f"store_rejects = true, rejects_table = 'rej_{table}', "
-                f"rejects_scan = 'scan_{table}')"
+                f"CREATE OR REPLACE TEMP TABLE {table} AS "
+                f"{validation.checked_sql(ds, raw, DIALECT, carried=())}"
             )
         except duckdb.Error as exc:
             fr.reason = FileReason.UNREADABLE
@@ -311,15 +324,11 @@ class DuckDBEngine:
             f"({', '.join(sql_string(e) for e in UNREADABLE_ERRORS)})"
         ).fetchone()
         if unreadable and unreadable[0]:
+            con.execute(f"DROP TABLE {table}")
             fr.reason = FileReason.UNREADABLE
             fr.detail = f"{UNREADABLE_ERRORS[str(unreadable[0])]} (near line {unreadable[1]})"
             return None
-        view = f"rawv_{ds.name}_{idx}"
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {idx} AS _file_idx, rowid AS _row, * "
-            f"FROM {table}"
-        )
-        return view
+        return table
 
     def _count_rows(self, path: str, n_columns: int) -> int:
         """Data rows of a file whose values are not checked (for its verdict); 0 if unreadable."""
@@ -336,7 +345,8 @@ class DuckDBEngine:
     def _collect_shape_rejects(self, ds: Dataset, idx: int) -> int:
         """Rows DuckDB could not split into the header's columns: one reject each."""
         # A line of only whitespace is not a row (DuckDB skips empty lines, not blank ones).
-        table = f"(SELECT * FROM rej_raw_{ds.name}_{idx} WHERE {DIALECT.strip('csv_line')} <> '')"
+        rejected = f"rej_checked_{ds.name}_{idx}"
+        table = f"(SELECT * FROM {rejected} WHERE {DIALECT.strip('csv_line')} <> '')"
         self.con.execute(
             f"INSERT INTO rejects SELECT '{ds.name}', {idx}, NULL, line, '', "
             f"'{Reason.BAD_ROW_SHAPE}' FROM (SELECT DISTINCT line FROM {table}) AS s"
