@@ -131,7 +131,6 @@ class DuckDBEngine:
         con = duckdb.connect(":memory:")
         con.execute(f"SET memory_limit = {sql_string(self._settings.duckdb_memory_limit)}")
         con.execute(f"SET temp_directory = {sql_string(self._temp)}")
-        con.execute("SET preserve_insertion_order = true")
         con.execute("SET TimeZone = 'UTC'")
         if self._settings.duckdb_threads > 0:
             con.execute(f"SET threads = {self._settings.duckdb_threads}")
@@ -155,6 +154,8 @@ class DuckDBEngine:
         staging.mkdir(parents=True, exist_ok=True)
         report = ValidationReport(execution_id, max_error_rate=str(max_error_rate))
         con = self.con
+        # A row's position in its file is its rowid in the table it is read into.
+        con.execute("SET preserve_insertion_order = true")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE rejects (dataset VARCHAR, file_idx INT, "
             "row_idx BIGINT, logical_line BIGINT, column_name VARCHAR, reason VARCHAR)"
@@ -385,6 +386,8 @@ class DuckDBEngine:
         if curated.is_uri:
             raise EngineError(f"the DuckDB engine reads a local curated log, not {curated.root}")
         con = self.con
+        # No result here depends on row order: keeping it costs 10-15% on the KPI tables.
+        con.execute("SET preserve_insertion_order = false")
         rows: dict[str, int] = {}
         for ds in DATASETS:
             short = short_name(ds.name)
