@@ -56,22 +56,22 @@ def clean_batch(extra: dict[str, list[str]], n: int = 200) -> dict[str, str]:
     return {d: "\n".join(body[d] + extra.get(d, [])) + "\n" for d in DATASETS}
 
 
-BIG = 9_000_000_000_000_000_000
-ORDER = "7,2024-05-01 10:00:00,complete"
+_FAR = 9_000_000_000_000_000_000
+_ORDER = "7,2024-05-01 10:00:00,complete"
 # Keys repeated among the dense 1..200 (counted with one bit per key) and far from them (a
 # span too wide for bits: the hash aggregate finds them). Extra lines start at line 202.
 DUPLICATE_CASES = {
-    "near": (["5,5,2024-05-01 10:00:00,complete", f"6,{ORDER}"], {("orders/batch.csv", 203)}),
+    "near": (["5,5,2024-05-01 10:00:00,complete", f"6,{_ORDER}"], {("orders/batch.csv", 203)}),
     "far": (
         [
-            f"{BIG},{ORDER}",
-            f"{BIG},{ORDER}",
-            f"{BIG - 1},{ORDER}",
-            f"{BIG - 1},8,2024-05-01 10:00:00,complete",
+            f"{_FAR},{_ORDER}",
+            f"{_FAR},{_ORDER}",
+            f"{_FAR - 1},{_ORDER}",
+            f"{_FAR - 1},8,2024-05-01 10:00:00,complete",
         ],
         {("orders/batch.csv", 205)},
     ),
-    "far, none repeated": ([f"{BIG},{ORDER}", f"{BIG - 1},{ORDER}"], set()),
+    "far, none repeated": ([f"{_FAR},{_ORDER}", f"{_FAR - 1},{_ORDER}"], set()),
     "none repeated": ([], set()),
 }
 
