@@ -271,11 +271,11 @@ def may_repeat_keys(
     n = sum(f.rows - f.bad for f in files)
     if n <= 1:
         return False
-    lows = [int(f.key_min) for f in files if f.key_min is not None]
-    highs = [int(f.key_max) for f in files if f.key_max is not None]
-    if not lows or any(c.type is not ColumnType.INT for c in ds.columns if c.name == ds.key):
-        return True
-    low, high = min(lows), max(highs)
+    if any(c.type is not ColumnType.INT for c in ds.columns if c.name == ds.key):
+        return True  # before int(): the smallest and largest of a text key are text
+    # A good row has its key, so with n > 1 some file has a smallest and largest key.
+    low = min(int(f.key_min) for f in files if f.key_min is not None)
+    high = max(int(f.key_max) for f in files if f.key_max is not None)
     if high - low > d.max_bit_span:
         return True
     return scalar(d.count_distinct_in_span(d.quote(ds.key), good, low, high)) != n
