@@ -29,8 +29,12 @@ DECISIONS = """
 - A file is `unreadable` when its bytes are not UTF-8 (a leading BOM is allowed), when it
   contains a NUL character, or when strict CSV parsing fails (an unterminated quote, or a
   character other than the delimiter/line end right after a closing quote).
+- A file is also `unreadable` when its framing is ambiguous: a quote that is not at the start
+  of a value (right after the delimiter or a line end) nor doubled inside a quoted value, a CR
+  outside quoted values that does not start a CRLF, or lines ending with both LF and CRLF.
+  (Readers disagree on such files; which line a later row starts on is then unknowable.)
 - An empty line (or a line holding only whitespace) is not a row; it still counts as a
-  physical line. A lone CR is a line end, like LF and CRLF (the csv module's rule).
+  physical line.
 - The header is the first non-empty line. A 0-byte file, or one with only empty lines, is
   `no_rows`. Checks run in this order: unreadable, no header (no_rows), missing_column,
   no data rows (no_rows), error_rate.
@@ -308,6 +312,41 @@ def _physical_rows(text: str) -> list[tuple[int, list[str]]]:
     return rows
 
 
+def _ambiguous_framing(text: str) -> bool:
+    """The framing rule of DECISIONS, one character at a time."""
+    quoted = False
+    previous = "\n"
+    endings = set()
+    i = 0
+    while i < len(text):
+        char = text[i]
+        following = text[i + 1 : i + 2]
+        if quoted:
+            if char == '"':
+                if following == '"':
+                    i += 2
+                    continue
+                if following not in ("", ",", "\n", "\r"):
+                    return True
+                quoted = False
+        elif char == '"':
+            if previous not in (",", "\n"):
+                return True
+            quoted = True
+        elif char == "\r":
+            if following != "\n":
+                return True
+            endings.add("CRLF")
+            i += 2
+            previous = "\n"
+            continue
+        elif char == "\n":
+            endings.add("LF")
+        previous = char
+        i += 1
+    return quoted or len(endings) > 1
+
+
 def _check_row(
     fields: list[str], positions: dict[str, int], columns: list[tuple[str, str]]
 ) -> _Row:
@@ -336,6 +375,8 @@ def check_file(path: Path, dataset: str, max_error_rate: Decimal) -> tuple[FileV
     try:
         text = Path(path).read_bytes().decode("utf-8-sig")
         if "\x00" in text:
+            return verdict("unreadable"), []
+        if _ambiguous_framing(text):
             return verdict("unreadable"), []
         physical = _physical_rows(text)
     except (UnicodeDecodeError, csv.Error, OSError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import random
 import shutil
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,71 @@ DUPLICATE_CASES = {
     "far, none repeated": ([f"{_FAR},{_ORDER}", f"{_FAR - 1},{_ORDER}"], set()),
     "none repeated": ([], set()),
 }
+
+
+# Values a mutated file may carry: edge cases of every contract type and of CSV framing.
+_ODD_VALUES = [
+    *("", " ", "  7", "+5", "-0", "00012", "1e3", "\uff11\uff12", "NaN", "9223372036854775808"),
+    *("12.", ".5", "1.2345678", "12345678901234.5", "0.0000005", "-1.50", "1,000", '"3"'),
+    *('" 3 "', "\t4", "\u00a0", "2024-05-01T10:00", "2024-05-01 10:00:00Z", "2024-5-1 10:00:00"),
+    *("2024-05-01T10:00:00+05:30", "2024-05-01 10:00:00 UTC", "2024-02-30 10:00:00", "Returned"),
+    *("returned", " returned", "x" * 300, "\x0b", 'a"b', '"a,b"', '"line\nbreak"', "1\r", "NULL"),
+]
+_ODD_LINES = ["", " ", "\t", "  \t ", "\r", ",,,", "\x0c"]
+_ODD_BYTES = ['"', '""', "\x01", "\u2028", "\x85", ";"]
+
+
+def mutated_file(text: str, rng: random.Random) -> bytes:
+    """``text`` (a CSV file) with a few random faults: odd values, too many or too few fields,
+    blank and odd lines, stray CRs and quotes, repeated keys, maybe a BOM or CRLF ends."""
+    lines = text.split("\n")
+    for _ in range(rng.randint(1, 6)):
+        i = rng.randrange(1, len(lines) - 1)
+        fields = lines[i].split(",")
+        kind = rng.randrange(8)
+        if kind in (0, 1, 2):
+            fields[rng.randrange(len(fields))] = rng.choice(_ODD_VALUES)
+            lines[i] = ",".join(fields)
+        elif kind == 3:
+            lines[i] = ",".join(
+                [*fields, rng.choice(_ODD_VALUES)] if rng.random() < 0.5 else fields[:-1]
+            )
+        elif kind == 4:
+            lines.insert(i, rng.choice(_ODD_LINES))
+        elif kind == 5:
+            lines.insert(i, lines[rng.randrange(1, len(lines) - 1)])  # a repeated key
+        elif kind == 6:
+            at = rng.randrange(len(lines[i]) + 1)
+            lines[i] = lines[i][:at] + rng.choice(_ODD_BYTES) + lines[i][at:]
+        else:
+            lines[i] += "\r" if rng.random() < 0.5 else ""
+            lines[i] = " " + lines[i] if rng.random() < 0.5 else lines[i]
+    out = "\n".join(lines)
+    if rng.random() < 0.1:
+        out = "\ufeff" + out
+    if rng.random() < 0.1:
+        out = out.replace("\n", "\r\n")
+    return out.encode("utf-8")
+
+
+def mutated_batch(seed: int, rows: int = 30) -> dict[str, bytes]:
+    """A small batch (seeded) where each file has faults from :func:`mutated_file`."""
+    rng = random.Random(seed)
+    statuses = ("complete", "returned", "shipped")
+    orders = ["order_id,user_id,created_at,status"] + [
+        f"{i},{rng.randint(1, 9)},2024-05-0{rng.randint(1, 3)} {rng.randint(10, 23)}:00:00,"
+        f"{rng.choice(statuses)}"
+        for i in range(1, rows + 1)
+    ]
+    items = ["id,order_id,product_id,sale_price"] + [
+        f"{i},{rng.randint(1, rows + 2)},{rng.randint(1, 6)},{rng.randint(1, 999)}.{i % 100:02d}"
+        for i in range(1, rows + 1)
+    ]
+    products = ["id,sku,cost,category,retail_price"] + [
+        f"{i},SKU{i},1.00,{rng.choice(('Jeans', 'Tops'))},2.00" for i in range(1, 7)
+    ]
+    body = {"orders": orders, "order_items": items, "products": products}
+    return {ds: mutated_file("\n".join(body[ds]) + "\n", rng) for ds in DATASETS}
 
 
 def execution_dirs(workspace: Path, area: str) -> list[Path]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FIXTURES, ecompipe, metrics_json
-from tests.support import DUPLICATE_CASES, clean_batch, write_batch
+from tests.support import DUPLICATE_CASES, clean_batch, mutated_batch, write_batch
 
 pytestmark = [
     pytest.mark.spark,
@@ -139,6 +139,27 @@ def test_repeated_keys_near_and_far(tmp_path: Path) -> None:
     assert out["rejects"][0].count("conflicting_duplicate") == 2
 
 
+def test_randomly_mutated_files(tmp_path: Path) -> None:
+    """A seeded differential test: two batches of five small files per dataset, each with
+    random faults (stray quotes and CRs, mixed line ends, odd values, wrong shapes, repeated
+    keys across files); everything a user sees is the same on both engines."""
+    batches = []
+    for batch, seeds in enumerate((range(5), range(5, 10))):
+        files: dict[str, list[Path]] = {ds: [] for ds in ("orders", "order_items", "products")}
+        for seed in seeds:
+            for ds, content in mutated_batch(seed).items():
+                path = tmp_path / "gen" / str(batch) / ds / f"m{seed:02d}.csv"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+                files[ds].append(path)
+        batches.append(files)
+    out = _assert_same(tmp_path, batches)
+    verdicts = [f["reason"] for report in out["reports"] for f in report["files"]]
+    # The faults reach every kind of verdict, so the comparison above covers them.
+    assert {None, "unreadable", "error_rate"} <= set(verdicts)
+    assert any(",bad_row_shape," in r for r in out["rejects"])
+
+
 @pytest.fixture
 def small_splits() -> Iterator[int]:
     """Spark splits each file it reads line by line into partitions of a few KB."""
@@ -171,7 +192,8 @@ def test_files_read_line_by_line_across_many_partitions(tmp_path: Path, small_sp
     """Quote-free files are split across partitions; positions, duplicates (first one wins)
     and rejects still come out as DuckDB's, with blank and wrong-shape lines in every part."""
     from ecompipe.config import Settings
-    from ecompipe.engines.spark import _scan, spark_session
+    from ecompipe.engines import framing
+    from ecompipe.engines.spark import spark_session
     from ecompipe.sample import generate_sample
 
     # Two files per dataset: their keys overlap, so the earlier file's rows win.
@@ -183,7 +205,7 @@ def test_files_read_line_by_line_across_many_partitions(tmp_path: Path, small_sp
         assert len(mains) == 2
         for path in mains:
             _with_odd_lines(path)
-            assert _scan(path) == (None, True)  # read line by line, not in multiLine mode
+            assert framing.scan(path) == framing.Framing(None, True)  # line by line
             parts = spark_session(Settings()).read.text(str(path)).rdd.getNumPartitions()
             assert parts > 5
     out = _assert_same(tmp_path, [files])

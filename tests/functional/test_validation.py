@@ -280,28 +280,45 @@ def test_trimmed_values_reach_the_kpis(workspace: Path) -> None:
     ]
 
 
+BROKEN_LINES = {
+    # id: (line 202 of a clean orders file, the start of the verdict's detail)
+    "unterminated-quote": ('61,1,2024-05-01 10:00:00,"complete', "broken CSV quoting"),
+    "text-after-quote": ('61,1,2024-05-01 10:00:00,"complete"x', "broken CSV quoting"),
+    "nul": (
+        "61,1,2024-05-01 10:00:00,compl\x00ete",
+        "cannot read a CSV header: the file holds NUL",
+    ),
+    "quote-in-value": ('61,1,2024-05-01 10:00:00,compl"ete', "a quote inside an unquoted value"),
+    "space-before-quote": ('61,1,2024-05-01 10:00:00, "complete"', "a quote inside an unquoted"),
+    "cr-inside-value": ("61,1,2024-05-01\r10:00:00,complete", "a carriage return (CR) that"),
+    "crlf-in-lf-file": ("61,1,2024-05-01 10:00:00,complete\r", "lines end with both LF and CRLF"),
+}
+
+
 @pytest.mark.fast
-@pytest.mark.parametrize(
-    "bad_line",
-    [
-        '61,1,2024-05-01 10:00:00,"complete',  # unterminated quote
-        '61,1,2024-05-01 10:00:00,"complete"x',  # text after a closing quote
-        "61,1,2024-05-01 10:00:00,compl\x00ete",  # NUL byte
-    ],
-    ids=["unterminated-quote", "text-after-quote", "nul"],
-)
-def test_broken_csv_is_an_unreadable_file(workspace: Path, bad_line: str) -> None:
-    """Where rows start is unknowable after broken quoting: the reference and the pipeline
-    both quarantine the whole file as unreadable."""
-    write_batch(workspace, clean_batch({"orders": [bad_line]}))
+@pytest.mark.parametrize("case", BROKEN_LINES.values(), ids=BROKEN_LINES.keys())
+def test_broken_csv_is_an_unreadable_file(workspace: Path, case: tuple[str, str]) -> None:
+    """Where rows start is unknowable after broken quoting or line ends: the reference and
+    the pipeline both quarantine the whole file as unreadable, saying why and where."""
+    bad_line, detail = case
+    landed = write_batch(workspace, clean_batch({"orders": [bad_line]}))
+    snapshot = {ds: path.read_bytes() for ds, path in landed.items()}
+    ref = reference.validate_batch({ds: [path] for ds, path in landed.items()})
+    assert [(v.accepted, v.reason) for v in ref.verdicts if v.dataset == "orders"] == [
+        (False, "unreadable")
+    ]
     folder = _run(workspace)
-    verdicts = {f["key"]: (f["accepted"], f["reason"]) for f in read_report(folder)["files"]}
+    files = {f["key"]: f for f in read_report(folder)["files"]}
+    verdicts = {key: (f["accepted"], f["reason"]) for key, f in files.items()}
     assert verdicts == {
         "orders/batch.csv": (False, "unreadable"),
         "order_items/batch.csv": (True, None),
         "products/batch.csv": (True, None),
     }
-    assert (folder / "orders" / "batch.csv").is_file()
+    assert files["orders/batch.csv"]["detail"].startswith(detail)
+    if "NUL" not in detail:  # found by the header probe, which names no line
+        assert "(near line 202)" in files["orders/batch.csv"]["detail"]
+    assert (folder / "orders" / "batch.csv").read_bytes() == snapshot["orders"]
 
 
 @pytest.mark.fast

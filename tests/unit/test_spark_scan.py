@@ -1,8 +1,7 @@
-"""How the Spark engine decides a file can be read line by line, and numbers its records.
+"""How the Spark engine numbers a file's records (pure Python, no JVM).
 
-Pure Python (no JVM): ``_scan`` reads the bytes, ``_records`` maps positions to lines. A wrong
-"line by line" answer would make Spark split a quoted line break into two rows, so every reason
-to refuse it is checked, also where it straddles two read chunks.
+``_records`` maps Spark's record positions back to physical lines and text; which files are read
+line by line is decided by framing.scan (tests/unit/test_framing.py).
 """
 
 from __future__ import annotations
@@ -22,74 +21,6 @@ def _file(tmp_path: Path, body: bytes) -> Path:
     path = tmp_path / "f.csv"
     path.write_bytes(HEADER + body)
     return path
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"1,a,2.00\n2,b,3.00\n",
-        b'1,"a, with comma",2.00\r\n2,"say ""hi""",3.00\r\n',
-        b"1,a,2.00\n\n   \n\t\n\x0b\x0c\n2,b,3.00",
-        "1,caf\u00e9 \u00e0 la cr\u00e8me,2.00\n".encode() * 3,
-    ],
-    ids=["plain", "quoted-crlf", "blank-lines", "utf8"],
-)
-def test_one_record_per_line(tmp_path: Path, body: bytes) -> None:
-    assert spark._scan(_file(tmp_path, body)) == (None, True)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b'1,"two\nlines",2.00\n',
-        b'1,"two\r\nlines",2.00\r\n',
-        b'1,"cr\rinside",2.00\n',
-        b"1,a,2.00\r2,b,3.00\n",  # a lone CR: Spark's line reader ends a line there
-        b"1,a\x01,2.00\n",  # a control byte: a line of it is blank to Java, not to DuckDB
-        b"\x00\n1,a,2.00\n",
-    ],
-    ids=["quoted-lf", "quoted-crlf", "quoted-cr", "lone-cr", "control", "nul"],
-)
-def test_needs_multiline(tmp_path: Path, body: bytes) -> None:
-    assert spark._scan(_file(tmp_path, body)) == (None, False)
-
-
-def test_quote_parity_carries_across_chunks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The quoted line break sits in the chunk after its opening quote."""
-    monkeypatch.setattr(spark, "_CHUNK", 4)
-    path = _file(tmp_path, b'1,"ab\ncd",2.00\n2,"x",3.00\n')
-    assert spark._scan(path) == (None, False)
-    # The same bytes without the break inside quotes: line by line, whatever the chunking.
-    path = _file(tmp_path, b'1,"abcd",2.00\n2,"x",3.00\n')
-    assert spark._scan(path) == (None, True)
-
-
-def test_crlf_split_across_chunks_is_not_a_lone_cr(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    body = b"1,a,2.00\r\n2,b,3.00\r\n"
-    monkeypatch.setattr(spark, "_CHUNK", len(HEADER) + body.index(b"\r") + 1)
-    assert spark._scan(_file(tmp_path, body)) == (None, True)
-
-
-def test_problems_win_over_the_reading_mode(tmp_path: Path) -> None:
-    problem, _ = spark._scan(_file(tmp_path, b'1,"open,2.00\n'))
-    assert problem is not None and "quoting" in problem and "line 2" in problem
-    problem, _ = spark._scan(_file(tmp_path, b"1,a,2.00\n2,\xff,2.00\n"))
-    assert problem is not None and "UTF-8" in problem and "line 3" in problem
-
-
-def test_utf8_character_split_across_chunks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A two-byte character cut by the chunk boundary is valid; a truncated one is not."""
-    body = "1,\u00e9t\u00e9,2.00\n".encode()
-    monkeypatch.setattr(spark, "_CHUNK", len(HEADER) + 3)  # ends between \xc3 and \xa9
-    assert spark._scan(_file(tmp_path, body)) == (None, True)
-    problem, _ = spark._scan(_file(tmp_path, body + b"2,\xc3"))
-    assert problem is not None and "UTF-8" in problem and "line 3" in problem
 
 
 def test_record_positions_by_reading_mode(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from ecompipe import kpis, validation
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASETS, Dataset, FileReason, Reason
 from ecompipe.dialect import sql_string
+from ecompipe.engines import framing
 from ecompipe.engines.base import (
     BATCH_SEQ_SQL_PATTERN,
     CURATED_SCHEMA,
@@ -39,7 +40,7 @@ CSV_OPTIONS = "header = true, delim = ',', quote = '\"', escape = '\"'"
 # broken quoting (after an unterminated quote nobody can say where the next row starts).
 UNREADABLE_ERRORS = {
     "INVALID UNICODE": "the file is not valid UTF-8 text",
-    "UNQUOTED VALUE": "broken CSV quoting (an unterminated quote or text after a closing quote)",
+    "UNQUOTED VALUE": framing.BROKEN_QUOTING,
 }
 
 
@@ -302,6 +303,13 @@ class DuckDBEngine:
         if located is None:
             return None
         width, position = located
+        # Only a file with a quote or a CR can be badly framed (framing.py): DuckDB's reader
+        # would stop on some such files with an opaque message, and read others its own way.
+        if framing.may_be_misframed(f.path):
+            problem = framing.scan(f.path).problem
+            if problem:
+                fr.reason, fr.detail = FileReason.UNREADABLE, problem
+                return None
         # The header is parsed here, so DuckDB's sniffer (which samples rows and gives up on
         # ragged files) is off; every column is read as text under a positional name.
         columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"

@@ -8,23 +8,22 @@ kpis.py's, spelled through :class:`SparkDialect`; results equal the DuckDB engin
 pyspark is an optional extra and is imported inside functions only.
 
 How rows are numbered (it must match the DuckDB engine): a file whose every record is one
-physical line (no line break inside quotes: ``_scan`` checks) is read line by line, which Spark
-splits into partitions in file order, so large files are parsed on every core; any other file is
-read in ``multiLine`` mode, which never splits it. ``_row`` is ``monotonically_increasing_id()``:
-partition number in the high bits, position inside the partition in the low 33, so it orders
-records as the file does. Rows of the wrong shape (PERMISSIVE mode fills the corrupt-record
-column) ride along under the file index ``-1 - idx``, whitespace-only records (no row, as in
-DuckDB) under ``_BLANK - idx``: every shared query filters on accepted (non-negative) indices,
-so one cached relation answers all, and counting every record per partition gives each rejected
-row its position in the file. Positions are mapped to lines by a sequential scan of the few
-files that have rejects, with DuckDB's rule: a line starts a record when the quotes before it are
-balanced.
+physical line (no line break inside quotes; ``framing.scan`` tells) is read line by line, which
+Spark splits into partitions in file order, so large files are parsed on every core; any other
+file is read in ``multiLine`` mode, which never splits it. ``_row`` is
+``monotonically_increasing_id()``: partition number in the high bits, position inside the
+partition in the low 33, so it orders records as the file does. Rows of the wrong shape
+(PERMISSIVE mode fills the corrupt-record column) ride along under the file index ``-1 - idx``,
+whitespace-only records (no row, as in DuckDB) under ``_BLANK - idx``: every shared query
+filters on accepted (non-negative) indices, so one cached relation answers all, and counting
+every record per partition gives each rejected row its position in the file. Positions are
+mapped to lines by a sequential scan of the few files that have rejects, with DuckDB's rule: a
+line starts a record when the quotes before it are balanced.
 """
 
 from __future__ import annotations
 
 import atexit
-import codecs
 import csv
 import os
 import re
@@ -46,6 +45,7 @@ from ecompipe.contracts import (
     FileReason,
     Reason,
 )
+from ecompipe.engines import framing
 from ecompipe.engines.base import (
     BATCH_SEQ_SQL_PATTERN,
     CURATED_SCHEMA,
@@ -79,16 +79,8 @@ _MAX_BITMAPS = 1 << 16
 _ROW_GROUP_BYTES = 8 << 20
 # _file_idx of whitespace-only records: _BLANK - idx (see the module docstring).
 _BLANK = -(1 << 30)
-# Spark's line reader drops a line that is empty after Java's trim (every byte <= ' ');
-# DuckDB drops a line of only validation.WHITESPACE. They differ only on lines holding these
-# control bytes, so a file that has any is read in multiLine mode.
+# Spark's line reader drops a line that is empty after Java's trim (every byte <= ' ').
 _JAVA_TRIM = bytes(range(0x21))
-_CONTROL = bytes([*range(0x00, 0x09), *range(0x0E, 0x1C)])
-# Bytes _scan need not look at one by one: deleting them leaves quotes, CRs, control and
-# non-ASCII bytes, usually a tiny remainder (one C-speed pass over the chunk).
-_PLAIN = bytes([0x09, 0x0A, *range(0x20, 0x7F)]).replace(b'"', b"")
-_CHUNK = 8 << 20
-_BROKEN_QUOTING = "broken CSV quoting (an unterminated quote or text after a closing quote)"
 _LOG4J = """\
 rootLogger.level = error
 rootLogger.appenderRef.stderr.ref = console
@@ -530,11 +522,11 @@ class SparkEngine:
         if located is None:
             return None
         header_len, by_name = located
-        problem, one_line = _scan(f.path)
-        if problem:
-            fr.reason, fr.detail = FileReason.UNREADABLE, problem
+        framed = framing.scan(f.path)
+        if framed.problem:
+            fr.reason, fr.detail = FileReason.UNREADABLE, framed.problem
             return None
-        self._one_line[(ds.name, idx)] = one_line
+        self._one_line[(ds.name, idx)] = one_line = framed.one_line
         link = self._scratch / f"{ds.name}_{idx}.csv"
         link.unlink(missing_ok=True)
         link.symlink_to(f.path.resolve())
@@ -630,69 +622,6 @@ class SparkEngine:
 
 
 # --------------------------------------------------------------------- files, lines, rejects
-
-
-def _scan(path: Path) -> tuple[str | None, bool]:
-    """(why DuckDB's reader would refuse the file or None, whether it can be read by lines).
-
-    One pass at C speed over the bytes. A file can be read line by line (split across cores)
-    when no quoted value holds a line break, every CR ends a CRLF, and no control byte could
-    make Spark's line reader drop a line DuckDB keeps.
-    """
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    offset, quotes = 0, 0
-    one_line = True
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            if chunk.endswith(b"\r"):
-                chunk += handle.read(1)  # keep a CRLF in one chunk
-            rest = chunk.translate(None, _PLAIN)
-            if not rest.isascii() or decoder.getstate()[0]:
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError as exc:
-                    near = _line_at(path, offset + max(exc.start, 0))
-                    return f"the file is not valid UTF-8 text (near line {near})", False
-            in_chunk = rest.count(b'"')
-            if one_line and in_chunk:
-                # Text between an opening and a closing quote; parity carries over chunks.
-                quoted = b"".join(chunk.split(b'"')[1 - quotes % 2 :: 2])
-                one_line = b"\n" not in quoted and b"\r" not in quoted
-            if one_line and b"\r" in rest:
-                one_line = chunk.count(b"\r") == chunk.count(b"\r\n")
-            if one_line:
-                one_line = len(rest.translate(None, _CONTROL)) == len(rest)
-            quotes += in_chunk
-            offset += len(chunk)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return f"the file is not valid UTF-8 text (near line {_line_at(path, offset)})", False
-    if quotes % 2:
-        # Spark would read the rest of the file as one value; DuckDB refuses the file.
-        return f"{_BROKEN_QUOTING} (near line {_open_quote_line(path)})", False
-    return None, one_line
-
-
-def _line_at(path: Path, offset: int) -> int:
-    """The physical line holding byte ``offset`` (only asked on the error path)."""
-    lines = 1
-    with path.open("rb") as handle:
-        while offset > 0 and (chunk := handle.read(min(_CHUNK, offset))):
-            lines += chunk.count(b"\n")
-            offset -= len(chunk)
-    return lines
-
-
-def _open_quote_line(path: Path) -> int:
-    """The line where the record holding an unterminated quote starts."""
-    parity, start = 0, 1
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if parity == 0:
-                start = number
-            parity = (parity + raw.count(b'"')) % 2
-    return start
 
 
 def _count_rows(path: Path, n_columns: int) -> int:

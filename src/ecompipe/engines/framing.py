@@ -1,0 +1,199 @@
+"""How a CSV file is framed into records, checked the same way before either engine reads it.
+
+The two readers part ways on badly framed files. DuckDB's reader stops with "The CSV Parser
+state machine reached an invalid state" on a carriage return that ends no line or on a file
+mixing LF and CRLF endings, and reads a quote inside an unquoted value as a character; Spark's
+reader ends a line at a lone CR and reads the rest of such a file after an unbalanced quote as
+one value. So the rules are this module's, one verdict and one message for both engines:
+
+- the bytes are UTF-8;
+- a quote opens a value only at its start (after a comma, a line end or the file's start), and
+  closes it only before a comma, a line end or the file's end; inside a quoted value a quote
+  is written twice;
+- outside quoted values a CR only ever comes before an LF, and every line ends the same way,
+  LF or CRLF (quoted values may hold any line breaks).
+
+The scan is one C-speed pass over the bytes: deleting the printable ASCII bytes leaves quotes,
+CRs, control and non-ASCII bytes, usually a tiny remainder; only chunks holding quotes or CRs
+are looked at closely, with regular expressions over the spans outside quotes.
+"""
+
+from __future__ import annotations
+
+import codecs
+import mmap
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Bytes read at a time.
+CHUNK = 8 << 20
+_BOM = b"\xef\xbb\xbf"
+# Bytes the scan need not look at one by one (printable ASCII, tab and LF, but the quote).
+_PLAIN = bytes([0x09, 0x0A, *range(0x20, 0x7F)]).replace(b'"', b"")
+# Spark's line reader drops a line that is empty after Java's trim (every byte <= ' ');
+# DuckDB drops a line of only whitespace. They differ only on lines holding these control
+# bytes, so a file that has any is read in Spark's multiLine mode.
+_CONTROL = bytes([*range(0x00, 0x09), *range(0x0E, 0x1C)])
+_LONE_CR = re.compile(rb"\r(?!\n)")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_OPENS_AFTER = b',\n"'  # the byte before an opening quote ('"': a doubled quote)
+_CLOSES_BEFORE = b',\n\r"'  # the byte after a closing quote
+
+BROKEN_QUOTING = "broken CSV quoting (an unterminated quote or text after a closing quote)"
+STRAY_QUOTE = "a quote inside an unquoted value: quote the whole value and double any quote in it"
+STRAY_CR = "a carriage return (CR) that ends no line: save the file with LF or CRLF line endings"
+MIXED_ENDINGS = "lines end with both LF and CRLF: save the file with one kind of line ending"
+
+
+@dataclass(frozen=True)
+class Framing:
+    """What a scan found: why the file cannot be read as CSV (or None), and whether every
+    record is one physical line (Spark may then split the file by lines)."""
+
+    problem: str | None
+    one_line: bool
+
+
+def may_be_misframed(path: Path) -> bool:
+    """Whether the file holds a quote or a CR at all (memchr speed); if not, only its UTF-8
+    can be wrong, which DuckDB's reader checks itself."""
+    with path.open("rb") as handle:
+        if path.stat().st_size == 0:
+            return False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return mapped.find(b'"') >= 0 or mapped.find(b"\r") >= 0
+
+
+def scan(path: Path) -> Framing:
+    """Check the file against the module's rules in one pass (see the module docstring)."""
+    return _Scan(path).run()
+
+
+class _Scan:
+    """The state carried from one chunk to the next."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.offset = 0  # of the current chunk in the file
+        self.quotes = 0  # quotes before the current chunk; odd: inside a quoted value
+        self.last = b"\n"  # the byte before the current chunk (the file's start opens)
+        self.closing_at = -1  # a closing quote that ended the previous chunk
+        self.first_crlf = -1
+        self.first_bare_lf = -1
+        self.one_line = True
+
+    def run(self) -> Framing:
+        with self.path.open("rb") as handle:
+            chunk = handle.read(len(_BOM))
+            if chunk == _BOM:  # a quote may open the header right after it
+                chunk, self.offset = handle.read(CHUNK), len(_BOM)
+            else:
+                chunk += handle.read(CHUNK)
+            while chunk:
+                if chunk.endswith(b"\r"):
+                    chunk += handle.read(1)  # keep a CRLF in one chunk
+                problem = self._chunk(chunk)
+                if problem:
+                    return Framing(problem, False)
+                self.offset += len(chunk)
+                self.last = chunk[-1:]
+                chunk = handle.read(CHUNK)
+        try:
+            self.decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return self._at("the file is not valid UTF-8 text", self.offset)
+        if self.quotes % 2:
+            return Framing(f"{BROKEN_QUOTING} (near line {_open_quote_line(self.path)})", False)
+        if self.first_crlf >= 0 and self.first_bare_lf >= 0:
+            return self._at(MIXED_ENDINGS, max(self.first_crlf, self.first_bare_lf))
+        return Framing(None, self.one_line)
+
+    def _at(self, problem: str, offset: int) -> Framing:
+        text, _, advice = problem.partition(": ")
+        near = f"{text} (near line {line_at(self.path, offset)})"
+        return Framing(f"{near}: {advice}" if advice else near, False)
+
+    def _chunk(self, chunk: bytes) -> str | None:
+        rest = chunk.translate(None, _PLAIN)
+        if not rest.isascii() or self.decoder.getstate()[0]:
+            try:
+                self.decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                near = self.offset + max(exc.start, 0)
+                return self._at("the file is not valid UTF-8 text", near).problem
+        if self.closing_at >= 0 and chunk[:1] not in _CLOSES_BEFORE:
+            return self._at(BROKEN_QUOTING, self.closing_at).problem
+        self.closing_at = -1
+        in_chunk = rest.count(b'"')
+        if in_chunk or b"\r" in rest:
+            problem = self._quotes_and_ends(chunk, in_chunk)
+            if problem:
+                return problem
+        elif self.quotes % 2:  # the whole chunk is inside one quoted value
+            self.one_line = self.one_line and b"\n" not in chunk
+        elif self.first_bare_lf < 0 and b"\n" in chunk:
+            self.first_bare_lf = self.offset + chunk.index(b"\n")  # no CR, no quote: all bare
+        if self.one_line:
+            self.one_line = len(rest.translate(None, _CONTROL)) == len(rest)
+        self.quotes += in_chunk
+        return None
+
+    def _quotes_and_ends(self, chunk: bytes, in_chunk: int) -> str | None:
+        """Each quote's neighbours, then CRs and line ends in the spans outside quotes."""
+        inside = self.quotes % 2 == 1
+        start = 0  # of the current span outside quotes (if not inside)
+        spans: list[tuple[int, int]] = []
+        position = -1
+        for _ in range(in_chunk):
+            position = chunk.index(b'"', position + 1)
+            if inside:  # closing (or the first of a doubled quote)
+                after = chunk[position + 1 : position + 2]
+                if not after:
+                    self.closing_at = self.offset + position  # decided by the next chunk
+                elif after not in _CLOSES_BEFORE:
+                    return self._at(BROKEN_QUOTING, self.offset + position).problem
+                start = position + 1
+            else:
+                before = chunk[position - 1 : position] if position else self.last
+                if before not in _OPENS_AFTER:
+                    return self._at(STRAY_QUOTE, self.offset + position).problem
+                spans.append((start, position))
+            inside = not inside
+        if not inside:
+            spans.append((start, len(chunk)))
+        for begin, end in spans:
+            if (cr := _LONE_CR.search(chunk, begin, end)) is not None:
+                return self._at(STRAY_CR, self.offset + cr.start()).problem
+            if self.first_crlf < 0 and (at := chunk.find(b"\r\n", begin, end)) >= 0:
+                self.first_crlf = self.offset + at
+            if self.first_bare_lf < 0 and (lf := _BARE_LF.search(chunk, begin, end)):
+                self.first_bare_lf = self.offset + lf.start()
+        if self.one_line:
+            # A line break inside a quoted value: records span lines.
+            self.one_line = chunk.count(b"\n") + chunk.count(b"\r") == sum(
+                chunk.count(b"\n", b, e) + chunk.count(b"\r", b, e) for b, e in spans
+            )
+        return None
+
+
+def line_at(path: Path, offset: int) -> int:
+    """The physical line holding byte ``offset`` (only asked on the error path)."""
+    lines = 1
+    with path.open("rb") as handle:
+        while offset > 0 and (chunk := handle.read(min(CHUNK, offset))):
+            lines += chunk.count(b"\n")
+            offset -= len(chunk)
+    return lines
+
+
+def _open_quote_line(path: Path) -> int:
+    """The line where the record holding an unterminated quote starts."""
+    parity, start = 0, 1
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if parity == 0:
+                start = number
+            parity = (parity + raw.count(b'"')) % 2
+    return start
