@@ -15,12 +15,15 @@ from pathlib import Path
 import pytest
 
 from tests import reference
-from tests.conftest import FIXTURES, ecompipe
+from tests.conftest import FIXTURES, ecompipe, metrics_json
+from tests.functional.test_pipeline_vs_reference import expected_json
 from tests.support import (
     DATASETS,
     DUPLICATE_CASES,
     clean_batch,
+    execution_dirs,
     land,
+    mutated_batch,
     only_execution,
     physical_lines,
     read_rejects,
@@ -189,13 +192,19 @@ EDGE_LINES = {
 }
 
 
-def _run_against_reference(workspace: Path, tmp_path: Path) -> set[tuple[str, int, str, str]]:
-    """Snapshot landing, run the reference on the snapshot and the pipeline on landing, and
-    assert they agree on rejects, verdicts, duplicates and accepted rows. Returns the rejects."""
-    snapshot = tmp_path / "snapshot"
+def _run_against_reference(
+    workspace: Path, snapshot: Path
+) -> tuple[set[tuple[str, int, str, str]], reference.BatchResult]:
+    """Copy landing to ``snapshot``, run the reference on the copy and the pipeline on
+    landing, and assert they agree on the exit code, rejects, verdicts, duplicates and
+    accepted rows. Returns the rejects and the reference's result."""
     shutil.copytree(workspace / "landing", snapshot)
     ref = reference.validate_batch({d: sorted((snapshot / d).glob("*.csv")) for d in DATASETS})
-    folder = _run(workspace)
+    before = execution_dirs(workspace, "quarantine")
+    result = ecompipe("run", "--quiet", workspace=workspace)
+    assert result.exit_code == (0 if any(v.accepted for v in ref.verdicts) else 1), result.output
+    assert "Traceback" not in result.output
+    (folder,) = [d for d in execution_dirs(workspace, "quarantine") if d not in before]
     got = {(r["file"], int(r["line"]), r["column"], r["reason"]) for r in read_rejects(folder)}
     assert got == {
         (Path(r.file).relative_to(snapshot).as_posix(), r.line, r.column, r.reason)
@@ -208,19 +217,20 @@ def _run_against_reference(workspace: Path, tmp_path: Path) -> set[tuple[str, in
         Path(v.file).relative_to(snapshot).as_posix(): (v.accepted, v.reason, v.rows, v.bad_rows)
         for v in ref.verdicts
     }
-    assert report["duplicates_dropped"] == ref.duplicates_dropped
-    assert report["accepted_rows"] == {
-        "orders": len(ref.orders),
-        "order_items": len(ref.items),
-        "products": len(ref.products),
+    # The report counts only datasets with an accepted file.
+    used = {v.dataset for v in ref.verdicts if v.accepted}
+    assert report["duplicates_dropped"] == {
+        d: n for d, n in ref.duplicates_dropped.items() if d in used
     }
-    return got
+    accepted = {"orders": ref.orders, "order_items": ref.items, "products": ref.products}
+    assert report["accepted_rows"] == {d: len(rows) for d, rows in accepted.items() if d in used}
+    return got, ref
 
 
 @pytest.mark.fast
 def test_edge_values_match_the_reference(workspace: Path, tmp_path: Path) -> None:
     write_batch(workspace, clean_batch(EDGE_LINES))
-    got = _run_against_reference(workspace, tmp_path)
+    got, _ref = _run_against_reference(workspace, tmp_path / "snapshot")
     # The hand view of the same lines (header + 200 rows: the extra ones start at line 202).
     assert {(f, line) for f, line, _c, _r in got} == {
         ("orders/batch.csv", 207),  # year 0
@@ -239,7 +249,7 @@ def test_edge_values_match_the_reference(workspace: Path, tmp_path: Path) -> Non
 def test_repeated_keys_are_found_near_and_far(workspace: Path, tmp_path: Path, case: str) -> None:
     lines, conflicts = DUPLICATE_CASES[case]
     write_batch(workspace, clean_batch({"orders": lines}))
-    got = _run_against_reference(workspace, tmp_path)
+    got, _ref = _run_against_reference(workspace, tmp_path / "snapshot")
     assert got == {(f, line, "order_id", "conflicting_duplicate") for f, line in conflicts}
     report = read_report(only_execution(workspace))
     assert report["duplicates_dropped"]["orders"] == (0 if "none" in case else 1)
@@ -379,7 +389,7 @@ def test_generated_dirty_rejects_equal_the_reference(workspace: Path, tmp_path: 
         "generate", "--orders", "2500", "--seed", "11", "--dirty", workspace=workspace
     )
     assert result.exit_code == 0, result.output
-    got = _run_against_reference(workspace, tmp_path)
+    got, _ref = _run_against_reference(workspace, tmp_path / "snapshot")
     assert len(got) > 10  # the dirty data really has faults
     # Every row-level fault kind of the generator shows up.
     assert {reason for *_k, reason in got} >= {
@@ -402,3 +412,60 @@ def test_a_required_column_named_twice_rejects_the_file(workspace: Path) -> None
     verdict = next(f for f in read_report(folder)["files"] if f["key"] == "orders/batch.csv")
     assert (verdict["accepted"], verdict["reason"]) == (False, "unreadable")
     assert "status" in verdict["detail"] and "more than once" in verdict["detail"]
+
+
+# Each run: two batches, each of five mutated files per dataset.
+MUTATED_RUNS = range(8)
+
+
+def _mutated_files(run: int, batch: int) -> dict[str, dict[str, bytes]]:
+    """Dataset -> file name -> content for one batch of :data:`MUTATED_RUNS`."""
+    files: dict[str, dict[str, bytes]] = {d: {} for d in DATASETS}
+    for seed in range(run * 10 + batch * 5, run * 10 + batch * 5 + 5):
+        for dataset, content in mutated_batch(seed).items():
+            files[dataset][f"m{seed:03d}.csv"] = content
+    return files
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", MUTATED_RUNS)
+def test_randomly_mutated_batches_match_the_reference(
+    workspace: Path, tmp_path: Path, run: int
+) -> None:
+    """A seeded differential test against the reference: files with random faults (stray
+    quotes and CRs, mixed line ends, odd values, rows too wide or too narrow, blank and
+    quoted-blank lines, repeated keys across files). After each batch the verdicts, rejects,
+    duplicates and accepted rows are the reference's, and the metrics are its KPIs over the
+    batches so far."""
+    state = None
+    for batch in range(2):
+        for dataset, files in _mutated_files(run, batch).items():
+            for name, content in files.items():
+                path = workspace / "landing" / dataset / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+        _got, ref = _run_against_reference(workspace, tmp_path / f"snapshot{batch}")
+        state = reference.merge(state, ref)
+        orders, categories = reference.kpis(state.orders, state.items, state.products)
+        assert metrics_json(workspace) == expected_json(orders, categories), f"batch {batch}"
+
+
+@pytest.mark.fast
+def test_mutated_batches_reach_every_verdict(tmp_path: Path) -> None:
+    """The differential test above sees every file verdict the faults can give, and rows
+    of the wrong width (its comparisons would pass vacuously otherwise)."""
+    verdicts, reasons = set(), set()
+    for run in MUTATED_RUNS:
+        for batch in range(2):
+            paths: dict[str, list[Path]] = {}
+            for dataset, files in _mutated_files(run, batch).items():
+                for name, content in files.items():
+                    path = tmp_path / f"{run}_{batch}" / dataset / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(content)
+                    paths.setdefault(dataset, []).append(path)
+            ref = reference.validate_batch(paths)
+            verdicts |= {v.reason for v in ref.verdicts}
+            reasons |= {r.reason for r in ref.rejects}
+    assert verdicts == {None, "unreadable", "error_rate"}
+    assert {"bad_row_shape", "conflicting_duplicate", "bad_int", "missing_value"} <= reasons

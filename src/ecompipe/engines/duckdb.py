@@ -192,13 +192,14 @@ class DuckDBEngine:
             if part is None:
                 continue
             parts[idx] = part
-            shape_bad[idx] = self._collect_shape_rejects(ds, idx)
+            shape_bad[idx] = self._collect_shape_rejects(ds, idx, part)
         report.files.extend(file_reports.values())
         checked = f"checked_{ds.name}"
         if parts:
-            # A row's index among its file's well-formed rows is its rowid in the file's table.
+            # A row's index among its file's records is its rowid in the file's table.
             union = " UNION ALL ".join(
-                f"SELECT {idx} AS _file_idx, rowid AS _row, * FROM {part}"
+                f"SELECT {idx} AS _file_idx, rowid AS _row, * EXCLUDE (_shape_ok) FROM {part} "
+                "WHERE _shape_ok"
                 for idx, part in parts.items()
             )
             con.execute(f"CREATE OR REPLACE TEMP VIEW {checked} AS {union}")
@@ -305,24 +306,38 @@ class DuckDBEngine:
         width, position = located
         # Only a file with a quote or a CR can be badly framed (framing.py): DuckDB's reader
         # would stop on some such files with an opaque message, and read others its own way.
+        one_line = True
         if framing.may_be_misframed(f.path):
-            problem = framing.scan(f.path).problem
-            if problem:
-                fr.reason, fr.detail = FileReason.UNREADABLE, problem
+            scanned = framing.scan(f.path)
+            if scanned.problem:
+                fr.reason, fr.detail = FileReason.UNREADABLE, scanned.problem
                 return None
+            one_line = scanned.one_line
         # The header is parsed here, so DuckDB's sniffer (which samples rows and gives up on
         # ragged files) is off; every column is read as text under a positional name.
-        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width + 1)) + "}"
         select = ", ".join(f"c{position[c]} AS {DIALECT.quote(c)}" for c in ds.column_names)
+        # Rows of the wrong width stay in the table (flagged), so a row's rowid is its place
+        # among the file's records. One column more than the header, padded with NULL: DuckDB
+        # quietly drops empty values past the last column ('1,2,3,4,' reads as four values),
+        # and the extra column shows them. With '\n' as the null string (no unquoted value
+        # holds one) an empty value reads as '' and only padding is NULL, which shows a
+        # short row. A blank record is no row (validation.BLANK_RECORD_PATTERN).
+        # DuckDB's parallel reader cannot pad a record that spans lines: such a file (few
+        # are) is read by one thread.
+        shape_ok = f"c{width - 1} IS NOT NULL AND c{width} IS NULL"
+        blank = f"c1 IS NULL AND {DIALECT.strip('c0')} = ''"
         raw = (
-            f"(SELECT {select} FROM read_csv({path}, {CSV_OPTIONS}, auto_detect = false, "
-            f"columns = {columns}, store_rejects = true, rejects_table = 'rej_{table}', "
-            f"rejects_scan = 'scan_{table}'))"
+            f"(SELECT {shape_ok} AS _shape_ok, {select} FROM read_csv({path}, {CSV_OPTIONS}, "
+            f"auto_detect = false, columns = {columns}, null_padding = true, "
+            f"nullstr = {sql_string(chr(10))}, allow_quoted_nulls = false, "
+            f"parallel = {str(one_line).lower()}, store_rejects = true, "
+            f"rejects_table = 'rej_{table}', rejects_scan = 'scan_{table}') WHERE NOT ({blank}))"
         )
         try:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table} AS "
-                f"{validation.checked_sql(ds, raw, DIALECT, carried=())}"
+                f"{validation.checked_sql(ds, raw, DIALECT, carried=('_shape_ok',))}"
             )
         except duckdb.Error as exc:
             fr.reason = FileReason.UNREADABLE
@@ -351,16 +366,22 @@ class DuckDBEngine:
         except duckdb.Error:
             return 0
 
-    def _collect_shape_rejects(self, ds: Dataset, idx: int) -> int:
-        """Rows DuckDB could not split into the header's columns: one reject each."""
-        # A line of only whitespace is not a row (DuckDB skips empty lines, not blank ones).
-        rejected = f"rej_checked_{ds.name}_{idx}"
-        table = f"(SELECT * FROM {rejected} WHERE {DIALECT.strip('csv_line')} <> '')"
+    def _collect_shape_rejects(self, ds: Dataset, idx: int, table: str) -> int:
+        """Rows of the wrong width, one reject each: those DuckDB could not split (values
+        past the extra column) by their line, those flagged in ``table`` by their rowid."""
+        shape = f"'{ds.name}', {idx}, %s, '', '{Reason.BAD_ROW_SHAPE}'"
         self.con.execute(
-            f"INSERT INTO rejects SELECT '{ds.name}', {idx}, NULL, line, '', "
-            f"'{Reason.BAD_ROW_SHAPE}' FROM (SELECT DISTINCT line FROM {table}) AS s"
+            f"INSERT INTO rejects SELECT {shape % 'NULL, line'} "
+            f"FROM (SELECT DISTINCT line FROM rej_{table}) AS s"
         )
-        return _scalar(self.con, f"SELECT count(DISTINCT line) FROM {table} AS t")
+        self.con.execute(
+            f"INSERT INTO rejects SELECT {shape % 'rowid, NULL'} FROM {table} WHERE NOT _shape_ok"
+        )
+        return _scalar(
+            self.con,
+            f"SELECT count(*) FROM rejects WHERE dataset = '{ds.name}' AND file_idx = {idx} "
+            f"AND reason = '{Reason.BAD_ROW_SHAPE}'",
+        )
 
     def _write_rejects(self, keys: dict[tuple[str, int], InputFile], target: Path) -> None:
         """Map rejects to physical line numbers and original text, then write the CSV."""
@@ -444,11 +465,14 @@ def _records_sql(path: Path, dataset: str, file_idx: int) -> str:
     """Physical line, original text and record index of every record of a CSV file.
 
     A line starts a record when the quotes before it are balanced; DuckDB numbers such
-    "logical" lines (blank ones included) in its rejects table, and numbers well-formed
-    records in order as rowid. Both are mapped back to the physical line and its text here.
+    "logical" lines (blank ones included) in its rejects table, and numbers the other
+    non-blank records in order as rowid. Both are mapped back to the physical line and its
+    text here.
     """
     p = sql_string(str(path))
-    first_line = "arg_min(l, line)"
+    text = "string_agg(l, chr(10) ORDER BY line)"
+    # No row (_load_checked), so no record either.
+    blank = DIALECT.regex_full_match(text, validation.BLANK_RECORD_PATTERN)
     lines = (
         f"SELECT unnest(string_split(content, chr(10))) AS l, "
         f"generate_subscripts(string_split(content, chr(10)), 1) AS line FROM read_text({p})"
@@ -465,10 +489,8 @@ def _records_sql(path: Path, dataset: str, file_idx: int) -> str:
         "AND 1 PRECEDING), 0) % 2 AS par FROM q), "
         "u AS (SELECT *, sum(CASE WHEN par = 0 THEN 1 ELSE 0 END) OVER (ORDER BY line) AS logical "
         "FROM p), "
-        "rec AS (SELECT logical, min(line) AS line, string_agg(l, chr(10) ORDER BY line) AS text "
-        "FROM u GROUP BY logical HAVING logical > 1 AND "
-        # Whitespace-only lines are no rows (_collect_shape_rejects): not records either.
-        f"{DIALECT.strip(first_line)} <> '') "
+        f"rec AS (SELECT logical, min(line) AS line, {text} AS text "
+        f"FROM u GROUP BY logical HAVING logical > 1 AND NOT {blank}) "
         "SELECT logical, line, text, CASE WHEN logical IN (SELECT logical_line FROM shaped) "
         "THEN NULL ELSE row_number() OVER (PARTITION BY logical IN (SELECT logical_line FROM "
         "shaped) ORDER BY logical) - 1 END AS record_idx FROM rec"

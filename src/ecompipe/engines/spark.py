@@ -548,9 +548,13 @@ class SparkEngine:
             )
             .csv(str(link))
         )
-        # A line of only whitespace is no row (DuckDB skips it; Spark calls it one too short).
+        # A blank record is no row (validation.BLANK_RECORD_PATTERN); Spark calls it one too
+        # short, whose text is the record's.
         corrupt = "_corrupt"
-        blank = F.expr(f"{corrupt} IS NOT NULL AND {DIALECT.strip(corrupt)} = ''")
+        blank = F.expr(
+            f"{corrupt} IS NOT NULL AND "
+            f"{DIALECT.regex_full_match(corrupt, validation.BLANK_RECORD_PATTERN)}"
+        )
         file_idx = (
             F.when(F.col(corrupt).isNull(), F.lit(idx))
             .when(blank, F.lit(_BLANK - idx))
