@@ -89,10 +89,35 @@ _ODD_LINES = ["", " ", "\t", "  \t ", "\r", ",,,", "\x0c", '""', '" "']
 _ODD_BYTES = ['"', '""', "\x01", "\u2028", "\x85", ";"]
 
 
+def _reshaped(lines: list[str], rng: random.Random) -> list[str]:
+    """The same table (``lines`` of plain comma-separated values, then "") with its columns
+    in another order, and one more change: a header name in upper case and padded, an extra
+    column, or a column dropped (a required one: the file lacks it)."""
+    rows = [line.split(",") for line in lines[:-1]]
+    order = list(range(len(rows[0])))
+    rng.shuffle(order)
+    rows = [[row[i] for i in order] for row in rows]
+    kind = rng.randrange(3)
+    if kind == 0:
+        at = rng.randrange(len(rows[0]))
+        rows[0][at] = f" {rows[0][at].upper()}\t"
+    elif kind == 1:
+        at = rng.randrange(len(rows[0]) + 1)
+        for n, row in enumerate(rows):
+            row.insert(at, "note" if n == 0 else rng.choice(["", "x", "a b"]))
+    else:
+        at = rng.randrange(len(rows[0]))
+        rows = [row[:at] + row[at + 1 :] for row in rows]
+    return [",".join(row) for row in rows] + [""]
+
+
 def mutated_file(text: str, rng: random.Random) -> bytes:
-    """``text`` (a CSV file) with a few random faults: odd values, too many or too few fields,
-    blank and odd lines, stray CRs and quotes, repeated keys, maybe a BOM or CRLF ends."""
+    """``text`` (a CSV file) with a few random faults: maybe its columns reshaped, then odd
+    values, too many or too few fields, blank and odd lines, stray CRs and quotes, repeated
+    keys, maybe a BOM or CRLF ends."""
     lines = text.split("\n")
+    if rng.random() < 0.2:
+        lines = _reshaped(lines, rng)
     for _ in range(rng.randint(1, 6)):
         i = rng.randrange(1, len(lines) - 1)
         fields = lines[i].split(",")

@@ -9,6 +9,7 @@ values and one problem code per bad value, then resolves duplicates. It is writt
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -56,6 +57,7 @@ BLANK_PATTERN = f"^{WS}*$"
 # none): a row is data, and nothing here is. The framing check lets nothing stand outside
 # the quotes, so this raw-text test agrees with one on the parsed value.
 BLANK_RECORD_PATTERN = f'"?{WS}*"?'
+_BLANK_RECORD = re.compile(f'"?[{re.escape(WHITESPACE)}]*"?')
 # The same without surrounding whitespace: the common case, and a cheaper regex.
 PLAIN_PATTERNS = {
     ColumnType.INT: r"^[+-]?[0-9]{1,19}$",
@@ -73,6 +75,11 @@ BAD_REASON = {
     ColumnType.MONEY: Reason.BAD_DECIMAL,
     ColumnType.TIMESTAMP: Reason.BAD_TIMESTAMP,
 }
+
+
+def is_blank_record(text: str) -> bool:
+    """Whether a record's text is blank: :data:`BLANK_RECORD_PATTERN`, in Python."""
+    return _BLANK_RECORD.fullmatch(text) is not None
 
 
 def parsed_expr(col: Column, d: Dialect) -> str:

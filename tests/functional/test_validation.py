@@ -415,7 +415,7 @@ def test_a_required_column_named_twice_rejects_the_file(workspace: Path) -> None
 
 
 # Each run: two batches, each of five mutated files per dataset.
-MUTATED_RUNS = range(8)
+MUTATED_RUNS = range(12)
 
 
 def _mutated_files(run: int, batch: int) -> dict[str, dict[str, bytes]]:
@@ -432,9 +432,10 @@ def _mutated_files(run: int, batch: int) -> dict[str, dict[str, bytes]]:
 def test_randomly_mutated_batches_match_the_reference(
     workspace: Path, tmp_path: Path, run: int
 ) -> None:
-    """A seeded differential test against the reference: files with random faults (stray
-    quotes and CRs, mixed line ends, odd values, rows too wide or too narrow, blank and
-    quoted-blank lines, repeated keys across files). After each batch the verdicts, rejects,
+    """A seeded differential test against the reference: files with random faults (columns
+    reordered, renamed in another case, added or missing; stray quotes and CRs, mixed line
+    ends, odd values, rows too wide or too narrow, blank and quoted-blank lines, repeated keys
+    across files). After each batch the verdicts, rejects,
     duplicates and accepted rows are the reference's, and the metrics are its KPIs over the
     batches so far."""
     state = None
@@ -467,5 +468,12 @@ def test_mutated_batches_reach_every_verdict(tmp_path: Path) -> None:
             ref = reference.validate_batch(paths)
             verdicts |= {v.reason for v in ref.verdicts}
             reasons |= {r.reason for r in ref.rejects}
-    assert verdicts == {None, "unreadable", "error_rate"}
-    assert {"bad_row_shape", "conflicting_duplicate", "bad_int", "missing_value"} <= reasons
+    assert verdicts == {None, "unreadable", "error_rate", "missing_column"}
+    assert {
+        "bad_row_shape",
+        "conflicting_duplicate",
+        "bad_int",
+        "bad_decimal",
+        "bad_timestamp",
+        "missing_value",
+    } <= reasons

@@ -118,8 +118,16 @@ def test_utf8_character_split_across_chunks(
     assert problem == "the file is not valid UTF-8 text (near line 3)"
 
 
-def test_only_files_with_quotes_or_crs_need_the_scan(tmp_path: Path) -> None:
-    assert not framing.may_be_misframed(_file(tmp_path, b"1,a,2.00\n"))
-    assert not framing.may_be_misframed(_file(tmp_path, b"", header=b""))
-    assert framing.may_be_misframed(_file(tmp_path, b'1,"a",2.00\n'))
-    assert framing.may_be_misframed(_file(tmp_path, b"1,a,2.00\r\n"))
+@pytest.mark.parametrize("chunk", [framing.CHUNK, 3])
+def test_only_files_with_quotes_crs_or_non_ascii_bytes_need_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Without a quote, a CR or a non-ASCII byte a file is well framed UTF-8; with one, in
+    any chunk (the last one short), it needs the scan."""
+    monkeypatch.setattr(framing, "CHUNK", chunk)
+    assert not framing.needs_scan(_file(tmp_path, b"1,a,2.00\n2,b,3.00\n"))
+    assert not framing.needs_scan(_file(tmp_path, b"", header=b""))
+    assert framing.needs_scan(_file(tmp_path, b'1,a,2.00\n2,"b",3.00\n'))
+    assert framing.needs_scan(_file(tmp_path, b"1,a,2.00\n2,b,3.00\r\n"))
+    assert framing.needs_scan(_file(tmp_path, b"1,a,2.00\n2,b,3.00\n3,\xc3\xa9,1\n"))
+    assert framing.needs_scan(_file(tmp_path, b"1,a,2.00\n2,b,3.00\n3,\xff,1\n"))

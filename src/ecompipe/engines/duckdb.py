@@ -36,10 +36,13 @@ from ecompipe.errors import EngineError
 from ecompipe.validation import FileReport, ValidationReport
 
 CSV_OPTIONS = "header = true, delim = ',', quote = '\"', escape = '\"'"
-# DuckDB rejects-table error types that make the whole file unreadable: not UTF-8 text, or
-# broken quoting (after an unterminated quote nobody can say where the next row starts).
+# DuckDB rejects-table error types that make the whole file unreadable: not UTF-8 text (named
+# INVALID ENCODING since DuckDB 1.5, INVALID UNICODE before), or broken quoting (after an
+# unterminated quote nobody can say where the next row starts).
+NOT_UTF8 = "the file is not valid UTF-8 text"
 UNREADABLE_ERRORS = {
-    "INVALID UNICODE": "the file is not valid UTF-8 text",
+    "INVALID ENCODING": NOT_UTF8,
+    "INVALID UNICODE": NOT_UTF8,
     "UNQUOTED VALUE": framing.BROKEN_QUOTING,
 }
 
@@ -300,40 +303,25 @@ class DuckDBEngine:
         con = self.con
         path = sql_string(str(f.path))
         table = f"checked_{ds.name}_{idx}"
-        located = locate_columns(ds, f.path, fr, lambda width: self._count_rows(path, width))
-        if located is None:
-            return None
-        width, position = located
-        # Only a file with a quote or a CR can be badly framed (framing.py): DuckDB's reader
-        # would stop on some such files with an opaque message, and read others its own way.
+        # Only a file with a quote, a CR or a non-ASCII byte can be badly framed or not UTF-8
+        # (framing.py): DuckDB's reader would stop on some such files with an opaque message,
+        # read others its own way, and check the UTF-8 of only the columns it reads.
         one_line = True
-        if framing.may_be_misframed(f.path):
+        if framing.needs_scan(f.path):
             scanned = framing.scan(f.path)
             if scanned.problem:
                 fr.reason, fr.detail = FileReason.UNREADABLE, scanned.problem
                 return None
             one_line = scanned.one_line
-        # The header is parsed here, so DuckDB's sniffer (which samples rows and gives up on
-        # ragged files) is off; every column is read as text under a positional name.
-        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width + 1)) + "}"
-        select = ", ".join(f"c{position[c]} AS {DIALECT.quote(c)}" for c in ds.column_names)
-        # Rows of the wrong width stay in the table (flagged), so a row's rowid is its place
-        # among the file's records. One column more than the header, padded with NULL: DuckDB
-        # quietly drops empty values past the last column ('1,2,3,4,' reads as four values),
-        # and the extra column shows them. With '\n' as the null string (no unquoted value
-        # holds one) an empty value reads as '' and only padding is NULL, which shows a
-        # short row. A blank record is no row (validation.BLANK_RECORD_PATTERN).
-        # DuckDB's parallel reader cannot pad a record that spans lines: such a file (few
-        # are) is read by one thread.
-        shape_ok = f"c{width - 1} IS NOT NULL AND c{width} IS NULL"
-        blank = f"c1 IS NULL AND {DIALECT.strip('c0')} = ''"
-        raw = (
-            f"(SELECT {shape_ok} AS _shape_ok, {select} FROM read_csv({path}, {CSV_OPTIONS}, "
-            f"auto_detect = false, columns = {columns}, null_padding = true, "
-            f"nullstr = {sql_string(chr(10))}, allow_quoted_nulls = false, "
-            f"parallel = {str(one_line).lower()}, store_rejects = true, "
-            f"rejects_table = 'rej_{table}', rejects_scan = 'scan_{table}') WHERE NOT ({blank}))"
+        located = locate_columns(
+            ds, f.path, fr, lambda width: self._count_rows(path, width, one_line, f"n_{table}")
         )
+        if located is None:
+            return None
+        width, position = located
+        select = ", ".join(f"c{position[c]} AS {DIALECT.quote(c)}" for c in ds.column_names)
+        shape_ok = f"c{width - 1} IS NOT NULL AND c{width} IS NULL"
+        raw = _read_sql(path, width, one_line, table, f"{shape_ok} AS _shape_ok, {select}")
         try:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table} AS "
@@ -343,28 +331,37 @@ class DuckDBEngine:
             fr.reason = FileReason.UNREADABLE
             fr.detail = f"cannot read as CSV: {_first_line(exc)}"
             return None
-        unreadable = con.execute(
-            f"SELECT min(error_type), min(line) FROM rej_{table} WHERE error_type IN "
-            f"({', '.join(sql_string(e) for e in UNREADABLE_ERRORS)})"
-        ).fetchone()
-        if unreadable and unreadable[0]:
+        problem = self._unreadable(table)
+        if problem:
             con.execute(f"DROP TABLE {table}")
-            fr.reason = FileReason.UNREADABLE
-            fr.detail = f"{UNREADABLE_ERRORS[str(unreadable[0])]} (near line {unreadable[1]})"
+            fr.reason, fr.detail = FileReason.UNREADABLE, problem
             return None
         return table
 
-    def _count_rows(self, path: str, n_columns: int) -> int:
-        """Data rows of a file whose values are not checked (for its verdict); 0 if unreadable."""
-        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n_columns)) + "}"
+    def _unreadable(self, table: str) -> str | None:
+        """Why DuckDB could not read the file read as ``table`` (its rejects table says)."""
+        found = self.con.execute(
+            f"SELECT min(error_type), min(line) FROM rej_{table} WHERE error_type IN "
+            f"({', '.join(sql_string(e) for e in UNREADABLE_ERRORS)})"
+        ).fetchone()
+        if found and found[0]:
+            return f"{UNREADABLE_ERRORS[str(found[0])]} (near line {found[1]})"
+        return None
+
+    def _count_rows(self, path: str, width: int, one_line: bool, table: str) -> int:
+        """Records of a file whose values are not checked (its verdict still says how many
+        rows it held): every non-blank one, whatever its width. ValueError if unreadable."""
         try:
-            return _scalar(
-                self.con,
-                f"SELECT count(*) FROM read_csv({path}, {CSV_OPTIONS}, auto_detect = false, "
-                f"columns = {columns}, null_padding = true, ignore_errors = true)",
-            )
-        except duckdb.Error:
-            return 0
+            # fetchall: DuckDB writes the rejects table only once the scan is consumed.
+            n = self.con.execute(
+                f"SELECT count(*) FROM {_read_sql(path, width, one_line, table)}"
+            ).fetchall()[0][0]
+        except duckdb.Error as exc:
+            raise ValueError(f"cannot read as CSV: {_first_line(exc)}") from exc
+        problem = self._unreadable(table)
+        if problem:
+            raise ValueError(problem)
+        return int(n) + _scalar(self.con, f"SELECT count(DISTINCT line) FROM rej_{table}")
 
     def _collect_shape_rejects(self, ds: Dataset, idx: int, table: str) -> int:
         """Rows of the wrong width, one reject each: those DuckDB could not split (values
@@ -459,6 +456,30 @@ class DuckDBEngine:
             waiting_for_product=int(waiting[1]),
             curated_rows=rows,
         )
+
+
+def _read_sql(path: str, width: int, one_line: bool, table: str, select: str = "1") -> str:
+    """A subquery giving ``select`` over the non-blank records of the CSV at ``path`` (an SQL
+    string), its header ``width`` wide; what DuckDB cannot split goes to ``rej_<table>``.
+
+    The header is parsed by ecompipe, so DuckDB's sniffer (which samples rows and gives up on
+    ragged files) is off; every column is read as text under a positional name ``c<i>``.
+    Rows of the wrong width are kept, so a row's place among the subquery's is its record's
+    place in the file. One column more than the header, padded with NULL: DuckDB quietly drops
+    empty values past the last column ('1,2,3,4,' reads as four values), and the extra column
+    ``c<width>`` shows them. With a line feed as the null string (no unquoted value holds one)
+    an empty value reads as '' and only padding is NULL, which shows a short row. A blank
+    record is no row (validation.BLANK_RECORD_PATTERN). DuckDB's parallel reader cannot pad a
+    record that spans lines: such a file (few are) is read by one thread.
+    """
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width + 1)) + "}"
+    blank = f"c1 IS NULL AND {DIALECT.strip('c0')} = ''"
+    return (
+        f"(SELECT {select} FROM read_csv({path}, {CSV_OPTIONS}, auto_detect = false, "
+        f"columns = {columns}, null_padding = true, nullstr = {sql_string(chr(10))}, "
+        f"allow_quoted_nulls = false, parallel = {str(one_line).lower()}, store_rejects = true, "
+        f"rejects_table = 'rej_{table}', rejects_scan = 'scan_{table}') WHERE NOT ({blank}))"
+    )
 
 
 def _records_sql(path: Path, dataset: str, file_idx: int) -> str:

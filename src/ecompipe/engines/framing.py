@@ -21,7 +21,6 @@ are looked at closely, with regular expressions over the spans outside quotes.
 from __future__ import annotations
 
 import codecs
-import mmap
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,14 +54,20 @@ class Framing:
     one_line: bool
 
 
-def may_be_misframed(path: Path) -> bool:
-    """Whether the file holds a quote or a CR at all (memchr speed); if not, only its UTF-8
-    can be wrong, which DuckDB's reader checks itself."""
-    with path.open("rb") as handle:
-        if path.stat().st_size == 0:
-            return False
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return mapped.find(b'"') >= 0 or mapped.find(b"\r") >= 0
+def needs_scan(path: Path) -> bool:
+    """Whether the file holds a quote, a CR or a non-ASCII byte (one pass at memory speed);
+    without any, it is well framed UTF-8 by construction and :func:`scan` would find nothing.
+
+    DuckDB's reader checks the UTF-8 of only the columns a query reads, so a reader of some
+    columns cannot stand in for the check.
+    """
+    buffer = bytearray(CHUNK)
+    with path.open("rb", buffering=0) as handle:
+        while size := handle.readinto(buffer):
+            chunk = buffer if size == CHUNK else buffer[:size]
+            if b'"' in chunk or b"\r" in chunk or not chunk.isascii():
+                return True
+    return False
 
 
 def scan(path: Path) -> Framing:

@@ -38,8 +38,9 @@ def locate_columns(
 ) -> tuple[int, dict[str, int]] | None:
     """(header width, position of each contract column), or None with ``fr``'s verdict set.
 
-    ``count_rows(header_width)`` is the engine's own row count, asked only for a file that
-    misses a column (its verdict still reports how many rows it held).
+    ``count_rows(header_width)`` is the engine's count of the file's non-blank records, asked
+    only for a file that misses a column (its verdict still reports how many rows it held);
+    it raises ValueError, with the reason, for a file it cannot read.
     """
     try:
         header = read_header(path)
@@ -58,9 +59,14 @@ def locate_columns(
         found.setdefault(name.strip().lower(), []).append(pos)
     missing = [c for c in ds.column_names if c not in found]
     if missing:
+        try:
+            rows = count_rows(len(header))
+        except ValueError as exc:  # unreadable comes first, as in the reference
+            fr.reason, fr.detail = FileReason.UNREADABLE, str(exc)
+            return None
         fr.reason = FileReason.MISSING_COLUMN
         fr.detail = "required column missing: " + ", ".join(missing)
-        fr.rows = count_rows(len(header))
+        fr.rows = rows
         return None
     doubled = [c for c in ds.column_names if len(found[c]) > 1]
     if doubled:

@@ -24,7 +24,6 @@ line starts a record when the quotes before it are balanced.
 from __future__ import annotations
 
 import atexit
-import csv
 import os
 import re
 import shutil
@@ -518,15 +517,16 @@ class SparkEngine:
         from pyspark.sql import functions as F  # noqa: TID251 (lazy)
         from pyspark.sql.types import StringType, StructField, StructType  # noqa: TID251
 
-        located = locate_columns(ds, f.path, fr, lambda width: _count_rows(f.path, width))
-        if located is None:
-            return None
-        header_len, by_name = located
         framed = framing.scan(f.path)
         if framed.problem:
             fr.reason, fr.detail = FileReason.UNREADABLE, framed.problem
             return None
-        self._one_line[(ds.name, idx)] = one_line = framed.one_line
+        one_line = framed.one_line
+        located = locate_columns(ds, f.path, fr, lambda _width: _count_rows(f.path, one_line))
+        if located is None:
+            return None
+        header_len, by_name = located
+        self._one_line[(ds.name, idx)] = one_line
         link = self._scratch / f"{ds.name}_{idx}.csv"
         link.unlink(missing_ok=True)
         link.symlink_to(f.path.resolve())
@@ -628,17 +628,10 @@ class SparkEngine:
 # --------------------------------------------------------------------- files, lines, rejects
 
 
-def _count_rows(path: Path, n_columns: int) -> int:
-    """Data rows of a file whose values are not checked (for its verdict), as DuckDB counts
-    them: short rows count (padded), rows with too many fields do not; 0 if unreadable."""
-    try:
-        return sum(
-            1
-            for _pos, _line, text in _records(path)
-            if len(next(csv.reader([text]), [])) <= n_columns
-        )
-    except (OSError, UnicodeError, csv.Error):
-        return 0
+def _count_rows(path: Path, one_line: bool) -> int:
+    """Records of a file whose values are not checked (its verdict still says how many rows
+    it held): every non-blank one, whatever its width, as the DuckDB engine counts them."""
+    return sum(1 for *_at, text in _records(path, one_line) if not validation.is_blank_record(text))
 
 
 def _records(path: Path, one_line: bool = False) -> Iterator[tuple[int, int, str]]:
