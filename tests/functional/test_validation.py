@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ecompipe.engines.header import HEADER_PROBE_BYTES
 from tests import reference
 from tests.conftest import FIXTURES, ecompipe, metrics_json
 from tests.functional.test_pipeline_vs_reference import expected_json
@@ -329,6 +330,43 @@ def test_broken_csv_is_an_unreadable_file(workspace: Path, case: tuple[str, str]
     if "NUL" not in detail:  # found by the header probe, which names no line
         assert "(near line 202)" in files["orders/batch.csv"]["detail"]
     assert (folder / "orders" / "batch.csv").read_bytes() == snapshot["orders"]
+
+
+NOT_UTF8_HEADERS = {
+    # id: (header, a good row's values but the last one)
+    "in-an-unused-column": ("order_id,user_id,created_at,status,note", "2024-05-01 10:00:00,x,"),
+    "in-a-file-missing-a-column": ("order_id,user_id,created_at,note", "2024-05-01 10:00:00,"),
+}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("case", NOT_UTF8_HEADERS.values(), ids=NOT_UTF8_HEADERS.keys())
+def test_bytes_not_utf8_past_the_first_mib_make_the_file_unreadable(
+    workspace: Path, case: tuple[str, str]
+) -> None:
+    """Past the header probe's first MiB, in a column the contract does not use (DuckDB's
+    reader checks only the columns it reads) or in a file that also lacks a column
+    (unreadable comes first): the reference and the pipeline both quarantine the file as
+    unreadable, naming the line."""
+    header, middle = case
+    rows = 40_000  # 1.3-1.6 MB
+    orders = (
+        f"{header}\n".encode()
+        + "".join(f"{i},{i},{middle}x\n" for i in range(1, rows + 1)).encode()
+        + f"{rows + 1},1,{middle}caf".encode()
+        + b"\xe9\n"  # Latin-1, not UTF-8
+    )
+    assert len(orders) > HEADER_PROBE_BYTES
+    landed = write_batch(workspace, {**clean_batch({}), "orders": orders})
+    ref = reference.validate_batch({ds: [path] for ds, path in landed.items()})
+    assert [v.reason for v in ref.verdicts if v.dataset == "orders"] == ["unreadable"]
+    folder = _run(workspace)
+    files = {f["key"]: f for f in read_report(folder)["files"]}
+    assert files["orders/batch.csv"]["reason"] == "unreadable"
+    assert files["orders/batch.csv"]["detail"] == (
+        f"the file is not valid UTF-8 text (near line {rows + 2})"
+    )
+    assert (folder / "orders" / "batch.csv").read_bytes() == orders
 
 
 @pytest.mark.fast

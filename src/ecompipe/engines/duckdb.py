@@ -320,8 +320,7 @@ class DuckDBEngine:
             return None
         width, position = located
         select = ", ".join(f"c{position[c]} AS {DIALECT.quote(c)}" for c in ds.column_names)
-        shape_ok = f"c{width - 1} IS NOT NULL AND c{width} IS NULL"
-        raw = _read_sql(path, width, one_line, table, f"{shape_ok} AS _shape_ok, {select}")
+        raw = _read_sql(path, width, one_line, table, select)
         try:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table} AS "
@@ -354,7 +353,7 @@ class DuckDBEngine:
         try:
             # fetchall: DuckDB writes the rejects table only once the scan is consumed.
             n = self.con.execute(
-                f"SELECT count(*) FROM {_read_sql(path, width, one_line, table)}"
+                f"SELECT count(_shape_ok) FROM {_read_sql(path, width, one_line, table)}"
             ).fetchall()[0][0]
         except duckdb.Error as exc:
             raise ValueError(f"cannot read as CSV: {_first_line(exc)}") from exc
@@ -458,27 +457,34 @@ class DuckDBEngine:
         )
 
 
-def _read_sql(path: str, width: int, one_line: bool, table: str, select: str = "1") -> str:
-    """A subquery giving ``select`` over the non-blank records of the CSV at ``path`` (an SQL
-    string), its header ``width`` wide; what DuckDB cannot split goes to ``rej_<table>``.
+def _read_sql(path: str, width: int, one_line: bool, table: str, select: str = "") -> str:
+    """A subquery giving ``_shape_ok`` and ``select`` for every record of the CSV at ``path``
+    (an SQL string), its header ``width`` wide, but those DuckDB cannot split (values past
+    the extra column below), which go to ``rej_<table>``.
 
     The header is parsed by ecompipe, so DuckDB's sniffer (which samples rows and gives up on
     ragged files) is off; every column is read as text under a positional name ``c<i>``.
-    Rows of the wrong width are kept, so a row's place among the subquery's is its record's
-    place in the file. One column more than the header, padded with NULL: DuckDB quietly drops
-    empty values past the last column ('1,2,3,4,' reads as four values), and the extra column
-    ``c<width>`` shows them. With a line feed as the null string (no unquoted value holds one)
-    an empty value reads as '' and only padding is NULL, which shows a short row. A blank
-    record is no row (validation.BLANK_RECORD_PATTERN). DuckDB's parallel reader cannot pad a
-    record that spans lines: such a file (few are) is read by one thread.
+    Every record is a row, so a row's place is its record's place in the file (empty lines
+    aside: DuckDB skips them). ``_shape_ok`` is true for a row the header's width, false for
+    another, NULL for a blank record (validation.BLANK_RECORD_PATTERN), which is no row: a
+    flag, since a filter here costs 0.7 s per 10M rows. One column more than the header,
+    padded with NULL: DuckDB quietly drops empty values past the last column ('1,2,3,4,'
+    reads as four values), and the extra column ``c<width>`` shows them. With a line feed as
+    the null string (no unquoted value holds one) an empty value reads as '' and only
+    padding is NULL, which shows a short row. DuckDB's parallel reader cannot pad a record
+    that spans lines: such a file (few are) is read by one thread.
     """
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width + 1)) + "}"
-    blank = f"c1 IS NULL AND {DIALECT.strip('c0')} = ''"
+    shape = (
+        f"CASE WHEN c1 IS NULL AND {DIALECT.strip('c0')} = '' THEN NULL "
+        f"ELSE c{width - 1} IS NOT NULL AND c{width} IS NULL END"
+    )
     return (
-        f"(SELECT {select} FROM read_csv({path}, {CSV_OPTIONS}, auto_detect = false, "
-        f"columns = {columns}, null_padding = true, nullstr = {sql_string(chr(10))}, "
-        f"allow_quoted_nulls = false, parallel = {str(one_line).lower()}, store_rejects = true, "
-        f"rejects_table = 'rej_{table}', rejects_scan = 'scan_{table}') WHERE NOT ({blank}))"
+        f"(SELECT {shape} AS _shape_ok{', ' if select else ''}{select} FROM read_csv({path}, "
+        f"{CSV_OPTIONS}, auto_detect = false, columns = {columns}, null_padding = true, "
+        f"nullstr = {sql_string(chr(10))}, allow_quoted_nulls = false, "
+        f"parallel = {str(one_line).lower()}, store_rejects = true, "
+        f"rejects_table = 'rej_{table}', rejects_scan = 'scan_{table}'))"
     )
 
 
@@ -486,14 +492,11 @@ def _records_sql(path: Path, dataset: str, file_idx: int) -> str:
     """Physical line, original text and record index of every record of a CSV file.
 
     A line starts a record when the quotes before it are balanced; DuckDB numbers such
-    "logical" lines (blank ones included) in its rejects table, and numbers the other
-    non-blank records in order as rowid. Both are mapped back to the physical line and its
+    "logical" lines (empty ones included) in its rejects table, and numbers the other
+    non-empty records in order as rowid. Both are mapped back to the physical line and its
     text here.
     """
     p = sql_string(str(path))
-    text = "string_agg(l, chr(10) ORDER BY line)"
-    # No row (_load_checked), so no record either.
-    blank = DIALECT.regex_full_match(text, validation.BLANK_RECORD_PATTERN)
     lines = (
         f"SELECT unnest(string_split(content, chr(10))) AS l, "
         f"generate_subscripts(string_split(content, chr(10)), 1) AS line FROM read_text({p})"
@@ -510,8 +513,9 @@ def _records_sql(path: Path, dataset: str, file_idx: int) -> str:
         "AND 1 PRECEDING), 0) % 2 AS par FROM q), "
         "u AS (SELECT *, sum(CASE WHEN par = 0 THEN 1 ELSE 0 END) OVER (ORDER BY line) AS logical "
         "FROM p), "
-        f"rec AS (SELECT logical, min(line) AS line, {text} AS text "
-        f"FROM u GROUP BY logical HAVING logical > 1 AND NOT {blank}) "
+        "rec AS (SELECT logical, min(line) AS line, string_agg(l, chr(10) ORDER BY line) AS text "
+        # DuckDB skips empty lines: no rows (blank records are, flagged: _read_sql).
+        "FROM u GROUP BY logical HAVING logical > 1 AND arg_min(l, line) <> '') "
         "SELECT logical, line, text, CASE WHEN logical IN (SELECT logical_line FROM shaped) "
         "THEN NULL ELSE row_number() OVER (PARTITION BY logical IN (SELECT logical_line FROM "
         "shaped) ORDER BY logical) - 1 END AS record_idx FROM rec"
