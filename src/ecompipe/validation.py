@@ -53,9 +53,9 @@ TIMESTAMP_PATTERN = (
     r"(?:Z| UTC|([+-])([01][0-9]|2[0-3]):?([0-5][0-9]))?$"
 )
 BLANK_PATTERN = f"^{WS}*$"
-# A record of only whitespace, maybe in one pair of quotes, is no row (as a blank line is
-# none): a row is data, and nothing here is. The framing check lets nothing stand outside
-# the quotes, so this raw-text test agrees with one on the parsed value.
+# A record of only whitespace, maybe in one pair of quotes, is no row, as a blank line is
+# none (the reference agrees). The framing check lets nothing stand outside the quotes, so
+# this test of a record's raw text agrees with one of its parsed value (the DuckDB engine's).
 BLANK_RECORD_PATTERN = f'"?{WS}*"?'
 _BLANK_RECORD = re.compile(f'"?[{re.escape(WHITESPACE)}]*"?')
 # The same without surrounding whitespace: the common case, and a cheaper regex.

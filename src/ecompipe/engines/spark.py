@@ -548,8 +548,8 @@ class SparkEngine:
             )
             .csv(str(link))
         )
-        # A blank record is no row (validation.BLANK_RECORD_PATTERN); Spark calls it one too
-        # short, whose text is the record's.
+        # A blank record is no row (validation.BLANK_RECORD_PATTERN). Spark reads it as a row
+        # too short, whose corrupt-record text is the record's text.
         corrupt = "_corrupt"
         blank = F.expr(
             f"{corrupt} IS NOT NULL AND "
