@@ -39,10 +39,9 @@ CSV_OPTIONS = "header = true, delim = ',', quote = '\"', escape = '\"'"
 # DuckDB rejects-table error types that make the whole file unreadable: not UTF-8 text (named
 # INVALID ENCODING since DuckDB 1.5, INVALID UNICODE before), or broken quoting (after an
 # unterminated quote nobody can say where the next row starts).
-NOT_UTF8 = "the file is not valid UTF-8 text"
 UNREADABLE_ERRORS = {
-    "INVALID ENCODING": NOT_UTF8,
-    "INVALID UNICODE": NOT_UTF8,
+    "INVALID ENCODING": framing.NOT_UTF8,
+    "INVALID UNICODE": framing.NOT_UTF8,
     "UNQUOTED VALUE": framing.BROKEN_QUOTING,
 }
 

@@ -43,6 +43,7 @@ BROKEN_QUOTING = "broken CSV quoting (an unterminated quote or text after a clos
 STRAY_QUOTE = "a quote inside an unquoted value: quote the whole value and double any quote in it"
 STRAY_CR = "a carriage return (CR) that ends no line: save the file with LF or CRLF line endings"
 MIXED_ENDINGS = "lines end with both LF and CRLF: save the file with one kind of line ending"
+NOT_UTF8 = "the file is not valid UTF-8 text"
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class _Scan:
         try:
             self.decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return self._at("the file is not valid UTF-8 text", self.offset)
+            return self._at(NOT_UTF8, self.offset)
         if self.quotes % 2:
             return Framing(f"{BROKEN_QUOTING} (near line {_open_quote_line(self.path)})", False)
         if self.first_crlf >= 0 and self.first_bare_lf >= 0:
@@ -127,7 +128,7 @@ class _Scan:
                 self.decoder.decode(chunk)
             except UnicodeDecodeError as exc:
                 near = self.offset + max(exc.start, 0)
-                return self._at("the file is not valid UTF-8 text", near).problem
+                return self._at(NOT_UTF8, near).problem
         if self.closing_at >= 0 and chunk[:1] not in _CLOSES_BEFORE:
             return self._at(BROKEN_QUOTING, self.closing_at).problem
         self.closing_at = -1

@@ -14,7 +14,7 @@ file is read in ``multiLine`` mode, which never splits it. ``_row`` is
 ``monotonically_increasing_id()``: partition number in the high bits, position inside the
 partition in the low 33, so it orders records as the file does. Rows of the wrong shape
 (PERMISSIVE mode fills the corrupt-record column) ride along under the file index ``-1 - idx``,
-whitespace-only records (no row, as in DuckDB) under ``_BLANK - idx``: every shared query
+blank records (no row, as in DuckDB) under ``_BLANK - idx``: every shared query
 filters on accepted (non-negative) indices, so one cached relation answers all, and counting
 every record per partition gives each rejected row its position in the file. Positions are
 mapped to lines by a sequential scan of the few files that have rejects, with DuckDB's rule: a
@@ -76,7 +76,7 @@ _MAX_BITMAPS = 1 << 16
 # groups, and Spark's default (128 MB) made a whole 10M-item batch one row group: one task
 # read it, on one core, however large the cluster. DuckDB writes groups of 122,880 rows.
 _ROW_GROUP_BYTES = 8 << 20
-# _file_idx of whitespace-only records: _BLANK - idx (see the module docstring).
+# _file_idx of blank records: _BLANK - idx (see the module docstring).
 _BLANK = -(1 << 30)
 # Spark's line reader drops a line that is empty after Java's trim (every byte <= ' ').
 _JAVA_TRIM = bytes(range(0x21))
@@ -448,7 +448,7 @@ class SparkEngine:
 
         A record's position is the number of the file's records in earlier partitions plus
         its position inside its own; the records of a partition are counted in ``checked``,
-        which keeps every record (rows, rows of the wrong shape, whitespace-only records).
+        which keeps every record (rows, rows of the wrong shape, blank records).
         """
         if all(r.row >> _PART_SHIFT == 0 for r in rejects):
             return  # all in a first partition: the id is the position
