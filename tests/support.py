@@ -114,7 +114,7 @@ def _reshaped(lines: list[str], rng: random.Random) -> list[str]:
 def mutated_file(text: str, rng: random.Random) -> bytes:
     """``text`` (a CSV file) with a few random faults: maybe its columns reshaped, then odd
     values, too many or too few fields, blank and odd lines, stray CRs and quotes, repeated
-    keys, maybe a BOM or CRLF ends."""
+    keys, maybe odd lines before the header, a BOM or CRLF ends."""
     lines = text.split("\n")
     if rng.random() < 0.2:
         lines = _reshaped(lines, rng)
@@ -138,6 +138,8 @@ def mutated_file(text: str, rng: random.Random) -> bytes:
         else:
             lines[i] += "\r" if rng.random() < 0.5 else ""
             lines[i] = " " + lines[i] if rng.random() < 0.5 else lines[i]
+    if rng.random() < 0.1:  # odd lines before the header (blank ones are no rows)
+        lines[0:0] = rng.choices(_ODD_LINES, k=rng.randint(1, 2))
     out = "\n".join(lines)
     if rng.random() < 0.1:
         out = "\ufeff" + out

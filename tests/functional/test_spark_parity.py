@@ -139,6 +139,32 @@ def test_repeated_keys_near_and_far(tmp_path: Path) -> None:
     assert out["rejects"][0].count("conflicting_duplicate") == 2
 
 
+def test_blank_lines_before_the_header(tmp_path: Path) -> None:
+    """Files whose header comes after blank records (empty, whitespace, quoted-blank, a quoted
+    line break), read line by line and in multiLine mode (a quoted line break in a row), one
+    missing a column: the same verdicts, row counts and reject lines."""
+    prefixes = [b"\n", b"  \n\t\n", b'""\n" "\n', b'"\n"\n', b"\xef\xbb\xbf\n"]
+    extra = {
+        "orders": ["40,x,2024-05-01 10:00:00,complete"],
+        "order_items": ["900,1,1,-1.00"],
+        "products": ['950,"SKU\nwith a line break",1.00,Tops,2.00', "951,S,abc,Tops,2.00"],
+    }
+    batch: dict[str, list[Path]] = {ds: [] for ds in extra}
+    for n, prefix in enumerate(prefixes):
+        for ds, content in clean_batch(extra, n=40).items():
+            if ds == "order_items" and n == 1:
+                content = content.replace("id,order_id,product_id", "id,order_id", 1)
+            path = tmp_path / "gen" / ds / f"b{n}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(prefix + content.encode())
+            batch[ds].append(path)
+    out = _assert_same(tmp_path, [batch])
+    verdicts = {f["key"]: f["reason"] for f in out["reports"][0]["files"]}
+    assert verdicts["order_items/b1.csv"] == "missing_column"
+    assert sum(reason is None for reason in verdicts.values()) == 14
+    assert out["rejects"][0].count("bad_int") == 5
+
+
 def test_randomly_mutated_files(tmp_path: Path) -> None:
     """A seeded differential test: two batches of five small files per dataset, each with
     random faults (columns reordered, renamed, added or missing; stray quotes and CRs, mixed

@@ -393,6 +393,45 @@ def test_blank_lines_are_not_rows_and_multiline_rows_keep_their_text(workspace: 
     assert (verdict["rows"], verdict["bad_rows"], verdict["accepted"]) == (52, 2, True)
 
 
+# Blank records before the header: (bytes before it, its physical line).
+LEADING_BLANKS = {
+    "empty-line": (b"\n", 2),
+    "whitespace-lines": (b"  \n\t\n\x0c\n", 4),
+    "quoted-blanks": (b'""\n" "\n', 3),
+    "quoted-line-break": (b'"\n"\n', 3),
+    "bom-then-empty-line": (b"\xef\xbb\xbf\n\n", 3),
+}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("case", LEADING_BLANKS.values(), ids=LEADING_BLANKS.keys())
+def test_blank_lines_before_the_header_are_no_rows(
+    workspace: Path, tmp_path: Path, case: tuple[bytes, int]
+) -> None:
+    """The header is the first non-blank record: rows keep their physical line, a file that
+    misses a column still counts its rows, and the original bytes go to quarantine."""
+    prefix, header_line = case
+    orders = (
+        "order_id,user_id,created_at,status\n"
+        + "".join(f"{i},{i},2024-05-01 10:00:00,complete\n" for i in range(1, 40))
+        + "40,x,2024-05-01 10:00:00,complete\n"  # header + 40: bad user_id
+    )
+    items = "id,order_id,sale_price\n1,1,1.00\n\n2,1,2.00\n"  # no product_id
+    quarantined = prefix + items.encode()
+    write_batch(
+        workspace,
+        {**clean_batch({}), "orders": prefix + orders.encode(), "order_items": quarantined},
+    )
+    got, _ref = _run_against_reference(workspace, tmp_path / "snapshot")
+    assert got == {("orders/batch.csv", header_line + 40, "user_id", "bad_int")}
+    folder = only_execution(workspace)
+    files = {f["key"]: f for f in read_report(folder)["files"]}
+    assert (files["orders/batch.csv"]["rows"], files["orders/batch.csv"]["accepted"]) == (40, True)
+    items_verdict = files["order_items/batch.csv"]
+    assert (items_verdict["reason"], items_verdict["rows"]) == ("missing_column", 2)
+    assert (folder / "order_items" / "batch.csv").read_bytes() == quarantined
+
+
 @pytest.mark.fast
 def test_exactly_the_error_rate_is_accepted(workspace: Path) -> None:
     # 20 rows, 1 bad = 5 %: not more than 5 %, accepted.

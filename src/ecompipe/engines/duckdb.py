@@ -128,6 +128,10 @@ class DuckDBEngine:
         # A spill folder of its own, removed on close: concurrent runs share the workspace's
         # tmp/, and no run may see, fill or clean up another run's spill files.
         self._temp = tempfile.mkdtemp(prefix="ecompipe-duckdb-", dir=base)
+        # (dataset, file index) -> the file read for its rows, and the lines before it
+        # (header.Located): rejects are mapped back to the original's lines with them.
+        self._sources: dict[tuple[str, int], tuple[Path, int]] = {}
+        self._copies = Path(self._temp) / "copies"
         self.con = self._connect()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -164,15 +168,20 @@ class DuckDBEngine:
             "row_idx BIGINT, logical_line BIGINT, column_name VARCHAR, reason VARCHAR)"
         )
         keys: dict[tuple[str, int], InputFile] = {}
-        for ds in DATASETS:
-            ds_files = sorted((f for f in files if f.dataset == ds.name), key=lambda f: f.key)
-            for idx, f in enumerate(ds_files):
-                keys[(ds.name, idx)] = f
-            self._validate_dataset(ds, ds_files, staging, max_error_rate, report)
-        n_rejects = con.execute("SELECT count(*) FROM rejects").fetchone()
-        if n_rejects and n_rejects[0]:
-            self._write_rejects(keys, staging / "rejects.csv")
-            report.rejects_file = "rejects.csv"
+        self._sources.clear()
+        self._copies.mkdir(exist_ok=True)
+        try:
+            for ds in DATASETS:
+                ds_files = sorted((f for f in files if f.dataset == ds.name), key=lambda f: f.key)
+                for idx, f in enumerate(ds_files):
+                    keys[(ds.name, idx)] = f
+                self._validate_dataset(ds, ds_files, staging, max_error_rate, report)
+            n_rejects = con.execute("SELECT count(*) FROM rejects").fetchone()
+            if n_rejects and n_rejects[0]:
+                self._write_rejects(keys, staging / "rejects.csv")
+                report.rejects_file = "rejects.csv"
+        finally:
+            shutil.rmtree(self._copies, ignore_errors=True)
         return report
 
     def _validate_dataset(
@@ -300,7 +309,6 @@ class DuckDBEngine:
         cost more to write than the checks themselves.
         """
         con = self.con
-        path = sql_string(str(f.path))
         table = f"checked_{ds.name}_{idx}"
         # Only a file with a quote, a CR or a non-ASCII byte can be badly framed or not UTF-8
         # (framing.py): DuckDB's reader would stop on some such files with an opaque message,
@@ -313,13 +321,21 @@ class DuckDBEngine:
                 return None
             one_line = scanned.one_line
         located = locate_columns(
-            ds, f.path, fr, lambda width: self._count_rows(path, width, one_line, f"n_{table}")
+            ds,
+            f.path,
+            fr,
+            self._copies,
+            lambda source, width, before: self._count_rows(
+                sql_string(str(source)), width, one_line, f"n_{table}", before
+            ),
         )
         if located is None:
             return None
-        width, position = located
-        select = ", ".join(f"c{position[c]} AS {DIALECT.quote(c)}" for c in ds.column_names)
-        raw = _read_sql(path, width, one_line, table, select)
+        self._sources[(ds.name, idx)] = (located.path, located.lines_before)
+        select = ", ".join(
+            f"c{located.positions[c]} AS {DIALECT.quote(c)}" for c in ds.column_names
+        )
+        raw = _read_sql(sql_string(str(located.path)), located.width, one_line, table, select)
         try:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table} AS "
@@ -329,24 +345,28 @@ class DuckDBEngine:
             fr.reason = FileReason.UNREADABLE
             fr.detail = f"cannot read as CSV: {_first_line(exc)}"
             return None
-        problem = self._unreadable(table)
+        problem = self._unreadable(table, located.lines_before)
         if problem:
             con.execute(f"DROP TABLE {table}")
             fr.reason, fr.detail = FileReason.UNREADABLE, problem
             return None
         return table
 
-    def _unreadable(self, table: str) -> str | None:
-        """Why DuckDB could not read the file read as ``table`` (its rejects table says)."""
+    def _unreadable(self, table: str, lines_before: int) -> str | None:
+        """Why DuckDB could not read the file read as ``table`` (its rejects table says);
+        ``lines_before`` the header's are not in the file read (header.Located)."""
         found = self.con.execute(
             f"SELECT min(error_type), min(line) FROM rej_{table} WHERE error_type IN "
             f"({', '.join(sql_string(e) for e in UNREADABLE_ERRORS)})"
         ).fetchone()
         if found and found[0]:
-            return f"{UNREADABLE_ERRORS[str(found[0])]} (near line {found[1]})"
+            line = int(found[1]) + lines_before
+            return f"{UNREADABLE_ERRORS[str(found[0])]} (near line {line})"
         return None
 
-    def _count_rows(self, path: str, width: int, one_line: bool, table: str) -> int:
+    def _count_rows(
+        self, path: str, width: int, one_line: bool, table: str, lines_before: int
+    ) -> int:
         """Records of a file whose values are not checked (its verdict still says how many
         rows it held): every non-blank one, whatever its width. ValueError if unreadable."""
         try:
@@ -356,7 +376,7 @@ class DuckDBEngine:
             ).fetchall()[0][0]
         except duckdb.Error as exc:
             raise ValueError(f"cannot read as CSV: {_first_line(exc)}") from exc
-        problem = self._unreadable(table)
+        problem = self._unreadable(table, lines_before)
         if problem:
             raise ValueError(problem)
         return int(n) + _scalar(self.con, f"SELECT count(DISTINCT line) FROM rej_{table}")
@@ -387,10 +407,11 @@ class DuckDBEngine:
         )
         pairs = con.execute("SELECT DISTINCT dataset, file_idx FROM rejects").fetchall()
         for dataset, file_idx in pairs:
-            f = keys[(str(dataset), int(file_idx))]
+            source, before = self._sources[(str(dataset), int(file_idx))]
             con.execute(
                 f"INSERT INTO reject_lines SELECT '{dataset}', {file_idx}, logical, record_idx, "
-                f"line, text FROM ({_records_sql(f.path, str(dataset), int(file_idx))}) AS r"
+                f"line + {before}, text FROM ({_records_sql(source, str(dataset), int(file_idx))}) "
+                "AS r"
             )
         key_values = ", ".join(f"('{ds}', {i}, {sql_string(f.key)})" for (ds, i), f in keys.items())
         con.execute(

@@ -1,46 +1,110 @@
 """CSV header rules shared by every engine: read the header record, find the contract columns.
 
 Header names are trimmed and matched case-insensitively, in any order; extra columns are
-ignored. The file-level verdicts (empty, unreadable, missing or doubled column) are decided
-here once, so both engines give the same verdict and the same detail text.
+ignored. The header is the first non-blank record: blank lines before it are no rows. The
+file-level verdicts (empty, unreadable, missing or doubled column) are decided here once, so
+both engines give the same verdict and the same detail text.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import shutil
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ecompipe.contracts import Dataset, FileReason
-from ecompipe.validation import FileReport
+from ecompipe.validation import FileReport, is_blank_record
 
 HEADER_PROBE_BYTES = 1 << 20
+_BOM = b"\xef\xbb\xbf"
 
 
-def read_header(path: Path) -> list[str] | None:
-    """The header record of a CSV file (BOM removed), or None for an empty file."""
+@dataclass(frozen=True)
+class Header:
+    """A file's header record, and the blank records before it (no rows: a header is the
+    first non-blank record, :func:`validation.is_blank_record`) as physical lines and bytes."""
+
+    names: list[str]
+    lines_before: int
+    bytes_before: int
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a file's contract columns are, and the file an engine reads for its rows.
+
+    ``path`` is the file itself when its header is its first line (almost always); else a
+    copy without the blank lines before the header, which both readers would take for the
+    header (DuckDB) or skip only in part (Spark). A row's physical line in the original file
+    is its line in ``path`` plus ``lines_before``.
+    """
+
+    width: int
+    positions: dict[str, int]
+    path: Path
+    lines_before: int
+
+
+def read_header(path: Path) -> Header | None:
+    """The header record of a CSV file (BOM removed), or None for a file of blank lines."""
     with path.open("rb") as handle:
         head = handle.read(HEADER_PROBE_BYTES)
-    if not head.strip():
-        return None
     if b"\x00" in head:
         # NUL bytes: binary data or UTF-16, not a UTF-8 CSV.
         raise UnicodeError("the file holds NUL bytes (binary data or UTF-16?)")
     # A full probe may end inside a multi-byte character: only then are errors ignored.
     errors = "strict" if len(head) < HEADER_PROBE_BYTES else "ignore"
-    record = next(csv.reader(io.StringIO(head.decode("utf-8-sig", errors), newline="")), None)
-    return record or None
+    start = len(_BOM) if head.startswith(_BOM) else 0
+    lines = 0
+    while start < len(head):
+        end, span = _record_end(head, start)
+        text = head[start:end].decode("utf-8", errors).removesuffix("\n").removesuffix("\r")
+        if not is_blank_record(text):
+            tail = head[start:].decode("utf-8", errors)
+            record = next(csv.reader(io.StringIO(tail, newline="")), None)
+            return Header(record, lines, start) if record else None
+        lines += span
+        start = end
+    if len(head) == HEADER_PROBE_BYTES:
+        raise csv.Error(f"no header in the first {HEADER_PROBE_BYTES >> 20} MiB, only blank lines")
+    return None
+
+
+def _record_end(data: bytes, start: int) -> tuple[int, int]:
+    """(end, physical lines) of the record starting at ``start``: lines are taken until the
+    quotes in them balance (a quoted value may hold line breaks)."""
+    quotes = 0
+    lines = 0
+    pos = start
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end + 1
+        quotes += data.count(b'"', pos, end)
+        lines += 1
+        pos = end
+        if quotes % 2 == 0:
+            break
+    return pos, lines
 
 
 def locate_columns(
-    ds: Dataset, path: Path, fr: FileReport, count_rows: Callable[[int], int]
-) -> tuple[int, dict[str, int]] | None:
-    """(header width, position of each contract column), or None with ``fr``'s verdict set.
+    ds: Dataset,
+    path: Path,
+    fr: FileReport,
+    scratch: Path,
+    count_rows: Callable[[Path, int, int], int],
+) -> Located | None:
+    """Where the contract columns are, or None with ``fr``'s verdict set.
 
-    ``count_rows(header_width)`` is the engine's count of the file's non-blank records, asked
-    only for a file that misses a column (its verdict still reports how many rows it held);
-    it raises ValueError, with the reason, for a file it cannot read.
+    ``scratch`` is a folder of the engine's for a copy of a file with blank lines before its
+    header (see :class:`Located`). ``count_rows(path, header_width, lines_before)`` is the
+    engine's count of the non-blank records of ``path`` (header first, ``lines_before`` it
+    left out), asked only for a file that misses a column (its verdict still reports how many
+    rows it held); it raises ValueError, with the reason, for a file it cannot read.
     """
     try:
         header = read_header(path)
@@ -54,13 +118,20 @@ def locate_columns(
     if header is None:
         fr.reason, fr.detail = FileReason.NO_ROWS, "the file is empty"
         return None
+    source = path
+    if header.lines_before:
+        handle, name = tempfile.mkstemp(prefix=f"{ds.name}-", suffix=".csv", dir=scratch)
+        source = Path(name)
+        with path.open("rb") as original, open(handle, "wb") as copy:
+            original.seek(header.bytes_before)
+            shutil.copyfileobj(original, copy, 8 << 20)
     found: dict[str, list[int]] = {}
-    for pos, name in enumerate(header):
+    for pos, name in enumerate(header.names):
         found.setdefault(name.strip().lower(), []).append(pos)
     missing = [c for c in ds.column_names if c not in found]
     if missing:
         try:
-            rows = count_rows(len(header))
+            rows = count_rows(source, len(header.names), header.lines_before)
         except ValueError as exc:  # unreadable comes first, as in the reference
             fr.reason, fr.detail = FileReason.UNREADABLE, str(exc)
             return None
@@ -73,4 +144,5 @@ def locate_columns(
         fr.reason = FileReason.UNREADABLE
         fr.detail = "column given more than once: " + ", ".join(doubled)
         return None
-    return len(header), {c: found[c][0] for c in ds.column_names}
+    positions = {c: found[c][0] for c in ds.column_names}
+    return Located(len(header.names), positions, source, header.lines_before)

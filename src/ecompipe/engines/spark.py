@@ -237,6 +237,17 @@ def stop_session() -> None:
             _SESSION = None
 
 
+@dataclass(frozen=True)
+class _Source:
+    """The file read for a file's rows (header.Located: the file itself or a copy without
+    the blank lines before its header), those lines, and whether it was read line by line
+    (else in multiLine mode): record positions depend on it."""
+
+    path: Path
+    lines_before: int
+    one_line: bool
+
+
 @dataclass
 class _Reject:
     """One rejected value (or row): dataset, file index, record position, column, reason."""
@@ -264,8 +275,9 @@ class SparkEngine:
         self._scratch = Path(tempfile.mkdtemp(prefix="ecompipe-spark-", dir=base))
         self.spark = spark_session(settings)
         self._views: list[str] = []
-        # (dataset, file index) -> read line by line (else multiLine); positions depend on it.
-        self._one_line: dict[tuple[str, int], bool] = {}
+        # (dataset, file index) -> the file read for its rows, and how (_Source).
+        self._sources: dict[tuple[str, int], _Source] = {}
+        self._copies = self._scratch / "copies"
         self._lock = threading.Lock()  # views may be made from several threads
 
     def close(self) -> None:
@@ -324,25 +336,29 @@ class SparkEngine:
         # cached relations compete for the driver's heap). Each gets its own report part.
         parts = {ds.name: ValidationReport(execution_id) for ds in DATASETS}
         rejects: list[_Reject] = []
+        self._sources.clear()
+        self._copies.mkdir(exist_ok=True)
         try:
             for ds in DATASETS:
                 rejects += self._validate_dataset(
                     ds, by_dataset[ds.name], staging, max_error_rate, parts[ds.name]
                 )
+            for ds in DATASETS:
+                part = parts[ds.name]
+                report.files.extend(part.files)
+                report.accepted_rows.update(part.accepted_rows)
+                report.duplicates_dropped.update(part.duplicates_dropped)
+            if rejects:
+                _write_rejects(rejects, keys, self._sources, staging / "rejects.csv")
+                report.rejects_file = "rejects.csv"
         except EngineError:
             raise
         except Exception as exc:
             if not _is_spark_error(exc):
                 raise
             raise EngineError(f"validation failed on Spark: {_first_line(exc)}") from exc
-        for ds in DATASETS:
-            part = parts[ds.name]
-            report.files.extend(part.files)
-            report.accepted_rows.update(part.accepted_rows)
-            report.duplicates_dropped.update(part.duplicates_dropped)
-        if rejects:
-            _write_rejects(rejects, keys, self._one_line, staging / "rejects.csv")
-            report.rejects_file = "rejects.csv"
+        finally:
+            shutil.rmtree(self._copies, ignore_errors=True)
         return report
 
     def _validate_dataset(
@@ -522,16 +538,21 @@ class SparkEngine:
             fr.reason, fr.detail = FileReason.UNREADABLE, framed.problem
             return None
         one_line = framed.one_line
-        located = locate_columns(ds, f.path, fr, lambda _width: _count_rows(f.path, one_line))
+        located = locate_columns(
+            ds,
+            f.path,
+            fr,
+            self._copies,
+            lambda source, _width, _before: _count_rows(source, one_line),
+        )
         if located is None:
             return None
-        header_len, by_name = located
-        self._one_line[(ds.name, idx)] = one_line
+        self._sources[(ds.name, idx)] = _Source(located.path, located.lines_before, one_line)
         link = self._scratch / f"{ds.name}_{idx}.csv"
         link.unlink(missing_ok=True)
-        link.symlink_to(f.path.resolve())
+        link.symlink_to(located.path.resolve())
         schema = StructType(
-            [StructField(f"c{i}", StringType()) for i in range(header_len)]
+            [StructField(f"c{i}", StringType()) for i in range(located.width)]
             + [StructField("_corrupt", StringType())]
         )
         df = (
@@ -563,7 +584,7 @@ class SparkEngine:
         return df.select(
             file_idx.alias("_file_idx"),
             F.monotonically_increasing_id().alias("_row"),
-            *[F.col(f"c{by_name[c]}").alias(c) for c in ds.column_names],
+            *[F.col(f"c{located.positions[c]}").alias(c) for c in ds.column_names],
         )
 
     # ----------------------------------------------------------------- transform
@@ -669,7 +690,7 @@ def _records(path: Path, one_line: bool = False) -> Iterator[tuple[int, int, str
 def _write_rejects(
     rejects: list[_Reject],
     keys: dict[tuple[str, int], InputFile],
-    one_line: dict[tuple[str, int], bool],
+    sources: dict[tuple[str, int], _Source],
     target: Path,
 ) -> None:
     """The rejects CSV: file, physical line, column, reason, original text.
@@ -682,10 +703,11 @@ def _write_rejects(
         wanted[(r.dataset, r.file_idx)].add(r.row)
     located: dict[tuple[str, int, int], tuple[int, str]] = {}
     for (dataset, idx), rows in wanted.items():
-        for pos, line, text in _records(keys[(dataset, idx)].path, one_line[(dataset, idx)]):
+        source = sources[(dataset, idx)]
+        for pos, line, text in _records(source.path, source.one_line):
             if pos in rows:
                 if text.strip(" "):
-                    located[(dataset, idx, pos)] = (line, text)
+                    located[(dataset, idx, pos)] = (source.lines_before + line, text)
                 rows.discard(pos)
                 if not rows:
                     break
