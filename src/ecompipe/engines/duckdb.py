@@ -353,8 +353,9 @@ class DuckDBEngine:
         return table
 
     def _unreadable(self, table: str, lines_before: int) -> str | None:
-        """Why DuckDB could not read the file read as ``table`` (its rejects table says);
-        ``lines_before`` the header's are not in the file read (header.Located)."""
+        """Why DuckDB could not read the file read as ``table`` (its rejects table says), with
+        the line in the original file: ``lines_before`` its lines are not in the file read
+        (header.Located)."""
         found = self.con.execute(
             f"SELECT min(error_type), min(line) FROM rej_{table} WHERE error_type IN "
             f"({', '.join(sql_string(e) for e in UNREADABLE_ERRORS)})"

@@ -38,9 +38,9 @@ class Located:
     """Where a file's contract columns are, and the file an engine reads for its rows.
 
     ``path`` is the file itself when its header is its first line (almost always); else a
-    copy without the blank lines before the header, which both readers would take for the
-    header (DuckDB) or skip only in part (Spark). A row's physical line in the original file
-    is its line in ``path`` plus ``lines_before``.
+    copy without the blank lines before the header: DuckDB would take the first of them for
+    the header, and Spark skips only some (not a quoted-blank one, none in multiLine mode).
+    A row's physical line in the original file is its line in ``path`` plus ``lines_before``.
     """
 
     width: int
