@@ -8,6 +8,8 @@ class, never the message.
 
 from __future__ import annotations
 
+import errno
+
 
 class EcompipeError(Exception):
     """Base of every error ecompipe raises on purpose."""
@@ -72,7 +74,57 @@ class StoreError(TransientError):
     code = "Ecompipe.StoreError"
 
 
+class PermanentStoreError(TerminalError):
+    """A storage condition that retrying cannot change: refusing to overwrite an object that
+    holds other bytes, access denied, a read-only file system. An operator must act."""
+
+    code = "Ecompipe.StorePermanent"
+
+
+class ResourceError(TransientError):
+    """The machine ran short: engine memory, disk, open files, a lost Spark executor.
+
+    Resources are not data: no file ever gets a verdict for it, everything stays for the next
+    run, and the message names the setting to change. Transient on AWS (Step Functions
+    retries the task); the local runner does not retry it in-process, where the same limits
+    would fail the same way, so the run ends with exit 2 and the next run resumes.
+    """
+
+    code = "Ecompipe.ResourceExhausted"
+
+
 class EngineError(TerminalError):
     """The engine failed on the data in a way that retrying will not fix."""
 
     code = "Ecompipe.EngineError"
+
+
+#: What to do when the operating system says the machine ran short, by errno.
+_RESOURCE_ADVICE = {
+    errno.ENOSPC: "free disk space there (or point the workspace at a larger disk)",
+    errno.EDQUOT: "free disk space there or raise the disk quota",
+    errno.EMFILE: "raise the open-files limit (`ulimit -n`)",
+    errno.ENFILE: "raise the system's open-files limit (fs.file-max)",
+    errno.ENOMEM: "give the process more memory, or lower ECOMPIPE_DUCKDB_MEMORY_LIMIT",
+}
+#: Conditions of the file system that retrying cannot change.
+_PERMANENT_ADVICE = {
+    errno.EACCES: "check the owner and mode of that path",
+    errno.EPERM: "check the owner and mode of that path",
+    errno.EROFS: "the file system is read-only: remount it read-write",
+}
+
+
+def from_os_error(exc: OSError, doing: str) -> EcompipeError:
+    """``exc`` as the error its cause deserves, with what to do: a resource shortage
+    (ResourceError), a permanent condition (PermanentStoreError), else a StoreError.
+
+    Never a data verdict: an OSError says something about the machine, not the file's rows.
+    """
+    where = f" ({exc.filename})" if exc.filename else ""
+    what = exc.strerror or str(exc)
+    if exc.errno in _RESOURCE_ADVICE:
+        return ResourceError(f"{doing}: {what}{where}: {_RESOURCE_ADVICE[exc.errno]}")
+    if exc.errno in _PERMANENT_ADVICE:
+        return PermanentStoreError(f"{doing}: {what}{where}: {_PERMANENT_ADVICE[exc.errno]}")
+    return StoreError(f"{doing}: {what}{where}")
