@@ -254,8 +254,14 @@ def run(
                 indent=2,
             )
         )
-    elif not quiet and not sys.stderr.isatty():
-        pass  # the notifier already printed one line per execution
+    for outcome in result.outcomes:
+        if outcome.status == "RUNNING":
+            # Stopped by an operational error (no notification was sent): say what to fix.
+            click.echo(f"ecompipe: error: {outcome.message}", err=True)
+            click.echo(
+                f"  {outcome.execution_id} keeps its files; the next `ecompipe run` resumes it",
+                err=True,
+            )
     sys.exit(result.exit_code)
 
 

@@ -29,7 +29,9 @@ from ecompipe.errors import (
     EcompipeError,
     IncompleteSetError,
     LockBusyError,
+    ResourceError,
     TransientError,
+    from_os_error,
 )
 from ecompipe.faults import crash_point
 from ecompipe.stores.base import (
@@ -166,8 +168,12 @@ class Pipeline:
         backend: Backend,
         engine_factory: Callable[[], Engine],
         on_state: Callable[[str, str], None] | None = None,
+        retry_in_process: bool = True,
     ) -> None:
+        """``retry_in_process``: retry a state's transient errors here, with the workflow's
+        policy. The ECS tasks pass False: Step Functions owns their retries (one layer)."""
         self.settings = settings
+        self.retry_in_process = retry_in_process
         self.b = backend
         self._engine_factory = engine_factory
         self._engine: Engine | None = None
@@ -446,10 +452,20 @@ class Pipeline:
         attempt = 0
         while True:
             try:
-                return handler(execution_id)
+                try:
+                    return handler(execution_id)
+                except OSError as exc:
+                    # The machine, not the data: a full disk, too many open files...
+                    raise from_os_error(exc, str(state)) from exc
             except TransientError as exc:
                 attempt += 1
-                if spec.retry is None or attempt > spec.retry.max_attempts:
+                if (
+                    not self.retry_in_process
+                    # The same limits would fail the same way: the next run resumes.
+                    or isinstance(exc, ResourceError)
+                    or spec.retry is None
+                    or attempt > spec.retry.max_attempts
+                ):
                     raise
                 log.warning("%s: %s (retry %d)", state, exc, attempt)
                 time.sleep(spec.retry.delay(attempt) * (0.5 + _jitter()))
