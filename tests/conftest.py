@@ -36,6 +36,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             "STATE_MACHINE_ARN",
         }:
             monkeypatch.delenv(name, raising=False)
+    # Tests write each file whole before a run starts, so they need not wait for it to settle;
+    # the tests of settling (test_landing_settle.py) set their own.
+    monkeypatch.setenv("ECOMPIPE_SETTLE_SECONDS", "0")
 
 
 def ecompipe(*args: str, workspace: Path | None = None, **env: str) -> Result:

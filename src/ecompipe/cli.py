@@ -236,11 +236,18 @@ def run(
             result = pipeline.run()
     except IncompleteSetError as exc:
         click.echo(f"ecompipe: {exc}", err=True)
-        click.echo(
-            f"  land at least one .csv in {_landing_folders(ws, settings, exc.missing)} "
-            "then run again",
-            err=True,
-        )
+        if exc.settling:
+            click.echo(
+                f"  a file counts once unchanged for {settings.settle_seconds:g}s "
+                "(ECOMPIPE_SETTLE_SECONDS): run again when it is complete",
+                err=True,
+            )
+        else:
+            click.echo(
+                f"  land at least one .csv in {_landing_folders(ws, settings, exc.missing)} "
+                "then run again",
+                err=True,
+            )
         sys.exit(3)
     if as_json:
         click.echo(
@@ -586,7 +593,8 @@ def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
     from ecompipe.sample import generate_sample
 
     ws = workspace_from(workspace)
-    settings = _settings(ws)
+    # The demo wrote its files itself, whole: they need not settle.
+    settings = _settings(ws, settle_seconds=0)
     init_workspace(ws.root, settings)
     click.echo(f"workspace: {ws.root}")
     stem = f"demo_{time.strftime('%Y%m%dT%H%M%S')}"

@@ -237,6 +237,18 @@ class Settings:
         _spark_conf,
         "More Spark settings: 'spark.k=v;spark.k2=v2' (or a TOML table), e.g. s3a endpoint.",
     )
+    settle_seconds: float = _setting(
+        5.0,
+        "ECOMPIPE_SETTLE_SECONDS",
+        _non_negative_float,
+        "Local: a landed file counts once its size and mtime are unchanged for this long.",
+    )
+    max_resumes: int = _setting(
+        3,
+        "ECOMPIPE_MAX_RESUMES",
+        _positive_int,
+        "Resumes without progress after which an execution fails (with a notification).",
+    )
     debounce_seconds: float = _setting(
         2.0,
         "ECOMPIPE_DEBOUNCE_SECONDS",

@@ -9,6 +9,7 @@ class, never the message.
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 
 
 class EcompipeError(Exception):
@@ -47,19 +48,41 @@ class WorkspaceError(TerminalError):
 
 
 class IncompleteSetError(TerminalError):
-    """Not every dataset has a file in landing, so there is nothing to run."""
+    """Not every dataset has a file in landing, so there is nothing to run.
+
+    ``settling`` names files that would complete the set but are still being written
+    (changed within the last ``settle_seconds``), each as "<key> (changed N s ago)".
+    """
 
     code = "Ecompipe.IncompleteSet"
 
-    def __init__(self, missing: list[str]) -> None:
+    def __init__(self, missing: list[str], settling: Sequence[str] = ()) -> None:
         self.missing = missing
-        super().__init__("no complete set in landing: missing " + ", ".join(missing))
+        self.settling = list(settling)
+        text = "no complete set in landing: missing " + ", ".join(missing)
+        if self.settling:
+            text += "; still being written: " + ", ".join(self.settling)
+        super().__init__(text)
+
+
+class ReturnedToLandingError(TerminalError):
+    """A claimed file changed after its claim (a writer still held it open), so the
+    execution gave its set back to landing untouched: nothing was processed, nothing is lost,
+    and the next run takes the files once they are complete."""
+
+    code = "Ecompipe.Returned"
 
 
 class DataRejectedError(TerminalError):
     """Validation rejected the batch: no dataset kept a usable file."""
 
     code = "Ecompipe.DataRejected"
+
+
+class StalledError(TerminalError):
+    """An execution was resumed ``max_resumes`` times without a state succeeding."""
+
+    code = "Ecompipe.Stalled"
 
 
 class LockBusyError(TransientError):

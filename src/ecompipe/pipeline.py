@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ecompipe import trigger
@@ -30,6 +31,8 @@ from ecompipe.errors import (
     IncompleteSetError,
     LockBusyError,
     ResourceError,
+    ReturnedToLandingError,
+    StalledError,
     TransientError,
     from_os_error,
 )
@@ -78,6 +81,16 @@ class Backend:
     notifier: Notifier
     new_lock: Callable[[], Lock]
     new_critical_lock: Callable[[], Lock] | None = None
+
+
+@dataclass
+class Landing:
+    """Landed objects no unfinished execution owns (CSVs, and entries to quarantine as they
+    are), split into those that may be taken now and those changed within the last
+    ``settle_seconds``, which may still be being written."""
+
+    ready: list[ObjectInfo]
+    settling: list[ObjectInfo]
 
 
 @dataclass
@@ -182,26 +195,94 @@ class Pipeline:
         self._heartbeat: Heartbeat | None = None
         new_critical = backend.new_critical_lock
         self._critical_lock = new_critical() if new_critical is not None else None
+        #: key -> (version, when this pipeline first saw it): see ``landing``.
+        self._seen: dict[str, tuple[str, float]] = {}
 
     # ------------------------------------------------------------------ entry point
 
-    def candidates(self) -> list[ObjectInfo]:
-        """Landed objects no unfinished execution owns: CSVs, and non-files to quarantine."""
+    def landing(self) -> Landing:
+        """What landed and no unfinished execution owns, ready or still settling.
+
+        A name writers use while writing is never taken (trigger.is_in_progress). An object
+        is ready once unchanged for ``settle_seconds``: by its own timestamp, or, when that
+        cannot be trusted (a file server's clock ahead of ours), once this pipeline has seen
+        the same version that long. Objects that appear whole (S3) are always ready.
+        """
         owned = self.b.log.owned_keys()
-        return [
-            o
-            for o in self.b.store.list_landing()
-            if o.key not in owned and (not o.regular or trigger.is_csv_key(o.key))
-        ]
+        now, settle = time.time(), self.settings.settle_seconds
+        ready: list[ObjectInfo] = []
+        settling: list[ObjectInfo] = []
+        for o in self.b.store.list_landing():
+            if o.key in owned or trigger.is_in_progress(o.key):
+                continue
+            if o.regular and not trigger.is_csv_key(o.key):
+                continue
+            if self._seen.get(o.key, ("", 0.0))[0] != o.etag:
+                self._seen[o.key] = (o.etag, now)
+            if not o.held_open and (
+                o.changed_at is None
+                or now - o.changed_at >= settle
+                or now - self._seen[o.key][1] >= settle
+            ):
+                ready.append(o)
+            else:
+                settling.append(o)
+        return Landing(ready, settling)
+
+    def candidates(self) -> list[ObjectInfo]:
+        """Landed objects that may be taken now (``landing().ready``)."""
+        return self.landing().ready
+
+    def _missing(self, objects: list[ObjectInfo]) -> list[str]:
+        return trigger.missing_datasets([o.key for o in objects], self.settings)
+
+    def _settled_landing(self) -> Landing:
+        """The landing, once files that would complete a set have settled.
+
+        Waits only when the ready files alone miss a dataset and the settling ones would
+        complete it, and then once, ``settle_seconds`` at most: a file that changed again
+        meanwhile, or is held open by a writer, is still being written and is left for later.
+        """
+        landing = self.landing()
+        if (
+            not landing.settling
+            or not self._missing(landing.ready)
+            or self._missing(landing.ready + landing.settling)
+        ):
+            return landing
+        # Long enough for every one of them to settle, unless it changes again or is held
+        # open meanwhile: it is still being written then, and waiting longer would not do.
+        now, settle = time.time(), self.settings.settle_seconds
+        wait = max(
+            min(settle - (now - (o.changed_at or now)), settle - (now - self._seen[o.key][1]))
+            for o in landing.settling
+        )
+        names = ", ".join(o.key for o in landing.settling)
+        self._on_state("landing", f"waiting for {names} to settle")
+        time.sleep(min(settle, max(0.0, wait)) + 0.05)
+        return self.landing()
+
+    def _incomplete(self, landing: Landing) -> IncompleteSetError:
+        """No complete set: which datasets miss, and which files are still being written."""
+        now = time.time()
+        return IncompleteSetError(
+            self._missing(landing.ready),
+            [
+                f"{o.key} (held open by a writer)"
+                if o.held_open
+                else f"{o.key} (changed {max(0.0, now - (o.changed_at or now)):.1f}s ago)"
+                for o in landing.settling
+            ],
+        )
 
     def run(self) -> RunResult:
         """Resume what a crash left, then process the complete set in landing, if any.
 
         Nothing is written (no lease, no execution) when there is nothing to do.
         """
-        missing = trigger.missing_datasets([o.key for o in self.candidates()], self.settings)
-        if missing and not self.b.log.unfinished():
-            raise IncompleteSetError(missing)
+        landing = self._settled_landing()
+        if self._missing(landing.ready) and not self.b.log.unfinished():
+            raise self._incomplete(landing)
         waited_from = time.time()
         self._wait_for(self.b.lock, self.settings.lock_id)
         lease: dict[str, Any] = {"acquired_at": time.time(), "holder": self.holder}
@@ -213,11 +294,10 @@ class Pipeline:
                 # section, so two runs can never own the same execution or the same file.
                 with self._critical() as span:
                     orphans = self._adopt_orphans()
-                    objects = self.candidates()
-                    missing = trigger.missing_datasets([o.key for o in objects], self.settings)
+                    landing = self.landing()
                     started = None
-                    if not missing:
-                        started = self._begin(objects, waited_from, lease["acquired_at"])
+                    if not self._missing(landing.ready):
+                        started = self._begin(landing.ready, waited_from, lease["acquired_at"])
                 for eid in [*(r.execution_id for r in orphans), *([started] if started else [])]:
                     self.b.log.record_event(eid, State.ACQUIRE_LOCK, "critical", span)
                 for record in orphans:
@@ -236,7 +316,7 @@ class Pipeline:
             if self._engine is not None:
                 self._engine.close()
         if not outcomes:
-            raise IncompleteSetError(missing)
+            raise self._incomplete(landing)
         code = max(o.exit_code for o in outcomes)
         return RunResult(code, outcomes, "; ".join(o.message for o in outcomes))
 
@@ -361,6 +441,16 @@ class Pipeline:
 
     def _resume(self, record: ExecutionRecord) -> Outcome:
         self.b.log.set_holder(record.execution_id, self.holder)
+        stalled, last_error = _stalled(self.b.log.events(record.execution_id))
+        if stalled >= self.settings.max_resumes:
+            # The same failure each time (a setting to change, a fault to fix): stop
+            # resuming and say so, rather than fail quietly on every run forever.
+            stall = StalledError(
+                f"resumed {stalled} times without progress (last error: {last_error}); its "
+                "files went back to landing: fix the cause, then run again "
+                f"(ECOMPIPE_MAX_RESUMES={self.settings.max_resumes})"
+            )
+            return self._fail(record.execution_id, stall, resumed=True)
         done = self.b.log.completed_states(record.execution_id)
         self.b.log.record_event(
             record.execution_id, State.ACQUIRE_LOCK, "resumed", {"holder": self.holder}
@@ -429,7 +519,7 @@ class Pipeline:
             return True
         with self._critical():
             objects = self.candidates()
-            if trigger.missing_datasets([o.key for o in objects], self.settings):
+            if self._missing(objects):
                 return False
             now = time.time()
             self._begin(objects, now, now, execution_id=execution_id)
@@ -486,6 +576,50 @@ class Pipeline:
             self._quarantine_rejected(execution_id, entries, self._report(execution_id))
             return None
         staging = store.staging_dir(execution_id)
+        while True:
+            report = self._check(execution_id, entries, staging)
+            changed = [
+                e
+                for e in entries
+                if e.status == "claimed"
+                and e.regular
+                and store.still_being_written(execution_id, e)
+            ]
+            if not changed:
+                break
+            # A writer still held these open: what was checked is a part of each. They go
+            # back whole for a later run, and the rest is checked again without them.
+            why = "changed after its claim: still being written"
+            self._give_back(execution_id, changed, State.VALIDATE_FILES, why)
+            claimed = [e for e in entries if e.status == "claimed"]
+            if trigger.missing_datasets([e.key for e in claimed], self.settings):
+                # The rest is no complete set: it goes back too, to be taken together with
+                # those files once they are whole.
+                self._give_back(execution_id, claimed, State.VALIDATE_FILES, "set incomplete")
+                raise ReturnedToLandingError(
+                    f"{', '.join(e.key for e in changed)} changed after the claim (still being "
+                    "written): the set went back to landing untouched; the next run takes it "
+                    f"once every file is unchanged for {self.settings.settle_seconds:g}s"
+                )
+        report_path = staging / "validation_report.json"
+        report_path.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        store.put_report(execution_id, "validation_report.json", report_path)
+        if report.rejects_file:
+            store.put_report(execution_id, "rejects.csv", staging / report.rejects_file)
+        store.save_staging(execution_id)
+        self.b.log.save_summary(execution_id, {"validation": report.to_dict()})
+        self._quarantine_rejected(execution_id, entries, report)
+        return None
+
+    def _check(
+        self, execution_id: str, entries: list[ManifestEntry], staging: Path
+    ) -> ValidationReport:
+        """Validate the execution's claimed files into ``staging`` (emptied first: a second
+        pass must not leave the first one's staged rows for the transform)."""
+        for stale in staging.iterdir():
+            if stale.is_file():
+                stale.unlink()
+        store = self.b.store
         owned = [e for e in entries if e.status in ("claimed", "quarantined", "archived")]
         data = [e for e in owned if e.regular and e.dataset and trigger.is_csv_key(e.key)]
         files = [
@@ -505,15 +639,18 @@ class Pipeline:
                         "not a regular file: quarantined as it is",
                     )
                 )
-        report_path = staging / "validation_report.json"
-        report_path.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
-        store.put_report(execution_id, "validation_report.json", report_path)
-        if report.rejects_file:
-            store.put_report(execution_id, "rejects.csv", staging / report.rejects_file)
-        store.save_staging(execution_id)
-        self.b.log.save_summary(execution_id, {"validation": report.to_dict()})
-        self._quarantine_rejected(execution_id, entries, report)
-        return None
+        return report
+
+    def _give_back(
+        self, execution_id: str, entries: list[ManifestEntry], state: State, why: str
+    ) -> None:
+        """Return claimed objects to landing untouched (no verdict: nothing in the data)."""
+        for entry in entries:
+            self.b.store.unclaim(execution_id, entry)
+            self.b.log.update_entry(execution_id, entry)
+        if entries:
+            keys = [e.key for e in entries]
+            self.b.log.record_event(execution_id, state, "returned", {"keys": keys, "why": why})
 
     def _quarantine_rejected(
         self, execution_id: str, entries: list[ManifestEntry], report: ValidationReport
@@ -551,9 +688,17 @@ class Pipeline:
 
     def _archive(self, execution_id: str) -> None:
         for entry in self.b.log.manifest(execution_id):
-            if entry.status == "claimed":
-                self.b.store.archive(execution_id, entry)
-                self.b.log.update_entry(execution_id, entry)
+            if entry.status != "claimed":
+                continue
+            if entry.regular and self.b.store.still_being_written(execution_id, entry):
+                # Written to after its rows were counted: archived, its new bytes would never
+                # count. Back to landing, a later run reads it whole; its rows counted now have
+                # the same keys, so the later ones replace them.
+                why = "changed after its rows were counted: still being written"
+                self._give_back(execution_id, [entry], State.ARCHIVE_FILES, why)
+                continue
+            self.b.store.archive(execution_id, entry)
+            self.b.log.update_entry(execution_id, entry)
         return None
 
     # ------------------------------------------------------------------ endings
@@ -596,23 +741,45 @@ class Pipeline:
             execution_id, Status.SUCCEEDED, EXIT_OK, message["subject"], resumed, message
         )
 
+    def _withdraw_unfinished_batch(self, execution_id: str) -> None:
+        """A failure after TransformData started but before it succeeded may leave the batch
+        in the curated log without its metrics written: withdrawn (in the critical section,
+        as it was published), its rows count when a later run takes the files again, and
+        the curated log and the metrics never disagree."""
+        events = {
+            e["event"]
+            for e in self.b.log.events(execution_id)
+            if e["state"] == State.TRANSFORM_DATA
+        }
+        record = self.b.log.get(execution_id)
+        if record is None or "entered" not in events or "succeeded" in events:
+            return
+        with self._critical():
+            self.b.store.withdraw_batch(execution_id, record.seq)
+
     def _fail(self, execution_id: str, error: EcompipeError, resumed: bool) -> Outcome:
         if isinstance(error, TransientError):
             # Leave the execution RUNNING and its files claimed: the next run resumes it
             # from the last completed state (nothing is redone twice, nothing is lost).
             return Outcome(execution_id, Status.RUNNING, EXIT_ERROR, str(error), resumed)
         self.b.log.record_event(execution_id, State.FAILURE, "entered")
-        for entry in self.b.log.manifest(execution_id):
-            if entry.status == "claimed":
-                # A terminal failure after validation: keep the files, with the reason.
-                self.b.store.quarantine(execution_id, entry)
-                self.b.log.update_entry(execution_id, entry)
+        self._withdraw_unfinished_batch(execution_id)
+        # Files without a verdict go back to landing untouched: a failure that is not in the
+        # data (a bug, a setting, storage refusing a write) never quarantines them.
+        claimed = [e for e in self.b.log.manifest(execution_id) if e.status == "claimed"]
+        self._give_back(execution_id, claimed, State.FAILURE, f"{error.code}: {error}")
         message = self._message(execution_id, Status.FAILED, error)
-        self.b.notifier.notify(message)
+        if not isinstance(error, ReturnedToLandingError):
+            # (Nothing was processed and nothing is lost then: no one need be told.)
+            self.b.notifier.notify(message)
         self.b.store.cleanup(execution_id)
         self.b.log.finish(execution_id, Status.FAILED, {"error": message["error"]})
         self.b.log.record_event(execution_id, State.FAILURE, "succeeded")
-        code = EXIT_REJECTED if isinstance(error, DataRejectedError) else EXIT_ERROR
+        code = EXIT_ERROR
+        if isinstance(error, DataRejectedError):
+            code = EXIT_REJECTED
+        elif isinstance(error, ReturnedToLandingError):
+            code = EXIT_NO_COMPLETE_SET
         return Outcome(execution_id, Status.FAILED, code, message["subject"], resumed, message)
 
 
@@ -633,6 +800,20 @@ def _subject(
         f"recomputed, {kpi.get('waiting_for_order', 0)} items waiting for their order, "
         f"{kpi.get('waiting_for_product', 0)} for their product"
     )
+
+
+def _stalled(events: list[dict[str, Any]]) -> tuple[int, str]:
+    """How many times an execution was resumed since a state last succeeded, and the last
+    error it failed with."""
+    resumes, last_error = 0, "none recorded"
+    for ev in events:
+        if ev["event"] == "succeeded" and ev["state"] != State.ACQUIRE_LOCK:
+            resumes = 0
+        elif ev["event"] == "resumed":
+            resumes += 1
+        elif ev["event"] == "failed" and ev.get("detail"):
+            last_error = str(ev["detail"].get("message", ev["detail"]))
+    return resumes, last_error
 
 
 def _jitter() -> float:

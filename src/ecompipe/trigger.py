@@ -9,10 +9,21 @@ from ecompipe.config import Settings
 DATASET_NAMES = ("orders", "order_items", "products")
 
 
-def is_csv_key(key: str) -> bool:
-    """A data file: ``.csv`` in any case, not hidden."""
+#: Endings writers give a file while they write it (then rename it into place).
+WRITER_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+
+
+def is_in_progress(key: str) -> bool:
+    """A name writers use while writing: hidden (``.x.csv``, rsync's temporary names), an
+    office lock file (``~$x.csv``), or a partial download (``x.csv.part``, ...). Such an
+    entry is never a candidate, neither data nor an entry to quarantine."""
     name = key.rsplit("/", 1)[-1]
-    return name.lower().endswith(".csv") and not name.startswith(".")
+    return name.startswith((".", "~")) or name.lower().endswith(WRITER_SUFFIXES)
+
+
+def is_csv_key(key: str) -> bool:
+    """A data file: ``.csv`` in any case, not a name writers use while writing."""
+    return key.lower().endswith(".csv") and not is_in_progress(key)
 
 
 def missing_datasets(keys: Iterable[str], settings: Settings) -> list[str]:

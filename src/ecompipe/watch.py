@@ -141,8 +141,13 @@ def watch(
 
 
 def _ready(pipeline: Pipeline) -> bool:
-    """A complete set no execution owns, or an interrupted execution to finish."""
-    keys = [o.key for o in pipeline.candidates()]
+    """A complete set no execution owns, or an interrupted execution to finish.
+
+    Files still settling count here: the run waits for them (Pipeline.run), and if one is
+    still being written it starts nothing; that writer's next event brings watch back.
+    """
+    landing = pipeline.landing()
+    keys = [o.key for o in landing.ready + landing.settling]
     return not trigger.missing_datasets(keys, pipeline.settings) or bool(
         pipeline.b.log.unfinished()
     )

@@ -117,6 +117,14 @@ class S3ObjectStore:
             entry.etag, entry.size = etag, size
             entry.location = f"s3://{self.bucket}/{entry.key}"
 
+    def still_being_written(self, execution_id: str, entry: ManifestEntry) -> bool:
+        """Never: S3 objects appear whole, and every read names the claimed version."""
+        return False
+
+    def unclaim(self, execution_id: str, entry: ManifestEntry) -> None:
+        """Nothing moves on S3 (a claim only records the version): the object is in landing."""
+        entry.status, entry.location = "returned", None
+
     def local_path(self, execution_id: str, entry: ManifestEntry) -> Path:
         """Download exactly the claimed version (GetObject IfMatch) once per execution."""
         path = self.root / execution_id / "inflight" / entry.key
@@ -269,6 +277,15 @@ class S3ObjectStore:
                 )
             except Exception as exc:
                 raise translate(exc, f"publishing s3://{self.bucket}/{dst}") from None
+
+    def withdraw_batch(self, execution_id: str, seq: int) -> None:
+        """Delete the batch's objects from the curated log (a missing one is no error)."""
+        for dataset in DATASET_NAMES:
+            key = f"{WORK_PREFIX}/curated/" + curated_path(Path(), dataset, seq).as_posix()
+            try:
+                self.s3.delete_object(Bucket=self.bucket, Key=key)
+            except Exception as exc:
+                raise translate(exc, f"withdrawing s3://{self.bucket}/{key}") from None
 
     def cleanup(self, execution_id: str) -> None:
         """Delete the execution's staged objects and its local working files."""

@@ -18,12 +18,19 @@ from ecompipe.kpis import CategoryMetrics, OrderMetrics
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """One landed object: its key (``orders/a.csv``), size and version tag."""
+    """One landed object: its key (``orders/a.csv``), size and version tag.
+
+    ``changed_at`` is when it last changed (seconds since the epoch) where objects can be
+    written in place, as files in a folder can; None where they appear whole (S3).
+    ``held_open`` is True when a writer has it open now (where the store can tell).
+    """
 
     key: str
     size: int
     etag: str
     regular: bool = True
+    changed_at: float | None = None
+    held_open: bool = False
 
 
 @dataclass
@@ -35,7 +42,7 @@ class ManifestEntry:
     size: int
     etag: str
     regular: bool = True
-    #: claimed | quarantined | archived | gone
+    #: claimed | quarantined | archived | gone | returned (given back to landing untouched)
     status: str = "claimed"
     location: str | None = None
 
@@ -81,6 +88,17 @@ class ObjectStore(Protocol):
         """
         ...
 
+    def still_being_written(self, execution_id: str, entry: ManifestEntry) -> bool:
+        """Whether the claimed object changed since its claim recorded its version, or a
+        writer still holds it open. Never, where objects appear whole and every read names
+        the claimed version (S3)."""
+        ...
+
+    def unclaim(self, execution_id: str, entry: ManifestEntry) -> None:
+        """Give a claimed object back to landing untouched (status ``returned``); idempotent.
+        The next run sees it as a new landing."""
+        ...
+
     def local_path(self, execution_id: str, entry: ManifestEntry) -> Path:
         """A local file holding exactly the claimed version of ``entry``, for the engine."""
         ...
@@ -112,6 +130,11 @@ class ObjectStore(Protocol):
 
     def publish_batch(self, execution_id: str, seq: int) -> None:
         """Move the execution's staged files into the curated log as batch ``seq`` (idempotent)."""
+        ...
+
+    def withdraw_batch(self, execution_id: str, seq: int) -> None:
+        """Remove batch ``seq`` from the curated log, if it is there (idempotent): a failed
+        execution's batch, published before its metrics were written."""
         ...
 
     def cleanup(self, execution_id: str) -> None:

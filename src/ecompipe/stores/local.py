@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -42,6 +43,35 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+#: fcntl's F_SETLEASE (Linux only; Python names it from 3.9 on some builds, so by value).
+_F_SETLEASE = getattr(fcntl, "F_SETLEASE", 1024) if sys.platform == "linux" else None
+
+
+def held_for_writing(path: Path) -> bool:
+    """Whether some process has the file open for writing now (an export still writing,
+    an SFTP upload, ``cp`` in progress).
+
+    Linux tells by a read lease, which it grants only when no one has the file open for
+    writing; it is given back at once. Elsewhere, on file systems without leases (NFS) and
+    for files of another owner the answer is False: the settle period is the defence then.
+    """
+    if _F_SETLEASE is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        return exc.errno == errno.EAGAIN
+    else:
+        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
 
 
 def verified_move(src: Path, dst: Path) -> None:
@@ -107,7 +137,8 @@ class FolderObjectStore:
         self.settings = settings
 
     def list_landing(self) -> list[ObjectInfo]:
-        """Direct children of each dataset folder; hidden names are in-progress uploads."""
+        """Direct children of each dataset folder, with when each last changed: the later of
+        its mtime and ctime (``cp -p`` and rsync set an old mtime; no tool can set ctime)."""
         found: list[ObjectInfo] = []
         for dataset in DATASET_NAMES:
             prefix = self.settings.prefix_of(dataset)
@@ -119,11 +150,21 @@ class FolderObjectStore:
             except OSError as exc:
                 raise StoreError(f"cannot list {folder}: {exc.strerror}") from None
             for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                st = entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # renamed or removed since the listing: not landed
                 regular = stat.S_ISREG(st.st_mode)
-                found.append(ObjectInfo(f"{prefix}/{entry.name}", st.st_size, etag_of(st), regular))
+                found.append(
+                    ObjectInfo(
+                        f"{prefix}/{entry.name}",
+                        st.st_size,
+                        etag_of(st),
+                        regular,
+                        max(st.st_mtime, st.st_ctime),
+                        regular and held_for_writing(Path(entry.path)),
+                    )
+                )
         return sorted(found, key=lambda o: o.key)
 
     def _inflight(self, execution_id: str, key: str) -> Path:
@@ -150,6 +191,23 @@ class FolderObjectStore:
                 entry.etag = etag_of(dst.lstat())
                 entry.size = dst.lstat().st_size
             entry.location = str(dst.relative_to(self.ws.root))
+
+    def still_being_written(self, execution_id: str, entry: ManifestEntry) -> bool:
+        """The file in inflight/ is not the version the claim recorded (size, mtime), or a
+        writer holds it open: one that opened it in landing writes on after the move."""
+        path = self._inflight(execution_id, entry.key)
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return False
+        return stat.S_ISREG(st.st_mode) and (etag_of(st) != entry.etag or held_for_writing(path))
+
+    def unclaim(self, execution_id: str, entry: ManifestEntry) -> None:
+        """Move the file from inflight/ back to landing/ (a writer holding it open writes
+        on into the same file there)."""
+        dst = self.ws.landing / entry.key
+        verified_move(self._inflight(execution_id, entry.key), dst)
+        entry.status, entry.location = "returned", str(dst.relative_to(self.ws.root))
 
     def local_path(self, execution_id: str, entry: ManifestEntry) -> Path:
         """The claimed copy in inflight/."""
@@ -197,6 +255,11 @@ class FolderObjectStore:
             src, dst = staged_path(staging, dataset), curated_path(self.ws.curated, dataset, seq)
             if src.exists():  # else: no rows for this dataset, or published before a crash
                 verified_move(src, dst)
+
+    def withdraw_batch(self, execution_id: str, seq: int) -> None:
+        """Delete the batch's files from curated/ (its rows' files are kept elsewhere)."""
+        for dataset in DATASET_NAMES:
+            curated_path(self.ws.curated, dataset, seq).unlink(missing_ok=True)
 
     def cleanup(self, execution_id: str) -> None:
         """Remove the execution's staging data and its (now empty) inflight folders."""

@@ -453,10 +453,11 @@ class SQLiteExecutionLog:
         return [ManifestEntry(k, d, s, e, bool(r), st, loc) for k, d, s, e, r, st, loc in rows]
 
     def update_entry(self, execution_id: str, entry: ManifestEntry) -> None:
-        """Persist one entry's status and location."""
+        """Persist one entry's status, location and claimed version (size, etag)."""
         self._con.execute(
-            "UPDATE manifest SET status = ?, location = ? WHERE execution_id = ? AND key = ?",
-            (entry.status, entry.location, execution_id, entry.key),
+            "UPDATE manifest SET status = ?, location = ?, size = ?, etag = ? "
+            "WHERE execution_id = ? AND key = ?",
+            (entry.status, entry.location, entry.size, entry.etag, execution_id, entry.key),
         )
 
     def owned_keys(self) -> set[str]:
