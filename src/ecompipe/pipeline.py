@@ -22,7 +22,6 @@ from typing import Any
 
 from ecompipe import trigger
 from ecompipe.config import Settings
-from ecompipe.contracts import FileReason
 from ecompipe.engines.base import Engine, InputFile
 from ecompipe.errors import (
     DataRejectedError,
@@ -44,7 +43,7 @@ from ecompipe.stores.base import (
     ObjectInfo,
     ObjectStore,
 )
-from ecompipe.validation import FileReport, ValidationReport
+from ecompipe.validation import ValidationReport, unread_verdict
 from ecompipe.workflow import SPECS, RetryPolicy, State, Status, next_state
 
 log = logging.getLogger("ecompipe")
@@ -487,7 +486,14 @@ class Pipeline:
             return None
         staging = store.staging_dir(execution_id)
         owned = [e for e in entries if e.status in ("claimed", "quarantined", "archived")]
-        data = [e for e in owned if e.regular and e.dataset and trigger.is_csv_key(e.key)]
+        data = [
+            e
+            for e in owned
+            if e.regular
+            and e.dataset
+            and trigger.is_csv_key(e.key)
+            and not trigger.key_problem(e.key)
+        ]
         files = [
             InputFile(e.key, e.dataset, store.local_path(execution_id, e))
             for e in data
@@ -496,15 +502,7 @@ class Pipeline:
         report = self.engine.validate(execution_id, files, staging, self.settings.max_error_rate)
         for e in owned:
             if e not in data:
-                report.files.append(
-                    FileReport(
-                        e.key,
-                        e.dataset or "",
-                        False,
-                        FileReason.NOT_A_FILE,
-                        "not a regular file: quarantined as it is",
-                    )
-                )
+                report.files.append(unread_verdict(e.key, e.dataset or ""))
         report_path = staging / "validation_report.json"
         report_path.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
         store.put_report(execution_id, "validation_report.json", report_path)

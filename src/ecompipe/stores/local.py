@@ -12,6 +12,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import stat
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from ecompipe import trigger
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path, staged_path
@@ -28,6 +30,8 @@ from ecompipe.errors import StoreError
 from ecompipe.faults import crash_point
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
 from ecompipe.workspace import Workspace
+
+log = logging.getLogger("ecompipe")
 
 
 def etag_of(st: os.stat_result) -> str:
@@ -120,6 +124,11 @@ class FolderObjectStore:
                 raise StoreError(f"cannot list {folder}: {exc.strerror}") from None
             for entry in entries:
                 if entry.name.startswith("."):
+                    continue
+                if not trigger.is_utf8(entry.name):
+                    # Not even quarantine can record it (trigger.is_utf8): it stays in
+                    # landing, ignored with a warning, and the run goes on without it.
+                    log.warning("ignoring %s: its name is not valid UTF-8", ascii(entry.path))
                     continue
                 st = entry.stat(follow_symlinks=False)
                 regular = stat.S_ISREG(st.st_mode)
