@@ -218,11 +218,13 @@ def run(
 ) -> None:
     """Run the pipeline once: resume interrupted work, then process the complete set."""
     from ecompipe.backends import open_backend
-    from ecompipe.engines import create_engine
+    from ecompipe.engines import create_engine, require_engine
     from ecompipe.pipeline import Pipeline
 
     ws = workspace_from(workspace)
     settings = _settings(ws, engine=engine)
+    # Before anything is claimed: the engine itself starts only inside ValidateFiles.
+    require_engine(settings)
     ports = open_backend(backend, settings, ws, quiet=quiet or as_json)
     started = time.monotonic()
     try:
@@ -298,12 +300,13 @@ def watch(
     it). Exit 0 when stopped, at --max-runs or at --timeout.
     """
     from ecompipe.backends import open_backend
-    from ecompipe.engines import create_engine
+    from ecompipe.engines import create_engine, require_engine
     from ecompipe.pipeline import Pipeline
     from ecompipe.watch import watch as watch_landing
 
     ws = workspace_from(workspace).require()
     settings = _settings(ws, debounce_seconds=debounce)
+    require_engine(settings)
 
     def new_pipeline() -> Pipeline:
         ports = open_backend("local", settings, ws, quiet=quiet)
@@ -588,13 +591,14 @@ def show_config(workspace: Path | None) -> None:
 def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
     """Create a workspace, generate sample data, run the pipeline, print the KPIs."""
     from ecompipe.backends import open_backend
-    from ecompipe.engines import create_engine
+    from ecompipe.engines import create_engine, require_engine
     from ecompipe.pipeline import Pipeline
     from ecompipe.sample import generate_sample
 
     ws = workspace_from(workspace)
     # The demo wrote its files itself, whole: they need not settle.
     settings = _settings(ws, settle_seconds=0)
+    require_engine(settings)
     init_workspace(ws.root, settings)
     click.echo(f"workspace: {ws.root}")
     stem = f"demo_{time.strftime('%Y%m%dT%H%M%S')}"

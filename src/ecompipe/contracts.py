@@ -114,6 +114,8 @@ class FileReason:
     ERROR_RATE = "error_rate"
     NOT_A_FILE = "not_a_file"
     NOT_CSV = "not_csv"
+    #: The object's key must not become a local path (trigger.key_problem): never read.
+    UNSAFE_KEY = "unsafe_key"
 
 
 def dataset_of_key(key: str) -> Dataset | None:

@@ -41,6 +41,13 @@ class ConfigError(TerminalError):
         super().__init__("; ".join(problems))
 
 
+class MissingExtraError(ConfigError):
+    """An optional extra (boto3 for AWS, pyspark for Spark) is not installed or not
+    importable; the message names the pip command that installs it."""
+
+    code = "Ecompipe.MissingExtra"
+
+
 class WorkspaceError(TerminalError):
     """The workspace is missing or damaged."""
 

@@ -23,7 +23,6 @@ from typing import Any
 
 from ecompipe import trigger
 from ecompipe.config import Settings
-from ecompipe.contracts import FileReason
 from ecompipe.engines.base import Engine, InputFile
 from ecompipe.errors import (
     DataRejectedError,
@@ -47,7 +46,7 @@ from ecompipe.stores.base import (
     ObjectInfo,
     ObjectStore,
 )
-from ecompipe.validation import FileReport, ValidationReport
+from ecompipe.validation import ValidationReport, unread_verdict
 from ecompipe.workflow import SPECS, RetryPolicy, State, Status, next_state
 
 log = logging.getLogger("ecompipe")
@@ -621,7 +620,14 @@ class Pipeline:
                 stale.unlink()
         store = self.b.store
         owned = [e for e in entries if e.status in ("claimed", "quarantined", "archived")]
-        data = [e for e in owned if e.regular and e.dataset and trigger.is_csv_key(e.key)]
+        data = [
+            e
+            for e in owned
+            if e.regular
+            and e.dataset
+            and trigger.is_csv_key(e.key)
+            and not trigger.key_problem(e.key)
+        ]
         files = [
             InputFile(e.key, e.dataset, store.local_path(execution_id, e))
             for e in data
@@ -630,15 +636,7 @@ class Pipeline:
         report = self.engine.validate(execution_id, files, staging, self.settings.max_error_rate)
         for e in owned:
             if e not in data:
-                report.files.append(
-                    FileReport(
-                        e.key,
-                        e.dataset or "",
-                        False,
-                        FileReason.NOT_A_FILE,
-                        "not a regular file: quarantined as it is",
-                    )
-                )
+                report.files.append(unread_verdict(e.key, e.dataset or ""))
         return report
 
     def _give_back(

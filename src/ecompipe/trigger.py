@@ -1,4 +1,5 @@
-"""Complete-set detection, shared by ``ecompipe run``/``watch`` and the Lambda aggregator."""
+"""Complete-set detection, shared by ``ecompipe run``/``watch`` and the Lambda aggregator,
+and the rule for object keys that are safe to use as a local path."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from collections.abc import Iterable
 from ecompipe.config import Settings
 
 DATASET_NAMES = ("orders", "order_items", "products")
+
+#: S3's own limit on a key, in bytes of UTF-8.
+MAX_KEY_BYTES = 1024
+#: The longest file name most file systems take (NAME_MAX), in bytes.
+MAX_SEGMENT_BYTES = 255
 
 
 #: Endings writers give a file while they write it (then rename it into place).
@@ -30,3 +36,51 @@ def missing_datasets(keys: Iterable[str], settings: Settings) -> list[str]:
     """Datasets that have no CSV among ``keys`` (empty list: the set is complete)."""
     present = {settings.dataset_of_key(k) for k in keys if is_csv_key(k)}
     return [d for d in DATASET_NAMES if d not in present]
+
+
+def _is_control(char: str) -> bool:
+    """C0 (NUL included), DEL and C1: characters no file name or terminal should carry."""
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F
+
+
+def is_utf8(name: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (a local file name; Python keeps
+    those bytes as lone surrogates). No manifest, report or S3 key can hold such a name."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` must not become a local path (one line for a person), or None if it may.
+
+    S3 takes almost any key; a task turns a landing key into ``<scratch>/<key>``. A key that
+    could leave that folder (``..``, a leading ``/``), be read differently by another tool
+    (a backslash, an empty or ``.`` segment), carry a control character (NUL truncates C
+    strings, ESC drives terminals), or not fit a file system (1,024 bytes; 255 per segment)
+    is refused by this one rule, on S3 and for local landing names alike.
+    """
+    for position, char in enumerate(key):
+        if _is_control(char):
+            return f"a control character (U+{ord(char):04X}) at position {position}"
+    if not is_utf8(key):
+        return "not valid UTF-8"
+    size = len(key.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        return f"{size:,} bytes long, more than {MAX_KEY_BYTES:,}"
+    if "\\" in key:
+        return "a backslash (a path separator on Windows)"
+    if key.startswith("/"):
+        return "a leading '/' (an absolute path)"
+    for segment in key.split("/"):
+        if segment in ("", ".", ".."):
+            return f"a path segment {segment!r} (empty, '.' and '..' are not names)"
+        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            return (
+                f"a path segment of {len(segment.encode('utf-8')):,} bytes, "
+                f"more than {MAX_SEGMENT_BYTES}"
+            )
+    return None

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from ecompipe import trigger
 from ecompipe.contracts import (
     KNOWN_STATUSES,
     MONEY_INT_DIGITS,
@@ -23,6 +24,7 @@ from ecompipe.contracts import (
     Column,
     ColumnType,
     Dataset,
+    FileReason,
     Reason,
 )
 from ecompipe.dialect import Dialect, sql_string
@@ -350,6 +352,19 @@ class FileReport:
     rejected_rows: int = 0
     duplicates_dropped: int = 0
     unknown_status: int = 0
+
+
+def unread_verdict(key: str, dataset: str) -> FileReport:
+    """The verdict on an owned landing entry the engine must not read: an unsafe key
+    (trigger.key_problem names why), else an entry that is not a regular file."""
+    problem = trigger.key_problem(key)
+    if problem is not None:
+        return FileReport(
+            key, dataset, False, FileReason.UNSAFE_KEY, f"unsafe key: {problem}: quarantined unread"
+        )
+    return FileReport(
+        key, dataset, False, FileReason.NOT_A_FILE, "not a regular file: quarantined as it is"
+    )
 
 
 @dataclass

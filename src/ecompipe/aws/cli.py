@@ -38,8 +38,8 @@ def bootstrap() -> None:
     from ecompipe.stores.aws import AwsClients, require_settings
 
     settings = load_settings()
-    require_settings(settings, "bucket_name")
     clients = AwsClients(settings)
+    require_settings(settings, "bucket_name")
     for line in bootstrap_resources(settings, clients):
         click.echo(line)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from ecompipe.aws.state_machine import HEARTBEAT_EVERY, SFN_LEASE_SECONDS
 from ecompipe.config import Settings, load_settings
+from ecompipe.engines import require_engine
 from ecompipe.engines.base import Engine
 from ecompipe.errors import (
     ConfigError,
@@ -97,9 +98,9 @@ def run_task(
     {"status": "failure", "error": code, "cause": text}.
     """
     env = os.environ if env is None else env
-    token = _required(env, "TASK_TOKEN")
     settings = load_settings(env=env)
-    clients = clients or AwsClients(settings)
+    clients = clients or AwsClients(settings)  # first: without boto3 nothing can be reported
+    token = _required(env, "TASK_TOKEN")
     sfn = clients("stepfunctions")
     try:
         output = _run(worker, env, settings, clients, engine_factory, sfn, token, heartbeat_every)
@@ -136,6 +137,10 @@ def _run(
     if worker not in WORKER_STATES:
         raise ConfigError([f"unknown task {worker!r}: choose {', '.join(WORKER_STATES)}"])
     execution_id = _required(env, "EXECUTION_ID")
+    if engine_factory is None and WORKER_STATES[worker] != State.ARCHIVE_FILES:
+        # Before the execution is opened: a missing pyspark must not end it with its files
+        # quarantined (the engine starts only after they are claimed).
+        require_engine(settings)
     work = Path(tempfile.mkdtemp(prefix="ecompipe-task-"))
     notifier = CollectingNotifier()
     backend = open_aws_backend(

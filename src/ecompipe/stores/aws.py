@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecompipe import extras
 from ecompipe.config import Settings
 from ecompipe.errors import ConfigError, StoreError, TerminalError
 from ecompipe.pipeline import Backend
@@ -69,6 +70,7 @@ def error_code(exc: Exception) -> str:
 
 def new_client(service: str, settings: Settings) -> Any:
     """A boto3 client for ``service`` in AWS_REGION (AWS_ENDPOINT_URL honoured by boto3)."""
+    extras.require(extras.AWS)
     import boto3  # noqa: TID251 (lazy: only the aws backend gets here)
     from botocore.config import Config
 
@@ -83,6 +85,11 @@ class AwsClients:
 
     settings: Settings
     made: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Every AWS path builds these first: a missing boto3 is the first thing it reports,
+        # before settings that would only matter once boto3 is there.
+        extras.require(extras.AWS)
 
     def __call__(self, service: str) -> Any:
         if service not in self.made:
@@ -127,10 +134,10 @@ def open_aws_backend(
     from ecompipe.stores.aws_sns import SNSNotifier
 
     del workspace
+    clients = clients or AwsClients(settings)
     require_settings(settings, "bucket_name")
     if notifier is None:
         require_settings(settings, "sns_topic_arn")
-    clients = clients or AwsClients(settings)
     root = work_dir or Path(tempfile.mkdtemp(prefix="ecompipe-aws-"))
     ddb = clients("dynamodb")
 

@@ -14,20 +14,25 @@ object overwritten mid-run is therefore never processed or archived under the ol
 the entry becomes ``gone`` and the new version waits in landing for the next run. A move is
 copy, verify (size and ETag), then delete, and the delete too is conditional on the ETag.
 Keys are used exactly as S3 lists them; URL-decoding happens only for S3 *event* keys
-(aws/lambda_handler.py).
+(aws/lambda_handler.py). A key that must not become a local path (trigger.key_problem: ``..``,
+a backslash, a control character, too long) is never downloaded: validation quarantines the
+object within S3, and every download here refuses such a name, or one that resolves outside
+its folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ecompipe import trigger
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path
-from ecompipe.errors import StoreError
+from ecompipe.errors import PermanentStoreError, StoreError
 from ecompipe.faults import crash_point
 from ecompipe.stores.aws import error_code, translate
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
@@ -126,12 +131,17 @@ class S3ObjectStore:
         entry.status, entry.location = "returned", None
 
     def local_path(self, execution_id: str, entry: ManifestEntry) -> Path:
-        """Download exactly the claimed version (GetObject IfMatch) once per execution."""
-        path = self.root / execution_id / "inflight" / entry.key
+        """Download exactly the claimed version (GetObject IfMatch) once per execution.
+
+        Refuses (PermanentStoreError) a key that must not become a local path: the pipeline
+        quarantines such objects unread, so reaching here with one is a bug to stop at.
+        """
+        path = self._local(self.root / execution_id / "inflight", entry.key)
         if path.is_file() and path.stat().st_size == entry.size:
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
+        # Not ".<name>.part": a name of 255 bytes (allowed) would make it too long to create.
+        tmp = path.with_name(f".{hashlib.sha256(path.name.encode()).hexdigest()[:16]}.part")
         try:
             body = self.s3.get_object(Bucket=self.bucket, Key=entry.key, IfMatch=entry.etag)["Body"]
             with tmp.open("wb") as out:
@@ -145,6 +155,19 @@ class S3ObjectStore:
                 ) from None
             raise translate(exc, f"downloading s3://{self.bucket}/{entry.key}") from None
         tmp.replace(path)
+        return path
+
+    def _local(self, folder: Path, name: str) -> Path:
+        """``folder / name``, or PermanentStoreError when ``name`` has a key problem or its
+        path resolves outside ``folder`` (the check that holds whatever the rule misses)."""
+        problem = trigger.key_problem(name)
+        path = folder / name
+        if problem is None and not path.resolve().is_relative_to(folder.resolve()):
+            problem = f"its path leaves {folder}"
+        if problem is not None:
+            raise PermanentStoreError(
+                f"refusing to copy {name!r} of s3://{self.bucket} under {folder}: {problem}"
+            )
         return path
 
     # ------------------------------------------------------------------ moves
@@ -238,7 +261,7 @@ class S3ObjectStore:
             path.mkdir(parents=True)
             prefix = self._staging_prefix(execution_id)
             for obj in self._objects(self.bucket, prefix):
-                self._download(obj["Key"], path / obj["Key"][len(prefix) :])
+                self._download(obj["Key"], self._local(path, obj["Key"][len(prefix) :]))
         return path
 
     def save_staging(self, execution_id: str) -> None:
@@ -259,7 +282,7 @@ class S3ObjectStore:
         path = self.root / "curated"
         path.mkdir(parents=True, exist_ok=True)
         for obj, name in zip(objects, names, strict=True):
-            local = path / name
+            local = self._local(path, name)
             if not (local.is_file() and local.stat().st_size == int(obj["Size"])):
                 self._download(obj["Key"], local)
         return CuratedLog.listed(str(path), names)

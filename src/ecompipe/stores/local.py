@@ -13,6 +13,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import stat
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from ecompipe import trigger
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path, staged_path
@@ -29,6 +31,8 @@ from ecompipe.errors import StoreError
 from ecompipe.faults import crash_point
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
 from ecompipe.workspace import Workspace
+
+log = logging.getLogger("ecompipe")
 
 
 def etag_of(st: os.stat_result) -> str:
@@ -150,6 +154,12 @@ class FolderObjectStore:
             except OSError as exc:
                 raise StoreError(f"cannot list {folder}: {exc.strerror}") from None
             for entry in entries:
+                if not trigger.is_utf8(entry.name):
+                    # Not even quarantine can record it (trigger.is_utf8): it stays in
+                    # landing, ignored with a warning, and the run goes on without it.
+                    if not trigger.is_in_progress(entry.name):
+                        log.warning("ignoring %s: its name is not valid UTF-8", ascii(entry.path))
+                    continue
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
