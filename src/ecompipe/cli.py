@@ -37,6 +37,7 @@ Exit codes:
   1  the data was rejected: no file was usable, nothing could be computed
   2  operational error (bad config, missing workspace, lock busy, I/O)
   3  no complete set: orders, order_items or products has no CSV in landing
+     (or only one still being written)
   141  the reader of the output went away (`| head`): stopped quietly, as on SIGPIPE
 """
 

@@ -283,3 +283,15 @@ def test_spark_settings_from_env_and_file(tmp_path: Path) -> None:
         load_settings(path, env={})
     [problem] = caught.value.problems
     assert "may not contain ';': spark.a" in problem
+
+
+@pytest.mark.fast
+def test_every_setting_is_in_the_readme_table() -> None:
+    """The README's configuration table names every setting with its env var."""
+    from ecompipe.config import setting_docs
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    missing = [
+        name for name, env, _d, _doc in setting_docs() if f"| `{name}` | `{env}` |" not in readme
+    ]
+    assert missing == []
