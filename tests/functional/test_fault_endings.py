@@ -334,3 +334,28 @@ def test_an_execution_resumed_without_progress_fails_after_max_resumes(
     assert run(workspace).exit_code == 0
     assert_settled(workspace, landed)
     assert metrics_json(workspace) == landed.expected()
+
+
+@pytest.mark.fast
+def test_a_file_given_back_keeps_a_new_upload_of_its_name_beside_it(
+    workspace: Path, tmp_path: Path
+) -> None:
+    tables = sample_tables(tmp_path / "gen", 60, seed=27)
+    first, later = split_items(tables, 40)
+    Landed().land(workspace, {d: tables[d] for d in ("orders", "products")}, "a", tmp_path / "k")
+    Landed().land(workspace, {"order_items": first}, "a", tmp_path / "part")
+    newer = b"id,order_id,product_id,sale_price\n"
+    append = appender(later)
+
+    def write_and_upload(files: list[Any]) -> None:
+        append(files)
+        (workspace / "landing" / "order_items" / "a.csv").write_bytes(newer)
+
+    result = run(workspace, lambda real: Faulty(real, before_validate=write_and_upload))
+
+    assert result.exit_code == 3, result.message
+    folder = workspace / "landing" / "order_items"
+    assert (folder / "a.csv").read_bytes() == newer  # the new upload, untouched
+    (returned,) = folder.glob("a.returned-exec-*.csv")  # ours, whole, beside it
+    assert returned.read_text() == csv_text(first.header, first.rows + later)
+    assert files_under(workspace / "inflight") == []

@@ -27,7 +27,7 @@ from ecompipe import trigger
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path, staged_path
-from ecompipe.errors import StoreError
+from ecompipe.errors import PermanentStoreError, StoreError
 from ecompipe.faults import crash_point
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
 from ecompipe.workspace import Workspace
@@ -91,7 +91,9 @@ def verified_move(src: Path, dst: Path) -> None:
         if stat.S_ISREG(st.st_mode) and os.path.samefile(src, dst):
             os.unlink(src)  # a crash came between link and unlink
             return
-        raise StoreError(f"refusing to overwrite {dst} (moving {src})")
+        raise PermanentStoreError(
+            f"refusing to overwrite {dst} (moving {src}): another file is there; move one away"
+        )
     if not stat.S_ISREG(st.st_mode):
         # Symlinks and folders move as they are; never what a link points to.
         try:
@@ -215,8 +217,12 @@ class FolderObjectStore:
     def unclaim(self, execution_id: str, entry: ManifestEntry) -> None:
         """Move the file from inflight/ back to landing/ (a writer holding it open writes
         on into the same file there)."""
-        dst = self.ws.landing / entry.key
-        verified_move(self._inflight(execution_id, entry.key), dst)
+        src, dst = self._inflight(execution_id, entry.key), self.ws.landing / entry.key
+        if os.path.lexists(src) and os.path.lexists(dst) and not _same_regular_file(src, dst):
+            # A new upload took the name meanwhile: both are kept, ours beside it (a later
+            # run takes both, the newer one first: it sorts before this name).
+            dst = dst.with_name(f"{dst.stem}.returned-{execution_id}{dst.suffix}")
+        verified_move(src, dst)
         entry.status, entry.location = "returned", str(dst.relative_to(self.ws.root))
 
     def local_path(self, execution_id: str, entry: ManifestEntry) -> Path:
