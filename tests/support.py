@@ -8,6 +8,7 @@ import hashlib
 import json
 import random
 import shutil
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,29 @@ def notifications(workspace: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+
+
+def as_metrics_json(kpis: dict[str, Any]) -> dict[str, Any]:
+    """KPIs in the shape of a fixture's expected.json (money and rates as strings, category
+    rows by category) as `ecompipe metrics --json` prints them: JSON numbers, category rows
+    by date then category."""
+
+    def row(r: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: float(Decimal(v))
+            if k not in ("category", "order_date") and isinstance(v, str)
+            else v
+            for k, v in r.items()
+        }
+
+    return {
+        "order_metrics": [
+            row(r) for r in sorted(kpis["order_metrics"], key=lambda r: r["order_date"])
+        ],
+        "category_metrics": [
+            row(r)
+            for r in sorted(
+                kpis["category_metrics"], key=lambda r: (r["order_date"], r["category"])
+            )
+        ],
+    }

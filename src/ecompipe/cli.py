@@ -20,13 +20,16 @@ from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
 from ecompipe.config import Settings, load_settings, setting_docs
 from ecompipe.errors import EcompipeError, IncompleteSetError
 from ecompipe.workspace import Workspace, init_workspace, workspace_from
+
+if TYPE_CHECKING:
+    from ecompipe.pipeline import Pipeline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,8 +56,51 @@ def workspace_option(func: F) -> F:
     )(func)
 
 
+def pipeline_options(where: str) -> Callable[[F], F]:
+    """--backend local|aws and --engine duckdb|spark (default: the ECOMPIPE_ENGINE setting),
+    for the commands that run the pipeline; ``where`` says what lives on the backend."""
+
+    def add(func: F) -> F:
+        func = click.option(
+            "--engine", type=click.Choice(["duckdb", "spark"]), default=None, help="Engine."
+        )(func)
+        return click.option(
+            "--backend",
+            type=click.Choice(["local", "aws"]),
+            default="local",
+            show_default=True,
+            help=f"Where {where} live.",
+        )(func)
+
+    return add
+
+
 def _settings(ws: Workspace, **explicit: Any) -> Settings:
     return load_settings(ws.config_file, explicit=explicit)
+
+
+def _pipeline(
+    ws: Workspace,
+    settings: Settings,
+    backend: str,
+    quiet: bool,
+    on_state: Callable[[str, str], None] | None = None,
+) -> Pipeline:
+    """A Pipeline on ``backend``'s ports; its engine (``settings.engine``) spills into the
+    workspace's tmp/. ``quiet``: no notification line on stderr."""
+    from ecompipe.backends import open_backend
+    from ecompipe.engines import create_engine, require_engine
+    from ecompipe.pipeline import Pipeline
+
+    # Before anything is claimed: the engine itself starts only inside ValidateFiles.
+    require_engine(settings)
+    ports = open_backend(backend, settings, ws, quiet=quiet)
+    return Pipeline(
+        settings,
+        ports,
+        lambda: create_engine(settings, temp_dir=str(ws.root / "tmp")),
+        on_state=on_state,
+    )
 
 
 def _interactive() -> bool:
@@ -62,9 +108,9 @@ def _interactive() -> bool:
 
 
 @contextmanager
-def _status(text: str) -> Iterator[Callable[[str], None]]:
-    """A spinner on a terminal; silent when piped."""
-    if not _interactive():
+def _status(text: str, quiet: bool = False) -> Iterator[Callable[[str], None]]:
+    """A spinner on a terminal; silent when piped or ``quiet``."""
+    if quiet or not _interactive():
         yield lambda _msg: None
         return
     from rich.console import Console
@@ -204,36 +250,23 @@ def _usage(message: str) -> EcompipeError:
 
 @main.command(epilog=EXIT_CODES_HELP)
 @workspace_option
-@click.option(
-    "--backend",
-    type=click.Choice(["local", "aws"]),
-    default="local",
-    show_default=True,
-    help="Where the bucket, lock and metrics live.",
-)
-@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default=None, help="Engine.")
+@pipeline_options("the bucket, lock and metrics")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No notification line on stderr.")
 def run(
     workspace: Path | None, backend: str, engine: str | None, as_json: bool, quiet: bool
 ) -> None:
     """Run the pipeline once: resume interrupted work, then process the complete set."""
-    from ecompipe.backends import open_backend
-    from ecompipe.engines import create_engine, require_engine
-    from ecompipe.pipeline import Pipeline
-
     ws = workspace_from(workspace)
     settings = _settings(ws, engine=engine)
-    # Before anything is claimed: the engine itself starts only inside ValidateFiles.
-    require_engine(settings)
-    ports = open_backend(backend, settings, ws, quiet=quiet or as_json)
     started = time.monotonic()
     try:
         with _status("starting") as update:
-            pipeline = Pipeline(
+            pipeline = _pipeline(
+                ws,
                 settings,
-                ports,
-                lambda: create_engine(settings, temp_dir=str(ws.root / "tmp")),
+                backend,
+                quiet or as_json,
                 on_state=lambda eid, state: update(f"{eid}: {state}"),
             )
             result = pipeline.run()
@@ -300,9 +333,7 @@ def watch(
     Ctrl-C stops after the current run (a second Ctrl-C interrupts it; the next run resumes
     it). Exit 0 when stopped, at --max-runs or at --timeout.
     """
-    from ecompipe.backends import open_backend
-    from ecompipe.engines import create_engine, require_engine
-    from ecompipe.pipeline import Pipeline
+    from ecompipe.engines import require_engine
     from ecompipe.watch import watch as watch_landing
 
     ws = workspace_from(workspace).require()
@@ -310,10 +341,7 @@ def watch(
     require_engine(settings)
 
     def new_pipeline() -> Pipeline:
-        ports = open_backend("local", settings, ws, quiet=quiet)
-        return Pipeline(
-            settings, ports, lambda: create_engine(settings, temp_dir=str(ws.root / "tmp"))
-        )
+        return _pipeline(ws, settings, "local", quiet)
 
     watch_landing(
         ws.landing,
@@ -335,6 +363,18 @@ def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None)
         raise click.BadParameter(f"{value!r} is not a date like 2024-03-01") from None
 
 
+def date_range_options(func: F) -> F:
+    """--from and --to: the order dates a command looks at, either side open."""
+    for name, first_or_last in (("--to", "Last"), ("--from", "First")):
+        func = click.option(
+            name,
+            f"date_{name[2:]}",
+            callback=_parse_date,
+            help=f"{first_or_last} order_date (YYYY-MM-DD).",
+        )(func)
+    return func
+
+
 def _number(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)  # JSON numbers; two or four decimals print exactly
@@ -345,8 +385,7 @@ def _number(value: Any) -> Any:
 
 @main.command()
 @workspace_option
-@click.option("--from", "date_from", callback=_parse_date, help="First order_date (YYYY-MM-DD).")
-@click.option("--to", "date_to", callback=_parse_date, help="Last order_date (YYYY-MM-DD).")
+@date_range_options
 @click.option("--category", default=None, help="Only this category (category metrics).")
 @click.option("--backend", type=click.Choice(["local", "aws"]), default="local", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON: {order_metrics, category_metrics}.")
@@ -395,6 +434,84 @@ def metrics(
         return
     _print_table(f"{settings.order_metrics_table} ({len(orders)} rows)", orders)
     _print_table(f"{settings.category_metrics_table} ({len(categories)} rows)", categories)
+
+
+RECOMPUTE_EXIT_CODES_HELP = """
+\b
+Exit codes:
+  0  success (also when the curated store is empty: nothing to recompute, nothing written)
+  2  operational or usage error (lock busy, bad dates, missing workspace, I/O; or metric
+     rows exist while the curated store is empty: they are kept)
+  141  the reader of the output went away (`| head`): stopped quietly, as on SIGPIPE
+"""
+
+
+@main.command(epilog=RECOMPUTE_EXIT_CODES_HELP)
+@workspace_option
+@date_range_options
+@pipeline_options("the curated store, lock and metrics")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
+def recompute(
+    workspace: Path | None,
+    date_from: date | None,
+    date_to: date | None,
+    backend: str,
+    engine: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Rebuild the metrics tables from the curated store: every date, or --from/--to.
+
+    For after metric rows were deleted, a table was lost or restored from an old backup, or
+    a KPI definition changed. Runs under the pipeline lock (it waits for a run, as a run
+    waits for another). Idempotent: rows of dates in the range that no longer have orders
+    are deleted, rows outside the range are not touched.
+    """
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise click.UsageError(f"--from {date_from} is after --to {date_to}")
+    ws = workspace_from(workspace)
+    settings = _settings(ws, engine=engine)
+    started = time.monotonic()
+    pipeline = _pipeline(ws, settings, backend, quiet=True)
+    with _status("recomputing", quiet=quiet) as update:
+        result = pipeline.recompute(date_from, date_to, progress=update)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "exit_code": 0,
+                    "seconds": round(time.monotonic() - started, 3),
+                    "from": None if date_from is None else date_from.isoformat(),
+                    "to": None if date_to is None else date_to.isoformat(),
+                    "curated_empty": result.curated_empty,
+                    "dates_recomputed": len(result.dates),
+                    "first_date": result.dates[0].isoformat() if result.dates else None,
+                    "last_date": result.dates[-1].isoformat() if result.dates else None,
+                    "order_rows_written": result.order_rows,
+                    "category_rows_written": result.category_rows,
+                    "rows_changed": result.changed,
+                    "rows_deleted": result.deleted,
+                },
+                indent=2,
+            )
+        )
+    elif quiet:
+        return
+    elif result.curated_empty:
+        click.echo("nothing to recompute: the curated store is empty (no batch was run yet)")
+    else:
+        span = f" ({result.dates[0]} to {result.dates[-1]})" if result.dates else ""
+        click.echo(
+            f"recomputed {_count(len(result.dates), 'date')}{span}: "
+            f"{_count(result.order_rows, 'order row')} and "
+            f"{_count(result.category_rows, 'category row')} written ({result.changed} changed), "
+            f"{_count(result.deleted, 'row')} deleted"
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _print_table(title: str, rows: list[dict[str, Any]], limit: int = 40) -> None:
@@ -591,9 +708,7 @@ def show_config(workspace: Path | None) -> None:
 @click.option("--seed", default=42, show_default=True)
 def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
     """Create a workspace, generate sample data, run the pipeline, print the KPIs."""
-    from ecompipe.backends import open_backend
-    from ecompipe.engines import create_engine, require_engine
-    from ecompipe.pipeline import Pipeline
+    from ecompipe.engines import require_engine
     from ecompipe.sample import generate_sample
 
     ws = workspace_from(workspace)
@@ -608,12 +723,10 @@ def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
         "generated "
         + ", ".join(f"{summary.rows[d]:,} {d}" for d in ("orders", "order_items", "products"))
     )
-    ports = open_backend("local", settings, ws, quiet=False)
-    result = Pipeline(
-        settings, ports, lambda: create_engine(settings, temp_dir=str(ws.root / "tmp"))
-    ).run()
-    orders = [asdict(m) for m in ports.metrics.order_metrics()]
-    categories = [asdict(m) for m in ports.metrics.category_metrics()]
+    pipeline = _pipeline(ws, settings, "local", quiet=False)
+    result = pipeline.run()
+    orders = [asdict(m) for m in pipeline.b.metrics.order_metrics()]
+    categories = [asdict(m) for m in pipeline.b.metrics.category_metrics()]
     _print_table(f"{settings.order_metrics_table} ({len(orders)} rows)", orders, limit=10)
     _print_table(f"{settings.category_metrics_table} ({len(categories)} rows)", categories, 10)
     click.echo(f"next: ecompipe metrics --workspace {ws.root} --from 2024-01-01 --to 2024-01-31")

@@ -131,9 +131,19 @@ def kpi_relations() -> list[tuple[str, str]]:
     return [("per_order_cat", per_order_cat)]
 
 
-def all_dates_sql() -> str:
-    """Every order date: what the first batch (nothing earlier to compare with) affects."""
-    return "SELECT DISTINCT CAST(created_at AS DATE) AS order_date FROM cur_orders"
+def all_dates_sql(date_from: date | None = None, date_to: date | None = None) -> str:
+    """Every order date within [date_from, date_to] (None: open on that side): all of them
+    are what the first batch (nothing earlier to compare with) affects; a range is what
+    ``ecompipe recompute`` rebuilds."""
+    day = "CAST(created_at AS DATE)"
+    # ISO date literals, spelled the same in DuckDB and Spark SQL.
+    bounds = [
+        f"{day} {op} DATE '{bound.isoformat()}'"
+        for op, bound in ((">=", date_from), ("<=", date_to))
+        if bound is not None
+    ]
+    where = f" WHERE {' AND '.join(bounds)}" if bounds else ""
+    return f"SELECT DISTINCT {day} AS order_date FROM cur_orders{where}"
 
 
 def affected_dates_sql() -> str:

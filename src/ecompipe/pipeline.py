@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from ecompipe.errors import (
     ResourceError,
     ReturnedToLandingError,
     StalledError,
+    TerminalError,
     TransientError,
     from_os_error,
 )
@@ -111,6 +113,24 @@ class RunResult:
     exit_code: int
     outcomes: list[Outcome]
     message: str
+
+
+@dataclass
+class RecomputeResult:
+    """What ``Pipeline.recompute`` did to the metrics tables.
+
+    ``dates``: the dates replaced, those computed (every order date in the range) and those
+    that had rows in the range; ``changed``: rows written that were absent or held other
+    values; ``deleted``: rows removed because their date (or category on that date) has no
+    data now. ``curated_empty``: there was nothing to recompute from, nothing was written.
+    """
+
+    dates: list[date]
+    order_rows: int
+    category_rows: int
+    changed: int
+    deleted: int
+    curated_empty: bool = False
 
 
 def new_execution_id() -> str:
@@ -318,6 +338,79 @@ class Pipeline:
             raise self._incomplete(landing)
         code = max(o.exit_code for o in outcomes)
         return RunResult(code, outcomes, "; ".join(o.message for o in outcomes))
+
+    def recompute(
+        self,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> RecomputeResult:
+        """Rebuild the metrics of every order date in [date_from, date_to] (None: open on that
+        side) from the curated store; rows of dates in the range without orders now are
+        deleted. Idempotent. ``progress`` hears what it is doing (for a spinner).
+
+        Holds a slot of the lock and the critical section, waiting as a run does (bounded by
+        ECOMPIPE_LOCK_WAIT_SECONDS): a transform publishes a batch and writes its dates there,
+        and a recompute from the snapshot before it must not overwrite them. Both leases are
+        given back on every way out, Ctrl-C included.
+        """
+        say = progress or (lambda _message: None)
+        say(f"waiting for lock '{self.settings.lock_id}'")
+        self._wait_for(self.b.lock, self.settings.lock_id)
+        try:
+            with self.renewing(self.settings.lease_seconds), self._critical():
+                try:
+                    return self._recompute(date_from, date_to, say)
+                except OSError as exc:
+                    raise from_os_error(exc, "recompute") from exc
+        finally:
+            self.b.lock.release(self.holder)
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+
+    def _recompute(
+        self, date_from: date | None, date_to: date | None, say: Callable[[str], None]
+    ) -> RecomputeResult:
+        """The body of ``recompute``, run inside the critical section."""
+        metrics = self.b.metrics
+        before_orders = {m.order_date: m for m in metrics.order_metrics(date_from, date_to)}
+        before_cats = {
+            (m.category, m.order_date): m for m in metrics.category_metrics(date_from, date_to)
+        }
+        say("reading the curated store")
+        curated = self.b.store.curated_log(uri=self.engine.reads_uris)
+        if curated.empty:
+            if before_orders or before_cats:
+                # Rebuilding from nothing would delete every row: more likely the wrong
+                # workspace or bucket than data that was never there.
+                raise TerminalError(
+                    f"the curated store is empty but {len(before_orders) + len(before_cats)} "
+                    "metric rows exist in the range: kept, nothing to rebuild them from "
+                    "(is this the right workspace / BUCKET_NAME?)"
+                )
+            return RecomputeResult([], 0, 0, 0, 0, curated_empty=True)
+        say("computing KPIs")
+        result = self.engine.recompute(curated, date_from, date_to)
+        dates = sorted(
+            {*result.affected_dates, *before_orders, *(day for _cat, day in before_cats)}
+        )
+        after_orders = {m.order_date: m for m in result.order_metrics}
+        after_cats = {(m.category, m.order_date): m for m in result.category_metrics}
+        if self._heartbeat is not None and self._heartbeat.lost.is_set():
+            # Another holder may be in the critical section now, writing newer rows.
+            raise TransientError("the lock lease was lost: nothing written; recompute again")
+        say(f"writing the metrics of {len(dates)} dates")
+        metrics.replace_dates(dates, result.order_metrics, result.category_metrics)
+        return RecomputeResult(
+            dates=dates,
+            order_rows=len(after_orders),
+            category_rows=len(after_cats),
+            changed=sum(before_orders.get(k) != m for k, m in after_orders.items())
+            + sum(before_cats.get(k) != m for k, m in after_cats.items()),
+            deleted=len(before_orders.keys() - after_orders.keys())
+            + len(before_cats.keys() - after_cats.keys()),
+        )
 
     @contextmanager
     def renewing(self, lease_seconds: float) -> Iterator[None]:

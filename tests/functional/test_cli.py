@@ -106,6 +106,7 @@ MISSING_WS_COMMANDS = [
     ["run"],
     ["metrics"],
     ["metrics", "--json"],
+    ["recompute"],
     ["executions"],
     ["executions", "show", "exec-1"],
     ["generate", "--orders", "5"],

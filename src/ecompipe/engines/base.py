@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -10,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
+from ecompipe import kpis
 from ecompipe.contracts import DATASET_BY_NAME, DATASET_NAMES, DATASETS
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
 from ecompipe.validation import ValidationReport
@@ -97,12 +99,13 @@ def short_name(dataset: str) -> str:
     return {"orders": "orders", "order_items": "items", "products": "products"}[dataset]
 
 
-def version_views(dataset: str, batches: int, seq: int) -> dict[str, str]:
+def version_views(dataset: str, batches: int, seq: int | None) -> dict[str, str]:
     """The relations the KPI SQL reads for ``dataset``, as SQL over ``all_<short>`` (every
     version of every row, with its batch number ``_seq``; the log holds ``batches`` files):
 
     ``cur_<short>`` the latest version of each key, ``b_<short>`` the rows of batch ``seq``,
-    ``prev_<short>`` the latest version of each key before that batch.
+    ``prev_<short>`` the latest version of each key before that batch. With ``seq`` None (a
+    recompute: no batch to compare) only ``cur_<short>``.
     """
     short = short_name(dataset)
     cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
@@ -111,14 +114,24 @@ def version_views(dataset: str, batches: int, seq: int) -> dict[str, str]:
         f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {key} "
         f"ORDER BY _seq DESC) AS _rn FROM all_{short} WHERE {{where}}) AS x WHERE _rn = 1"
     )
-    return {
+    views = {
         # One batch holds each key once (validation dedups), so no ranking is needed.
         f"cur_{short}": (
             f"SELECT {cols} FROM all_{short}" if batches <= 1 else latest.format(where="true")
         ),
-        f"b_{short}": f"SELECT {cols} FROM all_{short} WHERE _seq = {seq}",
-        f"prev_{short}": latest.format(where=f"_seq < {seq}"),
     }
+    if seq is not None:
+        views[f"b_{short}"] = f"SELECT {cols} FROM all_{short} WHERE _seq = {seq}"
+        views[f"prev_{short}"] = latest.format(where=f"_seq < {seq}")
+    return views
+
+
+def batch_dates_sql(curated: CuratedLog, seq: int) -> str:
+    """The kpis.py query for the dates batch ``seq`` of ``curated`` can change."""
+    # With no earlier batch there is nothing to compare with: every date is new.
+    if not curated.has_batch_before(seq):
+        return kpis.all_dates_sql()
+    return kpis.affected_dates_sql()
 
 
 def curated_path(curated: Path, dataset: str, seq: int) -> Path:
@@ -170,6 +183,11 @@ class CuratedLog:
             for seq in self.batches.get(dataset, ())
         ]
 
+    @property
+    def empty(self) -> bool:
+        """True when no dataset holds a batch: no run has published anything yet."""
+        return not any(self.batches.values())
+
     def has_batch_before(self, seq: int) -> bool:
         """Whether any dataset holds a batch older than ``seq`` (else every date is new)."""
         return any(s < seq for seqs in self.batches.values() for s in seqs)
@@ -201,6 +219,33 @@ class Engine(Protocol):
         """Recompute KPIs for every date batch ``seq`` of the curated log can change."""
         ...
 
+    def recompute(
+        self, curated: CuratedLog, date_from: date | None, date_to: date | None
+    ) -> TransformResult:
+        """KPIs of every order date in [date_from, date_to] (None: open on that side) over
+        the current state of the curated log; ``affected_dates`` lists those dates."""
+        ...
+
     def close(self) -> None:
         """Release the engine's resources."""
         ...
+
+
+class KpiFlow(ABC):
+    """What every engine's ``transform`` and ``recompute`` share: they differ only in the
+    dates they compute (the shared flow lives here, each engine gives ``_kpis``)."""
+
+    def transform(self, curated: CuratedLog, seq: int) -> TransformResult:
+        """Recompute KPIs for the dates batch ``seq`` touches, over the whole curated log."""
+        return self._kpis(curated, seq, batch_dates_sql(curated, seq))
+
+    def recompute(
+        self, curated: CuratedLog, date_from: date | None, date_to: date | None
+    ) -> TransformResult:
+        """KPIs of every order date in [date_from, date_to] over the current curated state."""
+        return self._kpis(curated, None, kpis.all_dates_sql(date_from, date_to))
+
+    @abstractmethod
+    def _kpis(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
+        """Views over the curated log (``version_views`` for batch ``seq``; None: the current
+        state only), then the KPIs of the dates the query ``affected`` lists."""

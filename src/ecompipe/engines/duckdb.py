@@ -26,6 +26,7 @@ from ecompipe.engines.base import (
     CURATED_SCHEMA,
     CuratedLog,
     InputFile,
+    KpiFlow,
     TransformResult,
     short_name,
     staged_path,
@@ -115,7 +116,7 @@ class DuckDBDialect:
 DIALECT = DuckDBDialect()
 
 
-class DuckDBEngine:
+class DuckDBEngine(KpiFlow):
     """Validation and KPIs in an in-memory DuckDB that spills to ``temp_dir``."""
 
     name = "duckdb"
@@ -425,10 +426,11 @@ class DuckDBEngine:
             "(FORMAT csv, HEADER true)"
         )
 
-    # ----------------------------------------------------------------- transform
+    # ----------------------------------------------------------------- transform, recompute
 
-    def transform(self, curated: CuratedLog, seq: int) -> TransformResult:
-        """Recompute KPIs for the dates batch ``seq`` touches, over the whole curated log."""
+    def _kpis(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
+        """Views over the curated log (base.version_views for batch ``seq``), then the KPIs
+        of the dates the query ``affected`` lists."""
         if curated.is_uri:
             raise EngineError(f"the DuckDB engine reads a local curated log, not {curated.root}")
         con = self.con
@@ -451,9 +453,6 @@ class DuckDBEngine:
             for name, sql in version_views(ds.name, len(files), seq).items():
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
             rows[ds.name] = _scalar(con, f"SELECT count(*) FROM cur_{short}")
-        # With no earlier batch there is nothing to compare with: every date is new.
-        first = not curated.has_batch_before(seq)
-        affected = kpis.all_dates_sql() if first else kpis.affected_dates_sql()
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE affected_dates AS {affected}")
             for name, sql in kpis.kpi_relations():

@@ -51,6 +51,7 @@ from ecompipe.engines.base import (
     REJECTS_COLUMNS,
     CuratedLog,
     InputFile,
+    KpiFlow,
     TransformResult,
     short_name,
     staged_path,
@@ -259,7 +260,7 @@ class _Reject:
     reason: str
 
 
-class SparkEngine:
+class SparkEngine(KpiFlow):
     """Validation and KPIs on Spark (``local[*]`` by default, or any ``SPARK_MASTER``)."""
 
     name = "spark"
@@ -587,12 +588,13 @@ class SparkEngine:
             *[F.col(f"c{located.positions[c]}").alias(c) for c in ds.column_names],
         )
 
-    # ----------------------------------------------------------------- transform
+    # ----------------------------------------------------------------- transform, recompute
 
-    def transform(self, curated: CuratedLog, seq: int) -> TransformResult:
-        """Recompute KPIs for the dates batch ``seq`` touches, over the whole curated log."""
+    def _kpis(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
+        """The KPIs of the dates the query ``affected`` lists (``_compute``); a Spark failure
+        becomes an EngineError, and every view is dropped after."""
         try:
-            return self._transform(curated, seq)
+            return self._compute(curated, seq, affected)
         except Exception as exc:
             if not _is_spark_error(exc):
                 raise
@@ -600,7 +602,7 @@ class SparkEngine:
         finally:
             self._drop(*list(self._views))
 
-    def _transform(self, curated: CuratedLog, seq: int) -> TransformResult:
+    def _compute(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
         from pyspark.sql import functions as F  # noqa: TID251 (lazy)
 
         rows: dict[str, int] = {}
@@ -627,8 +629,6 @@ class SparkEngine:
                 cache = name == f"cur_{short}" and len(files) > 1
                 self._view(name, self.spark.sql(sql), cache=cache)
             rows[ds.name] = self._scalar(f"SELECT count(*) FROM cur_{short}")
-        first = not curated.has_batch_before(seq)
-        affected = kpis.all_dates_sql() if first else kpis.affected_dates_sql()
         self._view("affected_dates", self.spark.sql(affected), cache=True)
         for name, sql in kpis.kpi_relations():
             self._view(name, self.spark.sql(sql), cache=True)

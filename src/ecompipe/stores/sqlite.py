@@ -23,6 +23,8 @@ from ecompipe.kpis import CategoryMetrics, OrderMetrics
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
 
 SCHEMA_VERSION = 1
+#: Dates per DELETE of ``replace_dates``: below SQLite's oldest limit of 999 parameters.
+_DATES_PER_DELETE = 500
 HOST = socket.gethostname()
 
 
@@ -240,10 +242,16 @@ class SQLiteMetricsStore:
         category_rows: Sequence[CategoryMetrics],
     ) -> None:
         """Delete every row of ``dates`` and insert the new ones, in one transaction."""
-        keys = [(d.isoformat(),) for d in dates]
+        keys = [d.isoformat() for d in dates]
         with _immediate(self._con) as con:
-            con.executemany(f"DELETE FROM {self._orders} WHERE order_date = ?", keys)
-            con.executemany(f"DELETE FROM {self._categories} WHERE order_date = ?", keys)
+            # A few hundred dates a statement, not one: the category table's key starts with
+            # the category, so every delete by date scans the whole table (a recompute of
+            # 2,557 dates over 62,700 rows took 4 s one by one).
+            for start in range(0, len(keys), _DATES_PER_DELETE):
+                chunk = keys[start : start + _DATES_PER_DELETE]
+                marks = ", ".join("?" * len(chunk))
+                con.execute(f"DELETE FROM {self._orders} WHERE order_date IN ({marks})", chunk)
+                con.execute(f"DELETE FROM {self._categories} WHERE order_date IN ({marks})", chunk)
             con.executemany(
                 f"INSERT INTO {self._orders} VALUES (?, ?, ?, ?, ?, ?)",
                 [
