@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import os
+import shutil
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
@@ -93,6 +94,19 @@ class Landed:
             write_csv(target, *_t(table))
             paths[dataset] = [copy]
             self.objects[(f"{dataset}/{name}.csv", sha(copy))] += 1
+        self.batches.append(paths)
+
+    def landed_now(self, workspace: Path, keep: Path) -> None:
+        """Record every CSV in landing now (``ecompipe generate`` wrote them) as one batch;
+        copies are kept under ``keep`` for the reference (landing files move away)."""
+        paths: dict[str, list[Path]] = {}
+        for dataset in DATASETS:
+            for path in sorted((workspace / "landing" / dataset).glob("*.csv")):
+                copy = keep / dataset / path.name
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, copy)
+                paths.setdefault(dataset, []).append(copy)
+                self.objects[(f"{dataset}/{path.name}", sha(copy))] += 1
         self.batches.append(paths)
 
     def expected(self) -> dict[str, Any]:

@@ -137,6 +137,9 @@ _RESOURCE_ADVICE = {
     errno.ENFILE: "raise the system's open-files limit (fs.file-max)",
     errno.ENOMEM: "give the process more memory, or lower ECOMPIPE_DUCKDB_MEMORY_LIMIT",
 }
+#: The errno values that mean the machine ran short (an engine's error text is matched
+#: against their strerror: engines/base.py resource_errno).
+RESOURCE_ERRNOS = frozenset(_RESOURCE_ADVICE)
 #: Conditions of the file system that retrying cannot change.
 _PERMANENT_ADVICE = {
     errno.EACCES: "check the owner and mode of that path",

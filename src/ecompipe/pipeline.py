@@ -706,11 +706,8 @@ class Pipeline:
     def _check(
         self, execution_id: str, entries: list[ManifestEntry], staging: Path
     ) -> ValidationReport:
-        """Validate the execution's claimed files into ``staging`` (emptied first: a second
-        pass must not leave the first one's staged rows for the transform)."""
-        for stale in staging.iterdir():
-            if stale.is_file():
-                stale.unlink()
+        """Validate the execution's claimed files into ``staging`` (the engine starts it
+        afresh: a second pass never leaves the first one's staged rows for the transform)."""
         store = self.b.store
         owned = [e for e in entries if e.status in ("claimed", "quarantined", "archived")]
         data = [

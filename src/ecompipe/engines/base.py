@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -13,6 +14,7 @@ from typing import Protocol
 
 from ecompipe import kpis
 from ecompipe.contracts import DATASET_BY_NAME, DATASET_NAMES, DATASETS
+from ecompipe.errors import RESOURCE_ERRNOS, ResourceError, from_os_error
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
 from ecompipe.validation import ValidationReport
 
@@ -80,6 +82,46 @@ class TransformResult:
 def staged_path(staging: Path, dataset: str) -> Path:
     """Where validation leaves a dataset's accepted, typed rows for the transform."""
     return staging / f"{dataset}.parquet"
+
+
+def fresh_staging(staging: Path) -> None:
+    """Create ``staging`` and remove what an interrupted validation of the same execution
+    left there (staged Parquet, rejects CSV): a dataset the redo rejects must not publish
+    the rows an earlier attempt staged."""
+    staging.mkdir(parents=True, exist_ok=True)
+    for dataset in DATASET_NAMES:
+        staged_path(staging, dataset).unlink(missing_ok=True)
+    (staging / "rejects.csv").unlink(missing_ok=True)
+
+
+# An errno's text in the longest form first: ENFILE's "Too many open files in system" holds
+# EMFILE's "Too many open files".
+_RESOURCE_TEXTS = sorted(((os.strerror(e), e) for e in RESOURCE_ERRNOS), key=lambda t: -len(t[0]))
+
+
+def resource_errno(text: str) -> int | None:
+    """The resource errno (errors.RESOURCE_ERRNOS: ENOSPC, EDQUOT, EMFILE, ENFILE, ENOMEM)
+    whose operating-system text (strerror, "No space left on device"...) ``text`` holds.
+
+    An engine reports a failed system call in an error of its own, with the C library's
+    text: DuckDB 'IO Error: Could not write file "...": No space left on device', Java
+    'java.io.IOException: No space left on device'. Only these texts are matched.
+    """
+    for words, code in _RESOURCE_TEXTS:
+        if words in text:
+            return code
+    return None
+
+
+def resource_error_in(text: str, doing: str, path: str | None = None) -> ResourceError | None:
+    """A ResourceError, with errors.from_os_error's advice, when ``text`` reports a resource
+    errno (:func:`resource_errno`); ``path`` is the file the engine names, if any."""
+    code = resource_errno(text)
+    if code is None:
+        return None
+    found = from_os_error(OSError(code, os.strerror(code), path), doing)
+    assert isinstance(found, ResourceError)  # every resource errno gives one
+    return found
 
 
 _BATCH_NAME = re.compile(r"([0-9]+)\.parquet")

@@ -7,9 +7,11 @@ rows back to their physical lines and original text live here.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,12 +30,15 @@ from ecompipe.engines.base import (
     InputFile,
     KpiFlow,
     TransformResult,
+    fresh_staging,
+    resource_error_in,
     short_name,
     staged_path,
     version_views,
 )
 from ecompipe.engines.header import locate_columns
-from ecompipe.errors import EngineError
+from ecompipe.errors import EngineError, ResourceError
+from ecompipe.faults import fault_point
 from ecompipe.validation import FileReport, ValidationReport
 
 CSV_OPTIONS = "header = true, delim = ',', quote = '\"', escape = '\"'"
@@ -45,6 +50,11 @@ UNREADABLE_ERRORS = {
     "INVALID UNICODE": framing.NOT_UTF8,
     "UNQUOTED VALUE": framing.BROKEN_QUOTING,
 }
+# DuckDB's out-of-memory error when a spill found no room: its spill folder may hold at most
+# max_temp_directory_size, by default the free space of the disk the folder is on.
+SPILL_FULL = "max_temp_directory_size"
+# The file an IO Error names: 'IO Error: Could not write file "<path>": No space left on device'.
+_QUOTED_PATH = re.compile(r'"([^"]+)"')
 
 
 class DuckDBDialect:
@@ -149,6 +159,23 @@ class DuckDBEngine(KpiFlow):
         self.con.close()
         shutil.rmtree(self._temp, ignore_errors=True)
 
+    def _raise_resource(self, exc: duckdb.Error, doing: str) -> None:
+        """Raise ``exc`` as a ResourceError if it is one (:func:`resource_error`): where an
+        error would otherwise become a file's verdict or a terminal EngineError."""
+        found = resource_error(exc, doing, self._settings, Path(self._temp).parent)
+        if found is not None:
+            raise found from exc
+
+    @contextmanager
+    def _resources(self, doing: str) -> Iterator[None]:
+        """Raise a DuckDB error of the block as a ResourceError if it is one; any other
+        passes unchanged."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            self._raise_resource(exc, doing)
+            raise
+
     # ----------------------------------------------------------------- validation
 
     def validate(
@@ -158,8 +185,11 @@ class DuckDBEngine(KpiFlow):
         staging: Path,
         max_error_rate: Decimal,
     ) -> ValidationReport:
-        """Check every file; stage accepted rows as Parquet and rejected rows as CSV."""
-        staging.mkdir(parents=True, exist_ok=True)
+        """Check every file; stage accepted rows as Parquet and rejected rows as CSV.
+
+        Raises ResourceError, and gives no verdict, when DuckDB runs out of memory or disk.
+        """
+        fresh_staging(staging)
         report = ValidationReport(execution_id, max_error_rate=str(max_error_rate))
         con = self.con
         # A row's position in its file is its rowid in the table it is read into.
@@ -176,11 +206,13 @@ class DuckDBEngine(KpiFlow):
                 ds_files = sorted((f for f in files if f.dataset == ds.name), key=lambda f: f.key)
                 for idx, f in enumerate(ds_files):
                     keys[(ds.name, idx)] = f
-                self._validate_dataset(ds, ds_files, staging, max_error_rate, report)
-            n_rejects = con.execute("SELECT count(*) FROM rejects").fetchone()
-            if n_rejects and n_rejects[0]:
-                self._write_rejects(keys, staging / "rejects.csv")
-                report.rejects_file = "rejects.csv"
+                with self._resources(f"validating {ds.name}"):
+                    self._validate_dataset(ds, ds_files, staging, max_error_rate, report)
+            with self._resources("writing the rejected rows"):
+                n_rejects = con.execute("SELECT count(*) FROM rejects").fetchone()
+                if n_rejects and n_rejects[0]:
+                    self._write_rejects(keys, staging / "rejects.csv")
+                    report.rejects_file = "rejects.csv"
         finally:
             shutil.rmtree(self._copies, ignore_errors=True)
         return report
@@ -279,6 +311,7 @@ class DuckDBEngine(KpiFlow):
             file_reports[i].duplicates_dropped for i in accepted
         )
         target = staged_path(staging, ds.name)
+        fault_point("staging", target)
         written = con.execute(
             f"COPY ({validation.accepted_sql(ds, good, dups)}) TO {sql_string(str(target))} "
             "(FORMAT parquet, COMPRESSION zstd)"
@@ -327,7 +360,7 @@ class DuckDBEngine(KpiFlow):
             fr,
             self._copies,
             lambda source, width, before: self._count_rows(
-                sql_string(str(source)), width, one_line, f"n_{table}", before
+                sql_string(str(source)), width, one_line, f"n_{table}", before, f.key
             ),
         )
         if located is None:
@@ -343,6 +376,7 @@ class DuckDBEngine(KpiFlow):
                 f"{validation.checked_sql(ds, raw, DIALECT, carried=('_shape_ok',))}"
             )
         except duckdb.Error as exc:
+            self._raise_resource(exc, f"reading {f.key}")
             fr.reason = FileReason.UNREADABLE
             fr.detail = f"cannot read as CSV: {_first_line(exc)}"
             return None
@@ -367,16 +401,18 @@ class DuckDBEngine(KpiFlow):
         return None
 
     def _count_rows(
-        self, path: str, width: int, one_line: bool, table: str, lines_before: int
+        self, path: str, width: int, one_line: bool, table: str, lines_before: int, key: str
     ) -> int:
         """Records of a file whose values are not checked (its verdict still says how many
-        rows it held): every non-blank one, whatever its width. ValueError if unreadable."""
+        rows it held): every non-blank one, whatever its width. ValueError if unreadable,
+        ResourceError if DuckDB ran short while reading landed file ``key``."""
         try:
             # fetchall: DuckDB writes the rejects table only once the scan is consumed.
             n = self.con.execute(
                 f"SELECT count(_shape_ok) FROM {_read_sql(path, width, one_line, table)}"
             ).fetchall()[0][0]
         except duckdb.Error as exc:
+            self._raise_resource(exc, f"reading {key}")
             raise ValueError(f"cannot read as CSV: {_first_line(exc)}") from exc
         problem = self._unreadable(table, lines_before)
         if problem:
@@ -430,7 +466,15 @@ class DuckDBEngine(KpiFlow):
 
     def _kpis(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
         """Views over the curated log (base.version_views for batch ``seq``), then the KPIs
-        of the dates the query ``affected`` lists."""
+        of the dates the query ``affected`` lists.
+
+        Raises ResourceError when DuckDB runs out of memory or disk, EngineError on any
+        other failure of the KPI SQL.
+        """
+        with self._resources("computing KPIs"):
+            return self._compute(curated, seq, affected)
+
+    def _compute(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
         if curated.is_uri:
             raise EngineError(f"the DuckDB engine reads a local curated log, not {curated.root}")
         con = self.con
@@ -462,6 +506,7 @@ class DuckDBEngine(KpiFlow):
             cat_rows = con.execute(kpis.category_metrics_sql(DIALECT)).fetchall()
             waiting = con.execute(kpis.waiting_sql()).fetchone()
         except duckdb.Error as exc:
+            self._raise_resource(exc, "computing KPIs")
             raise EngineError(f"KPI computation failed: {_first_line(exc)}") from exc
         finally:
             for name, _sql in kpis.kpi_relations():
@@ -475,6 +520,42 @@ class DuckDBEngine(KpiFlow):
             waiting_for_product=int(waiting[1]),
             curated_rows=rows,
         )
+
+
+def resource_error(
+    exc: BaseException, doing: str, settings: Settings, spill: Path
+) -> ResourceError | None:
+    """``exc`` as a ResourceError when DuckDB ran short of memory, disk or open files, with
+    the setting to change; None for any other error. The one rule for this engine:
+
+    - ``duckdb.OutOfMemoryException`` ("Out of Memory Error: could not allocate block of size
+      30.5 MiB (32.0 MiB/38.1 MiB used)"): ECOMPIPE_DUCKDB_MEMORY_LIMIT, and the threads;
+      when its text names max_temp_directory_size ("failed to offload data block ..."), the
+      spill folder ``spill`` (``<workspace>/tmp``) has no room left on its disk;
+    - ``duckdb.IOException`` whose text holds a resource errno's own words
+      (engines.base.resource_errno: 'IO Error: Could not write file "<path>": No space left
+      on device', 'Cannot open file "<path>": Too many open files'): that errno's advice and
+      the path DuckDB names.
+    """
+    detail = _first_line(exc)
+    limit = f"ECOMPIPE_DUCKDB_MEMORY_LIMIT (now {settings.duckdb_memory_limit})"
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        if SPILL_FULL in str(exc):
+            return ResourceError(
+                f"{doing}: DuckDB's spill folder in {spill} is full: free disk space there, "
+                f"or raise {limit} so that less is spilled (DuckDB: {detail})"
+            )
+        threads = ""
+        if settings.duckdb_threads != 1:  # each thread holds buffers of its own
+            now = settings.duckdb_threads or "one per core"
+            threads = f", or lower ECOMPIPE_DUCKDB_THREADS (now {now})"
+        return ResourceError(
+            f"{doing}: DuckDB ran out of memory: raise {limit}{threads} ({detail})"
+        )
+    if isinstance(exc, duckdb.IOException):
+        path = _QUOTED_PATH.search(detail)
+        return resource_error_in(detail, doing, path.group(1) if path else None)
+    return None
 
 
 def _read_sql(path: str, width: int, one_line: bool, table: str, select: str = "") -> str:

@@ -105,10 +105,13 @@ def locate_columns(
     engine's count of the non-blank records of ``path`` (header first, ``lines_before`` it
     left out), asked only for a file that misses a column (its verdict still reports how many
     rows it held); it raises ValueError, with the reason, for a file it cannot read.
+    An OSError is never a verdict: it propagates.
     """
     try:
         header = read_header(path)
-    except (OSError, UnicodeError, csv.Error) as exc:
+    # Not OSError: a failed read (too many open files, an I/O error) is the machine, not the
+    # data; it goes up to the pipeline, which classes it and keeps the file for the next run.
+    except (UnicodeError, csv.Error) as exc:
         text = str(exc).strip()
         fr.reason = FileReason.UNREADABLE
         fr.detail = "cannot read a CSV header: " + (

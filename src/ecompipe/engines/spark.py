@@ -24,6 +24,7 @@ line starts a record when the quotes before it are balanced.
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import re
 import shutil
@@ -53,12 +54,16 @@ from ecompipe.engines.base import (
     InputFile,
     KpiFlow,
     TransformResult,
+    fresh_staging,
+    resource_errno,
+    resource_error_in,
     short_name,
     staged_path,
     version_views,
 )
 from ecompipe.engines.header import locate_columns
-from ecompipe.errors import EngineError
+from ecompipe.errors import EcompipeError, EngineError, ResourceError
+from ecompipe.faults import fault_point
 from ecompipe.validation import NO_STATS, FileReport, FileStats, ValidationReport
 
 if TYPE_CHECKING:
@@ -289,6 +294,19 @@ class SparkEngine(KpiFlow):
         self._views.clear()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
+    def _failure(self, exc: Exception, doing: str, failed: str) -> EcompipeError | None:
+        """What an exception from Spark while ``doing`` is: a ResourceError (the machine ran
+        short: :func:`resource_error`), an EngineError (``failed``, then Spark's words) for
+        any other Spark error, or None (not Spark's: the caller lets it through)."""
+        if isinstance(exc, EcompipeError):
+            return None
+        found = resource_error(exc, doing, self._settings, self._scratch.parent)
+        if found is not None:
+            return found
+        if _is_spark_error(exc):
+            return EngineError(f"{failed}: {_first_line(exc)}")
+        return None
+
     def _view(self, name: str, df: DataFrame, cache: bool = False, fill: bool = True) -> None:
         if cache:
             df = df.persist()
@@ -322,8 +340,12 @@ class SparkEngine(KpiFlow):
         staging: Path,
         max_error_rate: Decimal,
     ) -> ValidationReport:
-        """Check every file; stage accepted rows as Parquet and rejected rows as CSV."""
-        staging.mkdir(parents=True, exist_ok=True)
+        """Check every file; stage accepted rows as Parquet and rejected rows as CSV.
+
+        Raises ResourceError, and gives no verdict, when Spark runs out of memory or disk or
+        loses an executor (:func:`resource_error`).
+        """
+        fresh_staging(staging)
         report = ValidationReport(execution_id, max_error_rate=str(max_error_rate))
         keys: dict[tuple[str, int], InputFile] = {}
         by_dataset: dict[str, list[InputFile]] = {}
@@ -339,8 +361,10 @@ class SparkEngine(KpiFlow):
         rejects: list[_Reject] = []
         self._sources.clear()
         self._copies.mkdir(exist_ok=True)
+        doing = "validating"
         try:
             for ds in DATASETS:
+                doing = f"validating {ds.name}"
                 rejects += self._validate_dataset(
                     ds, by_dataset[ds.name], staging, max_error_rate, parts[ds.name]
                 )
@@ -350,14 +374,14 @@ class SparkEngine(KpiFlow):
                 report.accepted_rows.update(part.accepted_rows)
                 report.duplicates_dropped.update(part.duplicates_dropped)
             if rejects:
+                doing = "writing the rejected rows"
                 _write_rejects(rejects, keys, self._sources, staging / "rejects.csv")
                 report.rejects_file = "rejects.csv"
-        except EngineError:
-            raise
         except Exception as exc:
-            if not _is_spark_error(exc):
+            failure = self._failure(exc, doing, "validation failed on Spark")
+            if failure is None:
                 raise
-            raise EngineError(f"validation failed on Spark: {_first_line(exc)}") from exc
+            raise failure from exc
         finally:
             shutil.rmtree(self._copies, ignore_errors=True)
         return report
@@ -521,6 +545,7 @@ class SparkEngine(KpiFlow):
     def _write_staged(self, sql: str, target: Path) -> None:
         """Write a query's rows to the single Parquet file ``target`` (Spark writes folders)."""
         out = self._scratch / f"out_{target.stem}"
+        fault_point("staging", target)
         writer = self.spark.sql(sql).coalesce(1).write.mode("overwrite")
         writer.option("parquet.block.size", _ROW_GROUP_BYTES).parquet(str(out))
         parts = sorted(out.glob("part-*.parquet"))
@@ -596,9 +621,10 @@ class SparkEngine(KpiFlow):
         try:
             return self._compute(curated, seq, affected)
         except Exception as exc:
-            if not _is_spark_error(exc):
+            failure = self._failure(exc, "computing KPIs", "KPI computation failed")
+            if failure is None:
                 raise
-            raise EngineError(f"KPI computation failed: {_first_line(exc)}") from exc
+            raise failure from exc
         finally:
             self._drop(*list(self._views))
 
@@ -742,5 +768,106 @@ def _is_spark_error(exc: BaseException) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = _text(exc)
+    if text is None:
+        text = f"{type(exc).__name__}: {getattr(exc, 'errmsg', '')}"
+    text = text.strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _text(exc: BaseException) -> str | None:
+    """``str(exc)``, which for a Py4JJavaError asks the JVM for the Java stack trace (every
+    "Caused by" included); None when the JVM cannot be reached to answer."""
+    try:
+        return str(exc)
+    except Exception as failed:
+        if _jvm_gone(failed):
+            return None
+        return f"{type(exc).__name__}: {getattr(exc, 'errmsg', '')}"
+
+
+def _jvm_gone(exc: BaseException) -> bool:
+    """A call to the JVM found no JVM: a socket error, or py4j's own network error."""
+    return isinstance(exc, ConnectionError) or type(exc).__name__ == "Py4JNetworkError"
+
+
+# What Spark says when the machine ran short, in the text of a PySpark or Py4J error (for a
+# Py4JJavaError, the Java stack trace). Checked against Spark 4.3 (spark-core's classes):
+# a JVM heap exhausted anywhere ("java.lang.OutOfMemoryError: Java heap space", "... GC
+# overhead limit exceeded"), an executor lost (TaskEndReason's "ExecutorLostFailure
+# (executor 1 exited caused by one of the running tasks) Reason: ..." : on a cluster, mostly
+# one killed for its memory), and a context stopped under a running job (DAGScheduler's "Job
+# 3 cancelled because SparkContext was shut down", SparkContext's "Cannot call methods on a
+# stopped SparkContext.").
+_OUT_OF_MEMORY = "java.lang.OutOfMemoryError"
+_LOST = (
+    "ExecutorLostFailure",
+    "SparkContext was shut down",
+    "Cannot call methods on a stopped SparkContext",
+)
+_MEMORY_MARKS = (_OUT_OF_MEMORY, *_LOST)
+
+
+def resource_error(
+    exc: BaseException, doing: str, settings: Settings, scratch: Path
+) -> ResourceError | None:
+    """``exc`` as a ResourceError when Spark ran short of memory, disk or open files, or
+    lost its JVM or an executor, with the setting to change; None for any other error. The
+    one rule for this engine:
+
+    - the JVM is gone: a ``ConnectionError`` or py4j's ``Py4JNetworkError`` out of a call
+      to it, or out of asking it for a Java error's text. In local mode a task's
+      java.lang.OutOfMemoryError makes Spark exit the JVM (SparkUncaughtExceptionHandler);
+      the next call finds "[Errno 111] Connection refused";
+    - a PySpark or Py4J error whose text holds ``java.lang.OutOfMemoryError``, one of
+      ``_LOST``, or the OS's words for ENOMEM: memory (SPARK_DRIVER_MEMORY, and
+      spark.executor.memory on a cluster);
+    - one whose text holds the OS's words for another resource errno
+      (engines.base.resource_errno: "java.io.IOException: No space left on device"): that
+      errno's advice; a full disk names spark.local.dir and ``scratch`` (``<workspace>/tmp``).
+    """
+    gone = _jvm_gone(exc)
+    if not gone and not _is_spark_error(exc):
+        return None
+    text = None if gone else _text(exc)
+    if text is None:
+        return ResourceError(
+            f"{doing}: the Spark JVM is gone (in local mode it exits on "
+            f"java.lang.OutOfMemoryError): {_memory_advice(settings)} ({_first_line(exc)})"
+        )
+    code = resource_errno(text)
+    if code == errno.ENOMEM or any(m in text for m in _MEMORY_MARKS):
+        said = next(
+            # Py4J puts ": " before the Java exception's line.
+            (x.strip(": ") for x in text.splitlines() if any(m in x for m in _MEMORY_MARKS)),
+            _first_line(exc),
+        )
+        return ResourceError(
+            f"{doing}: Spark ran out of memory: {_memory_advice(settings)} ({said})"
+        )
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        local_dir = _conf(settings, "spark.local.dir") or "/tmp"
+        return ResourceError(
+            f"{doing}: {os.strerror(code)} on a disk Spark writes to: free disk space in "
+            f"spark.local.dir ({local_dir}) and in {scratch}, or set spark.local.dir to a "
+            "larger disk in ECOMPIPE_SPARK_CONF"
+        )
+    return resource_error_in(text, doing)
+
+
+def _memory_advice(settings: Settings) -> str:
+    """Which memory setting to raise, with its value now."""
+    local = settings.spark_master.startswith("local")
+    driver = settings.spark_driver_memory or (local_driver_memory() if local else "default")
+    if local:
+        return f"raise SPARK_DRIVER_MEMORY (now {driver}; in local mode the driver runs the tasks)"
+    executor = _conf(settings, "spark.executor.memory") or "default"
+    return (
+        f"raise spark.executor.memory in ECOMPIPE_SPARK_CONF (now {executor}), or "
+        f"SPARK_DRIVER_MEMORY (now {driver}) for what the driver collects"
+    )
+
+
+def _conf(settings: Settings, key: str) -> str | None:
+    """A setting given in ECOMPIPE_SPARK_CONF, if any."""
+    return dict(spark_conf_pairs(settings.spark_conf)).get(key)

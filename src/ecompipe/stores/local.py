@@ -28,7 +28,7 @@ from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path, staged_path
 from ecompipe.errors import PermanentStoreError, StoreError
-from ecompipe.faults import crash_point
+from ecompipe.faults import crash_point, fault_point
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
 from ecompipe.workspace import Workspace
 
@@ -124,10 +124,15 @@ def _same_regular_file(a: Path, b: Path) -> bool:
 
 def _copy_verified(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    with src.open("rb") as fin, tmp.open("wb") as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
-        fout.flush()
-        os.fsync(fout.fileno())
+    try:
+        with src.open("rb") as fin, tmp.open("wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+    except OSError:
+        # A part copy on a full disk would only keep it full: the original is still there.
+        tmp.unlink(missing_ok=True)
+        raise
     if tmp.stat().st_size != src.stat().st_size or sha256_of(tmp) != sha256_of(src):
         tmp.unlink()
         raise StoreError(f"copy of {src} did not verify; the original is kept")
@@ -270,6 +275,7 @@ class FolderObjectStore:
         for dataset in DATASET_NAMES:
             src, dst = staged_path(staging, dataset), curated_path(self.ws.curated, dataset, seq)
             if src.exists():  # else: no rows for this dataset, or published before a crash
+                fault_point("publish", dst)
                 verified_move(src, dst)
 
     def withdraw_batch(self, execution_id: str, seq: int) -> None:
