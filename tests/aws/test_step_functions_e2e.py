@@ -589,3 +589,67 @@ def test_without_eventbridge_acquire_lock_reaps_the_expired_lease_of_a_stopped_e
     assert record.summary["error"]["type"] == "Ecompipe.Abandoned"
     assert json.loads(ecompipe("metrics", "--backend", "aws", "--json").stdout) == expected
     assert _lock_holders(aws) == []
+
+
+class CountingThrottledEngine(FailingEngine):
+    """The real engine, except every ``transform`` is throttled (a transient StoreError);
+    ``calls`` counts the transforms of every instance."""
+
+    calls: list[int] = []
+
+    def transform(self, *args: Any) -> Any:
+        self.calls.append(1)
+        raise self.error
+
+
+@pytest.mark.timeout(240)
+def test_a_transient_task_failure_is_attempted_as_often_as_the_asl_retry_says(aws: Aws) -> None:
+    """One owner per retry: the state machine retries the task MaxAttempts times; the task
+    itself does not retry in-process (else each attempt would run the transform 1 + 3
+    times). After the failure ending, EventBridge's FAILED event closes the record the
+    transient failure left RUNNING, without a second notification and without a restart."""
+    from ecompipe.aws.lambda_handler import handler
+    from ecompipe.aws.state_machine import definition
+    from ecompipe.config import load_settings
+    from ecompipe.engines import create_engine
+    from ecompipe.errors import StoreError
+    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
+
+    (retry,) = definition()["States"]["TransformData"]["Retry"]
+    assert "Ecompipe.StoreError" in retry["ErrorEquals"]
+    attempts = 1 + retry["MaxAttempts"]
+    queue = aws.subscribe_queue()
+    arn = _start_hand_set(aws)
+    calls: list[int] = []
+
+    def engines(worker: str, n: int) -> Any:
+        if worker == "transform":
+            engine = CountingThrottledEngine(StoreError("DynamoDB throttled (injected)"))
+            engine.calls = calls
+            return engine
+        return create_engine(load_settings())
+
+    reports = play_containers(aws, arn, engine_factory=engines)
+
+    assert [(r["worker"], r["status"], r.get("error")) for r in reports] == [
+        ("validate", "success", None),
+        *[("transform", "failure", "Ecompipe.StoreError")] * attempts,
+    ]
+    assert len(calls) == attempts, "each task attempt ran the transform exactly once"
+    sfn = aws.client("stepfunctions")
+    assert sfn.describe_execution(executionArn=arn)["status"] == "FAILED"
+    assert "ReleaseLockAndNotifyFailure" in history_states(aws, arn)
+    name = arn.rsplit(":", 1)[-1]
+    executions = DynamoDBExecutionLog(aws.client("dynamodb"), aws.settings().executions_table)
+    assert executions.owned_keys(), "the transient failure left the execution RUNNING"
+    event = status_event(aws, arn)
+    assert event["detail"]["error"] == "Ecompipe.ExecutionFailed"
+
+    decided = handler(event, None, clients=aws.clients())
+
+    assert (decided["released"], decided["closed"], decided["started"]) == (False, True, False)
+    record = executions.get(name)
+    assert record is not None and record.summary["error"]["type"] == "Ecompipe.Abandoned"
+    assert executions.owned_keys() == set(), "its files are candidates for the next upload"
+    (message,) = aws.messages(queue)
+    assert json.loads(message["Message"])["Error"] == "Ecompipe.StoreError"

@@ -150,7 +150,9 @@ def _run(
 
         return create_engine(settings, temp_dir=str(work / "tmp"))
 
-    pipeline = Pipeline(settings, backend, make_engine)
+    # Step Functions retries a failed state (the ASL Retry): retrying here too would multiply
+    # the attempts, so each transient failure has exactly one owner.
+    pipeline = Pipeline(settings, backend, make_engine, retry_in_process=False)
     # The state machine took the lease under the execution's name: the task works as it.
     pipeline.holder = execution_id
 

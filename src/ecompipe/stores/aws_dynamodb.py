@@ -34,7 +34,7 @@ from typing import Any
 from ecompipe.contracts import MONEY_OUTPUT_SCALE, RATE_OUTPUT_SCALE
 from ecompipe.errors import StoreError
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
-from ecompipe.stores.aws import TRANSIENT_CODES, error_code, translate
+from ecompipe.stores.aws import error_code, translate
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
 from ecompipe.stores.sqlite import pid_alive
 
@@ -219,8 +219,14 @@ def batch_write(
     max_retries: int,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """BatchWriteItem in chunks of ``batch_size`` (<= 25); unprocessed items and throttling
-    are retried with exponential backoff and full jitter up to ``max_retries`` times.
+    """BatchWriteItem in chunks of ``batch_size`` (<= 25); items DynamoDB hands back as
+    UnprocessedItems are sent again with exponential backoff and full jitter up to
+    ``max_retries`` times.
+
+    Only the unprocessed items are retried here: they are a partial success, which botocore
+    does not retry. A failed request (throttled, 5xx) was already retried by botocore's
+    standard mode; what it gives up on goes up to the state's owner (Step Functions, or the
+    local runner) as a StoreError, never retried again here.
 
     Raises StoreError naming how many rows were not written: the run must fail then.
     """
@@ -230,10 +236,9 @@ def batch_write(
         while pending:
             try:
                 response = client.batch_write_item(RequestItems={table: pending})
-                pending = response.get("UnprocessedItems", {}).get(table, [])
             except Exception as exc:
-                if error_code(exc) not in TRANSIENT_CODES:
-                    raise translate(exc, f"writing {table}") from None
+                raise translate(exc, f"writing {table}") from None
+            pending = response.get("UnprocessedItems", {}).get(table, [])
             if not pending:
                 break
             attempt += 1

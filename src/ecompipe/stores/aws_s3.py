@@ -27,7 +27,7 @@ from typing import Any
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path
-from ecompipe.errors import StoreError
+from ecompipe.errors import PermanentStoreError, StoreError
 from ecompipe.faults import crash_point
 from ecompipe.stores.aws import error_code, translate
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
@@ -154,7 +154,11 @@ class S3ObjectStore:
         where = f"s3://{bucket}/{key}"
         dst = self._head(bucket, key)
         if dst is not None and not self._same(dst, entry):
-            raise StoreError(f"refusing to overwrite {where} (moving {entry.key})")
+            # Other bytes already there: no retry changes that; an operator must look.
+            raise PermanentStoreError(
+                f"refusing to overwrite {where} (moving {entry.key}): it holds other bytes; "
+                "move it aside, then run again"
+            )
         if dst is None:
             try:
                 self.s3.copy_object(
