@@ -12,10 +12,21 @@ Moto gaps patched here, on the in-process server only (moto 5.2.x):
 - A retried waitForTaskToken state keeps the first attempt's task token, and with it that
   attempt's outcome: the retry's first heartbeat ends it with the failure that caused the
   retry. Step Functions gives each attempt a token of its own; we do too.
+- StopExecution does not wake a state waiting for its task token (it notices the stop only
+  at its next heartbeat, or after HeartbeatSeconds), and the error the woken state then
+  raises overrides the stop (the execution ends FAILED); on AWS it is ABORTED at once. We
+  wake the waiting states when an execution is stopped, and a stopped execution stays so.
+- Moto never runs Lambda code (it would need Docker), so the state machine's
+  ``lambda:invoke`` (AcquireLock) could not run. We run the real Python handler in-process
+  instead: the one the function's configuration names (ImageConfig Command, as the template
+  deploys it, or Handler), with the invoke's payload. A raised exception becomes what the
+  Python runtime (awslambdaric) reports, FunctionError with ``errorType`` = the exception's
+  class name, which moto's interpreter turns into the state's error name, as AWS does.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
@@ -94,6 +105,54 @@ def _patch_moto_gaps() -> None:
         evaluate(self, env)
 
     callback._eval_execution = eval_execution  # type: ignore[method-assign]
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    lambda_eval_utils._invoke_lambda_function = _invoke_in_process
+
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    stop = Execution.stop
+
+    def stop_and_wake(self: Any, *args: Any, **kw: Any) -> None:
+        stop(self, *args, **kw)
+        if self.exec_worker is not None:
+            for endpoint in list(self.exec_worker.env.callback_pool_manager._pool.values()):
+                endpoint.interrupt_all()
+
+    Execution.stop = stop_and_wake  # type: ignore[method-assign]
+
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    set_error = Environment.set_error
+
+    def set_error_unless_stopped(self: Any, error: Any) -> None:
+        if not isinstance(self._program_state, ProgramStopped):
+            set_error(self, error)
+
+    Environment.set_error = set_error_unless_stopped  # type: ignore[method-assign]
+
+
+def _invoke_in_process(
+    parameters: dict[str, Any], region: str, state_credentials: Any = None
+) -> dict[str, Any]:
+    """Lambda Invoke as the Python runtime does it, in this process (see the module doc)."""
+    import boto3  # noqa: TID251 (tests)
+
+    functions = boto3.client(
+        "lambda", region_name=region, endpoint_url=f"http://127.0.0.1:{os.environ['MOTO_PORT']}"
+    )
+    config = functions.get_function_configuration(FunctionName=parameters["FunctionName"])
+    command = config.get("ImageConfigResponse", {}).get("ImageConfig", {}).get("Command")
+    module, _, name = (command[0] if command else config["Handler"]).rpartition(".")
+    handler = getattr(importlib.import_module(module), name)
+    try:
+        result = handler(json.loads(parameters.get("Payload") or b"{}"), None)
+    except Exception as exc:
+        error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+        return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": error}
+    return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": result}
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ecompipe.aws.state_machine import SUBSTITUTIONS, definition, render, transient_codes
-from ecompipe.workflow import WORKFLOW, State
+from ecompipe.workflow import LOCK_RETRY, WORKFLOW, State
 
 ROOT = Path(__file__).parent.parent.parent
 DEPLOY = ROOT / "deploy"
@@ -64,10 +64,20 @@ def test_definition_follows_the_workflow() -> None:
     for spec in WORKFLOW:
         assert spec.name in states
     acquire = states[State.ACQUIRE_LOCK]
-    params = acquire["Parameters"]
-    # The execution itself is the holder: a retried acquire that had succeeded succeeds.
-    assert "attribute_exists(holders.#me)" in params["ConditionExpression"]
-    assert params["ExpressionAttributeNames"]["#me.$"] == "$$.Execution.Name"
+    # The lock Lambda takes the lease with the Python lock's rule; the execution itself is
+    # the holder, so a retried acquire that had succeeded succeeds.
+    assert acquire["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert acquire["Parameters"]["FunctionName"] == "${LockFunctionArn}"
+    assert acquire["Parameters"]["Payload"] == {"execution_name.$": "$$.Execution.Name"}
+    busy, transient = acquire["Retry"]
+    assert (
+        busy["ErrorEquals"] == ["LockBusyError"] and busy["MaxAttempts"] == LOCK_RETRY.max_attempts
+    )
+    # Every transient error the handler can raise is retried; Lambda's own failures too.
+    assert {"StoreError", "TransientError", "Lambda.TooManyRequestsException"} <= set(
+        transient["ErrorEquals"]
+    )
+    assert "TerminalError" not in transient["ErrorEquals"]
     for name in (State.VALIDATE_FILES, State.TRANSFORM_DATA, State.ARCHIVE_FILES):
         task = states[name]
         assert task["Resource"] == "arn:aws:states:::ecs:runTask.waitForTaskToken"
@@ -131,12 +141,38 @@ def test_template_is_least_privilege_and_complete() -> None:
         "AWS::StepFunctions::StateMachine",
         "AWS::Lambda::Function",
         "AWS::Logs::LogGroup",
+        "AWS::Events::Rule",
+        "AWS::Lambda::Permission",
     ):
         assert needed in types
     lock = resources["LockTable"]["Properties"]
     assert lock["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     subs = resources["StateMachine"]["Properties"]["DefinitionSubstitutions"]
     assert set(subs) == set(SUBSTITUTIONS)
+    # AcquireLock: the state machine may invoke the lock function, and nothing else.
+    sfn_statements = resources["StateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
+    (invoke,) = [st for st in sfn_statements if "lambda:InvokeFunction" in st["Action"]]
+    assert invoke["Action"] == ["lambda:InvokeFunction"]
+    assert invoke["Resource"] == {"Fn::GetAtt": ["LockFunction", "Arn"]}
+    assert resources["LockFunction"]["Properties"]["ImageConfig"]["Command"] == [
+        "ecompipe.aws.lambda_handler.acquire_lock"
+    ]
+    assert subs["LockFunctionArn"] == {"Fn::GetAtt": ["LockFunction", "Arn"]}
+    # Executions that end without succeeding reach the trigger through EventBridge.
+    rule = resources["ExecutionStatusRule"]["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": "StateMachine"}]
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["TriggerFunction", "Arn"]}
+    permission = resources["ExecutionStatusPermission"]["Properties"]
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["ExecutionStatusRule", "Arn"]}
+    trigger_env = resources["TriggerFunction"]["Properties"]["Environment"]["Variables"]
+    assert "SNS_TOPIC_ARN" in trigger_env
     notifications = resources["LandingBucket"]["Properties"]["NotificationConfiguration"]
     prefixes = {
         c["Filter"]["S3Key"]["Rules"][0]["Value"] for c in notifications["LambdaConfigurations"]
@@ -165,3 +201,21 @@ def test_spark_image_pairs_hadoop_aws_with_pyspark_hadoop() -> None:
     # The final (default) stage is the DuckDB image; Spark is the named target.
     stages = re.findall(r"^FROM \S+ AS (\w+)$", dockerfile, re.M)
     assert stages[-1] == "duckdb" and "spark" in stages
+
+
+@pytest.mark.fast
+def test_the_sample_status_change_event_matches_the_rule() -> None:
+    """tests/events/sfn_status_aborted.json is what the rule delivers (matched with moto's
+    EventBridge pattern engine); a SUCCEEDED execution or another state machine is not."""
+    from moto.events.models import EventPattern
+
+    event = json.loads((ROOT / "tests" / "events" / "sfn_status_aborted.json").read_text())
+    pattern = _template()["Resources"]["ExecutionStatusRule"]["Properties"]["EventPattern"]
+    pattern["detail"]["stateMachineArn"] = [event["detail"]["stateMachineArn"]]
+    rule = EventPattern.load(json.dumps(pattern))
+    assert rule.matches_event(event)
+    for status in ("TIMED_OUT", "FAILED"):
+        assert rule.matches_event({**event, "detail": {**event["detail"], "status": status}})
+    assert not rule.matches_event({**event, "detail": {**event["detail"], "status": "SUCCEEDED"}})
+    other = {**event["detail"], "stateMachineArn": "arn:aws:states:us-east-1:1:stateMachine:x"}
+    assert not rule.matches_event({**event, "detail": other})

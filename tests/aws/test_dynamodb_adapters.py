@@ -47,30 +47,55 @@ def test_lock_lease_semantics(aws: Aws) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_lock_limit_counts_slots_and_reaps_state_machine_leases(aws: Aws) -> None:
+def test_lock_limit_counts_slots_and_reaps_expired_execution_leases(aws: Aws) -> None:
+    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+
     lock = _lock(aws, limit=2)
     assert lock.try_acquire("a", None, 60) and lock.try_acquire("b", None, 60)
     assert not lock.try_acquire("c", None, 60)
     lock.force_release()
-    # A lease the state machine took an hour ago (ISO time + lease seconds) has expired.
+    # Leases taken for Step Functions executions: no process to check, only the expiry.
+    s = aws.settings()
+    executions = DynamoDBLock(aws.client("dynamodb"), s.lock_table, s.lock_id, 2, True)
+    assert executions.try_acquire("set-old", "set-old", 0.3)
+    assert executions.try_acquire("set-live", "set-live", 60)
+    old, live = sorted(lock.holders(), key=lambda h: h.holder == "set-live")
+    assert (old.holder, old.host, old.pid) == ("set-old", "stepfunctions", 0)
+    time.sleep(0.5)
+    assert lock.reap() == 1, "the expired one only; pid 0 is never taken for a dead process"
+    assert [h.holder for h in lock.holders()] == ["set-live"] and live.execution_id == "set-live"
+
+
+@pytest.mark.timeout(60)
+def test_acquire_lock_lambda_follows_the_lease_rule(aws: Aws) -> None:
+    """AcquireLock's Lambda: a lease per execution name, a retried acquire succeeds, busy is
+    LockBusyError (what the state machine's Retry matches, by the exception's class name),
+    and an expired holder is reaped by the next acquire."""
+    from ecompipe.aws.lambda_handler import acquire_lock
+    from ecompipe.aws.state_machine import definition, lambda_error_name
+    from ecompipe.errors import ConfigError, LockBusyError
+
+    assert acquire_lock({"execution_name": "set-a"}) == {"holder": "set-a", "lease_seconds": 900}
+    assert acquire_lock({"execution_name": "set-a"})["holder"] == "set-a"
+    with pytest.raises(LockBusyError, match="set-a") as busy:
+        acquire_lock({"execution_name": "set-b"})
+    retry = definition()["States"]["AcquireLock"]["Retry"][0]
+    assert retry["ErrorEquals"] == [lambda_error_name(type(busy.value))]
+    with pytest.raises(ConfigError):
+        acquire_lock({})
+    lock = _lock(aws)
+    (held,) = lock.holders()
+    assert (held.holder, held.host, held.pid) == ("set-a", "stepfunctions", 0)
+    assert held.expires_at > time.time() + 800
     aws.client("dynamodb").update_item(
         TableName="ProcessingLockTable",
         Key={"LockId": {"S": "ecommerce-pipeline-lock"}},
-        UpdateExpression="SET holders.#me = :lease",
-        ExpressionAttributeNames={"#me": "set-old"},
-        ExpressionAttributeValues={
-            ":lease": {
-                "M": {
-                    "execution_id": {"S": "set-old"},
-                    "acquired": {"S": "2020-01-01T00:00:00.000Z"},
-                    "lease_seconds": {"N": "900"},
-                }
-            }
-        },
+        UpdateExpression="SET holders.#h.expires_at = :past",
+        ExpressionAttributeNames={"#h": "set-a"},
+        ExpressionAttributeValues={":past": {"N": str(time.time() - 1)}},
     )
-    old = lock.holders()[0]
-    assert old.execution_id == "set-old" and old.expires_at < time.time()
-    assert lock.reap() == 1 and lock.holders() == []
+    assert acquire_lock({"execution_name": "set-b"})["holder"] == "set-b"
+    assert [h.holder for h in lock.holders()] == ["set-b"]
 
 
 class ThrottlingDynamoDB:

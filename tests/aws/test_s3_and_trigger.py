@@ -170,3 +170,41 @@ def test_trigger_ignores_unrelated_events_and_owned_files(aws: Aws) -> None:
     event = json.loads((EVENTS / "s3_put_orders.json").read_text())
     decided = handler(event, None)
     assert decided["started"] is False and decided["missing"] == ["orders", "products"]
+
+
+def _status_event(aws: Aws, **detail: Any) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "sfn_status_aborted.json").read_text())
+    event["detail"].update(stateMachineArn=aws.env["STATE_MACHINE_ARN"], **detail)
+    return event
+
+
+@pytest.mark.timeout(60)
+def test_status_change_of_another_state_machine_changes_nothing(aws: Aws) -> None:
+    from ecompipe.aws.lambda_handler import handler
+
+    aws.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:ours")
+    aws.land_hand()
+    event = _status_event(aws)
+    event["detail"]["stateMachineArn"] = "arn:aws:states:us-east-1:123456789012:stateMachine:x"
+    decided = handler(event, None)
+    assert decided == {"started": False, "reason": "another state machine's execution"}
+
+
+@pytest.mark.timeout(60)
+def test_restarts_after_stops_are_bounded(aws: Aws) -> None:
+    """An execution that was itself the MAX_RESTARTS-th restart of a stopped one is not
+    started again: a failure outside any Catch would loop forever otherwise. Its lease is
+    freed all the same."""
+    from ecompipe.aws.lambda_handler import MAX_RESTARTS, handler
+    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+
+    aws.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:ours")
+    aws.land_hand()
+    settings = aws.settings()
+    name = "set-restarted"
+    lock = DynamoDBLock(aws.client("dynamodb"), settings.lock_table, settings.lock_id, 1, True)
+    assert lock.try_acquire(name, name, 900)
+    restarted = json.dumps({"files": 3, "restart_of": "set-x", "restarts": MAX_RESTARTS})
+    decided = handler(_status_event(aws, name=name, status="FAILED", input=restarted), None)
+    assert decided["released"] is True and lock.holders() == []
+    assert decided["started"] is False and "restarts in a row" in decided["reason"]

@@ -1,7 +1,9 @@
 """End to end on moto with state-machine execution on: S3 upload -> Lambda handler ->
-Step Functions (the generated ASL) -> the ECS tasks, played by this test with the real task
-entry points and the task tokens moto hands the (never started) containers -> DynamoDB
-metrics, archive, SNS -> SQS. Moto never runs a container or the Lambda: the test calls them.
+Step Functions (the generated ASL; AcquireLock invokes the lock Lambda, run in-process by the
+conftest's patch) -> the ECS tasks, played by this test with the real task entry points and
+the task tokens moto hands the (never started) containers -> DynamoDB metrics, archive,
+SNS -> SQS. Moto never runs a container or the trigger Lambda: the test calls them, with the
+S3 and EventBridge events AWS would deliver.
 """
 
 from __future__ import annotations
@@ -26,10 +28,44 @@ pytestmark = [
 ]
 
 CONTAINER = "ecompipe"
+LAMBDA_ENTRY = ["python", "-m", "awslambdaric"]
+
+
+def deploy_lock_function(aws: Aws) -> str:
+    """The template's LockFunction: the image, with acquire_lock as its command."""
+    iam = aws.client("iam")
+    role = iam.create_role(
+        RoleName="ecompipe-lock",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    arn: str = aws.client("lambda").create_function(
+        FunctionName="ecompipe-lock",
+        PackageType="Image",
+        Code={"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecompipe:test"},
+        ImageConfig={
+            "EntryPoint": LAMBDA_ENTRY,
+            "Command": ["ecompipe.aws.lambda_handler.acquire_lock"],
+        },
+        Role=role,
+        Timeout=30,
+    )["FunctionArn"]
+    return arn
 
 
 def deploy_state_machine(aws: Aws) -> str:
-    """What the template does: network, cluster, task definition, the state machine."""
+    """What the template does: network, cluster, task definition, lock Lambda, the state
+    machine."""
     from ecompipe.aws.state_machine import render, substitute
 
     ec2, ecs = aws.client("ec2"), aws.client("ecs")
@@ -53,7 +89,7 @@ def deploy_state_machine(aws: Aws) -> str:
         {
             "LockTable": settings.lock_table,
             "LockId": settings.lock_id,
-            "LockLimit": "1",
+            "LockFunctionArn": deploy_lock_function(aws),
             "ClusterArn": cluster,
             "TaskDefinitionArn": task_def,
             "ContainerName": CONTAINER,
@@ -81,25 +117,32 @@ def play_containers(
     execution_arn: str,
     timeout: float = 150,
     engine_factory: Callable[[str, int], Any] | None = None,
+    stop_after: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the real task entry point for every task the state machine starts, until the
-    execution ends. Returns what each task reported. ``engine_factory(worker, n)`` may give
-    the n-th task its engine (to inject faults). Each report also names the task's worker
-    and the task token it was given."""
+    """Run the real task entry point for every task the state machine starts for this
+    execution, until it ends (or until the ``stop_after`` worker has run). Returns what each
+    task reported. ``engine_factory(worker, n)`` may give the n-th task its engine (to inject
+    faults). Each report also names the task's worker and the task token it was given.
+    Tasks of other executions are left alone (as if their containers never ran)."""
     from ecompipe.aws.tasks import run_task
 
     sfn, ecs = aws.client("stepfunctions"), aws.client("ecs")
+    name = execution_arn.rsplit(":", 1)[-1]
     done: set[str] = set()
     reports: list[dict[str, Any]] = []
 
     def step() -> bool:
         if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
             return True
+        if stop_after is not None and any(r["worker"] == stop_after for r in reports):
+            return True
         arns = [a for a in ecs.list_tasks(cluster="ecompipe")["taskArns"] if a not in done]
         for task in ecs.describe_tasks(cluster="ecompipe", tasks=arns)["tasks"] if arns else []:
             done.add(task["taskArn"])
             override = task["overrides"]["containerOverrides"][0]
             env = {**aws.env, **{e["name"]: e["value"] for e in override["environment"]}}
+            if env["EXECUTION_ID"] != name:
+                continue
             assert override["command"][0] == "task"
             worker = override["command"][1]
             factory = None
@@ -367,3 +410,246 @@ def test_a_retried_acquire_that_had_succeeded_is_recognised(aws: Aws) -> None:
     assert [r["status"] for r in reports] == ["success"] * 3
     assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
     assert lock.holders() == []
+
+
+def history(aws: Aws, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = aws.client("stepfunctions").get_execution_history(
+        executionArn=execution_arn, maxResults=1000
+    )["events"]
+    return events
+
+
+def acquire_attempts(aws: Aws, execution_arn: str) -> list[str]:
+    """How each AcquireLock attempt (a lock Lambda invoke) ended: "ok" or its error name."""
+    outcomes = []
+    for event in history(aws, execution_arn):
+        if event["type"] == "TaskSucceeded":
+            details = event["taskSucceededEventDetails"]
+            outcome = "ok"
+        elif event["type"] == "TaskFailed":
+            details = event["taskFailedEventDetails"]
+            outcome = details["error"]
+        else:
+            continue
+        if details["resourceType"] == "lambda":
+            outcomes.append(outcome)
+    return outcomes
+
+
+def status_event(aws: Aws, execution_arn: str) -> dict[str, Any]:
+    """The EventBridge event AWS sends when the execution ended (tests/events sample)."""
+    event: dict[str, Any] = json.loads((EVENTS / "sfn_status_aborted.json").read_text())
+    described = aws.client("stepfunctions").describe_execution(executionArn=execution_arn)
+    failed = [e for e in history(aws, execution_arn) if e["type"] == "ExecutionFailed"]
+    error = failed[0]["executionFailedEventDetails"].get("error") if failed else None
+    event["resources"] = [execution_arn]
+    event["detail"].update(
+        executionArn=execution_arn,
+        stateMachineArn=aws.env["STATE_MACHINE_ARN"],
+        name=described["name"],
+        status=described["status"],
+        input=described["input"],
+        error=error,
+    )
+    return event
+
+
+def _lock_holders(aws: Aws) -> list[Any]:
+    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+
+    settings = aws.settings()
+    return DynamoDBLock(aws.client("dynamodb"), settings.lock_table, settings.lock_id, 1).holders()
+
+
+def _stop_mid_run(aws: Aws, arn: str) -> None:
+    """Play the execution's validate task, wait until it waits for its transform task (so
+    it holds the lock mid-run), then stop it as an operator would."""
+    sfn, ecs = aws.client("stepfunctions"), aws.client("ecs")
+    reports = play_containers(aws, arn, stop_after="validate")
+    assert [(r["worker"], r["status"]) for r in reports] == [("validate", "success")]
+    wait_for(
+        lambda: len(ecs.list_tasks(cluster="ecompipe")["taskArns"]) == 2,
+        what="the transform task to be started",
+    )
+    sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped by hand (test)")
+    wait_for(
+        lambda: sfn.describe_execution(executionArn=arn)["status"] == "ABORTED",
+        what="the execution to be aborted",
+    )
+
+
+@pytest.mark.timeout(240)
+def test_a_stopped_execution_frees_its_lease_and_its_files_run_again(
+    aws: Aws, workspace: Path
+) -> None:
+    """An operator stops an execution mid-run. The EventBridge event frees its lease and
+    closes its record at once, and its files, still in landing, start a run without any
+    new upload; that run takes the lock at its first attempt and computes the metrics."""
+    from ecompipe.aws.lambda_handler import handler
+    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
+
+    expected = local_metrics(workspace)
+    queue = aws.subscribe_queue()
+    first = _start_hand_set(aws)
+    first_name = first.rsplit(":", 1)[-1]
+    _stop_mid_run(aws, first)
+    # What the issue is about: nothing released the stopped execution's lease.
+    assert [(h.holder, h.host, h.pid) for h in _lock_holders(aws)] == [
+        (first_name, "stepfunctions", 0)
+    ]
+    event = status_event(aws, first)
+    assert event["detail"]["status"] == "ABORTED"
+
+    decided = handler(event, None, clients=aws.clients())
+
+    assert decided["released"] is True and decided["closed"] is True
+    assert decided["started"] is True and decided["execution_name"] != first_name
+    executions = DynamoDBExecutionLog(aws.client("dynamodb"), aws.settings().executions_table)
+    record = executions.get(first_name)
+    assert record is not None and record.status == "FAILED"
+    assert record.summary["error"]["type"] == "Ecompipe.Stopped"
+    # EventBridge delivers at least once: the same event again changes nothing.
+    again = handler(event, None, clients=aws.clients())
+    assert (again["released"], again["closed"], again["started"]) == (False, False, False)
+    assert again["execution_name"] == decided["execution_name"]
+    sfn = aws.client("stepfunctions")
+    listed = sfn.list_executions(stateMachineArn=aws.env["STATE_MACHINE_ARN"])["executions"]
+    assert len(listed) == 2
+    second = next(e["executionArn"] for e in listed if e["name"] == decided["execution_name"])
+    restart = json.loads(sfn.describe_execution(executionArn=second)["input"])
+    assert restart == {"files": 3, "restart_of": first_name, "restarts": 1}
+
+    reports = play_containers(aws, second)
+
+    assert [r["status"] for r in reports] == ["success"] * 3, reports
+    assert sfn.describe_execution(executionArn=second)["status"] == "SUCCEEDED"
+    assert acquire_attempts(aws, second) == ["ok"], "the lock was free at the first attempt"
+    assert json.loads(ecompipe("metrics", "--backend", "aws", "--json").stdout) == expected
+    assert aws.keys(aws.env["S3_ARCHIVE_BUCKET"]) == sorted(
+        f"archive/{decided['execution_name']}/{d}/hand {d}.csv"
+        for d in ("orders", "order_items", "products")
+    )
+    assert _lock_holders(aws) == []
+    bodies = [json.loads(m["Message"]) for m in aws.messages(queue)]
+    assert sorted((b["execution_id"], b["status"]) for b in bodies) == sorted(
+        [(first_name, "FAILED"), (decided["execution_name"], "SUCCEEDED")]
+    ), "one failure notification for the stop (not two), one success"
+    (stop_message,) = [b for b in bodies if b["execution_id"] == first_name]
+    assert stop_message["error"]["type"] == "Ecompipe.Stopped"
+
+
+def _expire_lease(aws: Aws, holder: str) -> None:
+    """What fifteen minutes without renewal do to a lease: its expiry is in the past."""
+    settings = aws.settings()
+    aws.client("dynamodb").update_item(
+        TableName=settings.lock_table,
+        Key={"LockId": {"S": settings.lock_id}},
+        UpdateExpression="SET holders.#h.expires_at = :past",
+        ConditionExpression="attribute_exists(holders.#h)",
+        ExpressionAttributeNames={"#h": holder},
+        ExpressionAttributeValues={":past": {"N": str(time.time() - 1)}},
+    )
+
+
+@pytest.mark.timeout(240)
+def test_without_eventbridge_acquire_lock_reaps_the_expired_lease_of_a_stopped_execution(
+    aws: Aws, workspace: Path
+) -> None:
+    """No EventBridge event at all: the stopped execution's lease stays until it expires.
+    The next execution's AcquireLock is busy (LockBusyError, retried by the ASL) while the
+    lease lives, then reaps it itself once expired, with the Python lock's rule; its
+    validate task closes the abandoned record and the files are processed."""
+    from ecompipe.aws.lambda_handler import acquire_lock
+    from ecompipe.errors import LockBusyError
+    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
+
+    expected = local_metrics(workspace)
+    first = _start_hand_set(aws)
+    first_name = first.rsplit(":", 1)[-1]
+    _stop_mid_run(aws, first)
+    with pytest.raises(LockBusyError, match=first_name):
+        acquire_lock({"execution_name": "intruder"})  # the lease is live: busy
+    sfn = aws.client("stepfunctions")
+    second = sfn.start_execution(
+        stateMachineArn=aws.env["STATE_MACHINE_ARN"], name="after-the-stop"
+    )["executionArn"]
+    wait_for(lambda: "LockBusyError" in acquire_attempts(aws, second), what="a busy AcquireLock")
+    assert [h.holder for h in _lock_holders(aws)] == [first_name]
+    _expire_lease(aws, first_name)
+
+    reports = play_containers(aws, second)
+
+    assert [r["status"] for r in reports] == ["success"] * 3, reports
+    assert sfn.describe_execution(executionArn=second)["status"] == "SUCCEEDED"
+    attempts = acquire_attempts(aws, second)
+    assert attempts[-1] == "ok" and set(attempts[:-1]) == {"LockBusyError"}, attempts
+    executions = DynamoDBExecutionLog(aws.client("dynamodb"), aws.settings().executions_table)
+    record = executions.get(first_name)
+    assert record is not None and record.status == "FAILED"
+    assert record.summary["error"]["type"] == "Ecompipe.Abandoned"
+    assert json.loads(ecompipe("metrics", "--backend", "aws", "--json").stdout) == expected
+    assert _lock_holders(aws) == []
+
+
+class CountingThrottledEngine(FailingEngine):
+    """The real engine, except every ``transform`` is throttled (a transient StoreError);
+    ``calls`` counts the transforms of every instance."""
+
+    calls: list[int] = []
+
+    def transform(self, *args: Any) -> Any:
+        self.calls.append(1)
+        raise self.error
+
+
+@pytest.mark.timeout(240)
+def test_a_transient_task_failure_is_attempted_as_often_as_the_asl_retry_says(aws: Aws) -> None:
+    """One owner per retry: the state machine retries the task MaxAttempts times; the task
+    itself does not retry in-process (else each attempt would run the transform 1 + 3
+    times). After the failure ending, EventBridge's FAILED event closes the record the
+    transient failure left RUNNING, without a second notification and without a restart."""
+    from ecompipe.aws.lambda_handler import handler
+    from ecompipe.aws.state_machine import definition
+    from ecompipe.config import load_settings
+    from ecompipe.engines import create_engine
+    from ecompipe.errors import StoreError
+    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
+
+    (retry,) = definition()["States"]["TransformData"]["Retry"]
+    assert "Ecompipe.StoreError" in retry["ErrorEquals"]
+    attempts = 1 + retry["MaxAttempts"]
+    queue = aws.subscribe_queue()
+    arn = _start_hand_set(aws)
+    calls: list[int] = []
+
+    def engines(worker: str, n: int) -> Any:
+        if worker == "transform":
+            engine = CountingThrottledEngine(StoreError("DynamoDB throttled (injected)"))
+            engine.calls = calls
+            return engine
+        return create_engine(load_settings())
+
+    reports = play_containers(aws, arn, engine_factory=engines)
+
+    assert [(r["worker"], r["status"], r.get("error")) for r in reports] == [
+        ("validate", "success", None),
+        *[("transform", "failure", "Ecompipe.StoreError")] * attempts,
+    ]
+    assert len(calls) == attempts, "each task attempt ran the transform exactly once"
+    sfn = aws.client("stepfunctions")
+    assert sfn.describe_execution(executionArn=arn)["status"] == "FAILED"
+    assert "ReleaseLockAndNotifyFailure" in history_states(aws, arn)
+    name = arn.rsplit(":", 1)[-1]
+    executions = DynamoDBExecutionLog(aws.client("dynamodb"), aws.settings().executions_table)
+    assert executions.owned_keys(), "the transient failure left the execution RUNNING"
+    event = status_event(aws, arn)
+    assert event["detail"]["error"] == "Ecompipe.ExecutionFailed"
+
+    decided = handler(event, None, clients=aws.clients())
+
+    assert (decided["released"], decided["closed"], decided["started"]) == (False, True, False)
+    record = executions.get(name)
+    assert record is not None and record.summary["error"]["type"] == "Ecompipe.Abandoned"
+    assert executions.owned_keys() == set(), "its files are candidates for the next upload"
+    (message,) = aws.messages(queue)
+    assert json.loads(message["Message"])["Error"] == "Ecompipe.StoreError"

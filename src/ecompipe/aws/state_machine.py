@@ -1,11 +1,13 @@
 """The Step Functions definition (Amazon States Language), generated from workflow.WORKFLOW.
 
 What each kind of state becomes:
-- AcquireLock: a conditional dynamodb:updateItem that puts this execution (its name) in the
-  lock item's ``holders`` map when a slot is free OR it is already there, so a retried
-  acquire that had succeeded succeeds again instead of waiting on itself. Busy (condition
-  failed) is retried with the workflow's LOCK_RETRY; leases expire (the Lambda and every
-  Python acquirer reap expired holders), so nothing ever needs a manual reset.
+- AcquireLock: a Lambda task (lambda_handler.acquire_lock) that takes a lease for this
+  execution (its name is the holder) with DynamoDBLock.try_acquire, the rule every Python
+  acquirer follows: expired holders are reaped first, then a conditional UpdateItem takes a
+  free slot OR succeeds when the execution already holds one (a retried acquire that had
+  succeeded does not wait on itself). Busy raises LockBusyError, retried with the workflow's
+  LOCK_RETRY; a lease left by a stopped execution expires and the next acquire reaps it, so
+  nothing ever needs a manual reset (and the EventBridge rule releases it at once).
 - a state with work (ValidateFiles, TransformData, ArchiveFiles): ecs:runTask.waitForTaskToken
   running ``ecompipe task <name>`` in the one task image, with HeartbeatSeconds (the task
   sends heartbeats); Retry on the transient error codes (errors.TransientError family),
@@ -23,8 +25,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ecompipe.errors import EcompipeError, TransientError
-from ecompipe.workflow import LOCK_RETRY, SPECS, START, WORKFLOW, RetryPolicy, State
+from ecompipe.errors import EcompipeError, LockBusyError, TransientError
+from ecompipe.workflow import (
+    LOCK_RETRY,
+    SPECS,
+    START,
+    TRANSIENT_RETRY,
+    WORKFLOW,
+    RetryPolicy,
+    State,
+)
 
 #: Lease the state machine takes; a task renews it while it works. Long enough to cover
 #: the gap between two tasks (a Fargate task can take a minute or two to start).
@@ -35,12 +45,15 @@ HEARTBEAT_EVERY = 60
 TASK_TIMEOUT_SECONDS = 4 * 3600
 NOTHING_TO_DO = "NothingToDo"
 EXECUTION_FAILED = "ExecutionFailed"
+#: The error of that Fail state: the execution went through our failure ending (released,
+#: notified), which the Lambda tells apart from an execution stopped from outside.
+EXECUTION_FAILED_ERROR = "Ecompipe.ExecutionFailed"
 
 #: The substitutions the template provides.
 SUBSTITUTIONS = (
     "LockTable",
     "LockId",
-    "LockLimit",
+    "LockFunctionArn",
     "ClusterArn",
     "TaskDefinitionArn",
     "ContainerName",
@@ -58,16 +71,38 @@ DYNAMODB_TRANSIENT = [
 ]
 
 
-def _codes(cls: type[EcompipeError]) -> list[str]:
-    found = {cls.code}
+#: Lambda could not run the function (throttled, service trouble): the invoke may pass later.
+LAMBDA_TRANSIENT = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+
+
+def _family(cls: type[EcompipeError]) -> list[type[EcompipeError]]:
+    found = [cls]
     for sub in cls.__subclasses__():
-        found.update(_codes(sub))
-    return sorted(found)
+        found.extend(_family(sub))
+    return found
 
 
 def transient_codes() -> list[str]:
     """Error names the tasks send for errors worth retrying (TransientError and subclasses)."""
-    return _codes(TransientError)
+    return sorted({c.code for c in _family(TransientError)})
+
+
+def lambda_error_name(cls: type[Exception]) -> str:
+    """How Step Functions names an exception a Python Lambda raised: the Lambda runtime
+    reports the exception's class name as ``errorType``, which becomes the error name."""
+    return cls.__name__
+
+
+def lambda_transient_names() -> list[str]:
+    """Error names of a Lambda task worth retrying: the TransientError family raised by our
+    handler (the lock being busy has its own policy) and Lambda's own service failures."""
+    ours = {lambda_error_name(c) for c in _family(TransientError) if c is not LockBusyError}
+    return sorted(ours) + LAMBDA_TRANSIENT
 
 
 def _retry(errors: list[str], policy: RetryPolicy) -> dict[str, Any]:
@@ -90,31 +125,19 @@ def _lock_key() -> dict[str, Any]:
 
 
 def acquire_state(next_state: str) -> dict[str, Any]:
-    """AcquireLock: a conditional UpdateItem putting the execution in the holders map."""
+    """AcquireLock: the lock Lambda takes a lease for this execution, or raises busy."""
     return {
         "Type": "Task",
         "Comment": SPECS[State.ACQUIRE_LOCK].doc,
-        "Resource": "arn:aws:states:::dynamodb:updateItem",
+        "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {
-            **_lock_key(),
-            "UpdateExpression": "SET holders.#me = :lease REMOVE expires_at",
-            "ConditionExpression": "size(holders) < :limit OR attribute_exists(holders.#me)",
-            "ExpressionAttributeNames": {"#me.$": "$$.Execution.Name"},
-            "ExpressionAttributeValues": {
-                ":lease": {
-                    "M": {
-                        "execution_id": {"S.$": "$$.Execution.Name"},
-                        "acquired": {"S.$": "$$.State.EnteredTime"},
-                        "lease_seconds": {"N": str(SFN_LEASE_SECONDS)},
-                    }
-                },
-                ":limit": {"N": "${LockLimit}"},
-            },
+            "FunctionName": "${LockFunctionArn}",
+            "Payload": {"execution_name.$": "$$.Execution.Name"},
         },
         "ResultPath": None,
         "Retry": [
-            _retry(["DynamoDB.ConditionalCheckFailedException"], LOCK_RETRY),
-            _retry(DYNAMODB_TRANSIENT, RetryPolicy()),
+            _retry([lambda_error_name(LockBusyError)], LOCK_RETRY),
+            _retry(lambda_transient_names(), TRANSIENT_RETRY),
         ],
         "Catch": _catch(),
         "Next": next_state,
@@ -264,7 +287,7 @@ def definition() -> dict[str, Any]:
     }
     states[EXECUTION_FAILED] = {
         "Type": "Fail",
-        "Error": "Ecompipe.ExecutionFailed",
+        "Error": EXECUTION_FAILED_ERROR,
         "Cause": "see the notification and the execution history",
     }
     return {

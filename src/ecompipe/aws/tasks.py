@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ecompipe.aws import recovery
 from ecompipe.aws.state_machine import HEARTBEAT_EVERY, SFN_LEASE_SECONDS
 from ecompipe.config import Settings, load_settings
 from ecompipe.engines import require_engine
@@ -154,7 +155,9 @@ def _run(
 
         return create_engine(settings, temp_dir=str(work / "tmp"))
 
-    pipeline = Pipeline(settings, backend, make_engine)
+    # Step Functions retries a failed state (the ASL Retry): retrying here too would multiply
+    # the attempts, so each transient failure has exactly one owner.
+    pipeline = Pipeline(settings, backend, make_engine, retry_in_process=False)
     # The state machine took the lease under the execution's name: the task works as it.
     pipeline.holder = execution_id
 
@@ -193,25 +196,15 @@ def _end(
     return {"execution_id": execution_id, "status": status, "subject": f"{execution_id} {status}"}
 
 
-def _abandon_orphans(pipeline: Pipeline, execution_id: str) -> None:
-    """Close executions whose state machine ended without finishing them (retries of a
-    transient error ran out): their files, still in landing, become candidates again."""
-    live = {h.holder for h in pipeline.b.lock.holders()}
-    for record in pipeline.b.log.unfinished():
-        if record.execution_id != execution_id and record.holder not in live:
-            pipeline.b.log.finish(
-                record.execution_id,
-                Status.FAILED,
-                {"error": {"type": "Ecompipe.Abandoned", "message": "its run ended unfinished"}},
-            )
-
-
 def _work(
     pipeline: Pipeline, execution_id: str, state: State, notifier: CollectingNotifier
 ) -> dict[str, Any]:
     log_ = pipeline.b.log
     if state == State.VALIDATE_FILES:
-        _abandon_orphans(pipeline, execution_id)
+        # Executions whose state machine ended without finishing them (retries of a
+        # transient error ran out, or stopped with no EventBridge rule to tell us).
+        live = {h.holder for h in pipeline.b.lock.holders()}
+        recovery.abandon_orphans(pipeline.b.log, live, keep=execution_id)
         if not pipeline.open_execution(execution_id):
             return {"usable": False, "skipped": True}
     if log_.get(execution_id) is None:

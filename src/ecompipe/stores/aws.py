@@ -15,7 +15,7 @@ from typing import Any
 
 from ecompipe import extras
 from ecompipe.config import Settings
-from ecompipe.errors import ConfigError, StoreError, TerminalError
+from ecompipe.errors import ConfigError, PermanentStoreError, StoreError, TerminalError
 from ecompipe.pipeline import Backend
 from ecompipe.stores.base import Notifier
 from ecompipe.workspace import Workspace
@@ -39,23 +39,58 @@ TRANSIENT_CODES = frozenset(
 MISSING_CODES = frozenset(
     {"NoSuchBucket", "ResourceNotFoundException", "NotFound", "NotFoundException"}
 )
+#: Codes that mean we may not do it (permissions, credentials, a disabled account): no retry
+#: can change them, an operator must.
+DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "AllAccessDisabled",
+        "AuthorizationError",
+        "InvalidAccessKeyId",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "AccountProblem",
+        "KMS.AccessDeniedException",
+    }
+)
 
 
 def translate(exc: Exception, doing: str) -> Exception:
-    """A botocore error as an EcompipeError: transient (retry) or terminal (fix something)."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    """A botocore error as an EcompipeError: transient (retry), permanent (access denied,
+    bad credentials: an operator must act), missing (ConfigError), or terminal."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        ParamValidationError,
+        PartialCredentialsError,
+    )
 
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        message = exc.response.get("Error", {}).get("Message")
         if code in TRANSIENT_CODES or status >= 500:
             return StoreError(f"{doing}: {code or status} (transient; retried)")
         if code in MISSING_CODES:
             return ConfigError(
                 [f"{doing}: {code}: run `ecompipe aws bootstrap` or deploy the stack first"]
             )
-        return TerminalError(f"{doing}: {code}: {exc.response.get('Error', {}).get('Message')}")
+        if code in DENIED_CODES:
+            return PermanentStoreError(
+                f"{doing}: {code}: {message}; check the credentials and the role's permissions"
+            )
+        return TerminalError(f"{doing}: {code}: {message}")
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return ConfigError([f"{doing}: {exc}: configure AWS credentials (or the task's role)"])
+    if isinstance(exc, ParamValidationError):
+        return TerminalError(f"{doing}: {exc}")
     if isinstance(exc, BotoCoreError):
+        # Connection errors, read timeouts: the network, worth another try.
         return StoreError(f"{doing}: {exc}")
     return exc
 
@@ -74,7 +109,10 @@ def new_client(service: str, settings: Settings) -> Any:
     import boto3  # noqa: TID251 (lazy: only the aws backend gets here)
     from botocore.config import Config
 
-    # Adaptive retries absorb short throttling; what is left is ours to classify.
+    # botocore owns the retries of ONE request (throttling, 5xx, connection errors): standard
+    # mode, 4 attempts, full-jitter backoff capped at 20 s. What it gives up on, translate()
+    # classes for the state's owner (Step Functions or the local runner), which retries the
+    # whole state: see docs/AWS.md, "Who retries what".
     config = Config(retries={"mode": "standard", "max_attempts": 4})
     return boto3.session.Session().client(service, region_name=settings.aws_region, config=config)
 

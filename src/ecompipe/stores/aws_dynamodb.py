@@ -2,12 +2,14 @@
 
 Lock item (table LOCK_TABLE = ProcessingLockTable, hash key LockId (S)):
   {LockId, holders: {<holder>: {execution_id, host, pid, acquired_at, expires_at}}, expires_at}
-A holder taken by the state machine's AcquireLock has {execution_id, acquired (ISO time),
-lease_seconds} instead (Step Functions cannot do arithmetic on times); its expiry is acquired
-+ lease_seconds until a task renews it. Acquiring is one conditional UpdateItem: a free slot,
-or the holder already holds (so a retried acquire that had succeeded is a success). Expired
-holders are reaped with conditional removes first. The item's top-level ``expires_at`` is the
-table's TTL attribute: it lets DynamoDB drop an idle lock item; correctness never waits on it.
+Every acquirer, the state machine's AcquireLock included (a Lambda task calling
+DynamoDBLock.try_acquire), follows one rule: reap expired holders (and holders whose process
+on this host is gone) with conditional removes, then one conditional UpdateItem taking a free
+slot, or succeeding when the holder already holds (so a retried acquire that had succeeded is
+a success). A lease taken for a Step Functions execution has host ``stepfunctions`` and pid 0:
+no process embodies it, so only its expiry (renewed by the execution's tasks) ends it. The
+item's top-level ``expires_at`` is the table's TTL attribute: it lets DynamoDB drop an idle lock
+item; correctness never waits on it.
 
 Execution log (table EXECUTIONS_TABLE, hash pk (S), range sk (S)):
   pk EXEC#<id>, sk RECORD           the execution record (summary as JSON text)
@@ -25,18 +27,20 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from ecompipe.contracts import MONEY_OUTPUT_SCALE, RATE_OUTPUT_SCALE
 from ecompipe.errors import StoreError
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
-from ecompipe.stores.aws import TRANSIENT_CODES, error_code, translate
+from ecompipe.stores.aws import error_code, translate
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
 from ecompipe.stores.sqlite import pid_alive
 
 HOST = socket.gethostname()
+#: The host of a lease held by a Step Functions execution (pid 0: no process to check).
+EXECUTION_HOST = "stepfunctions"
 #: Keep an idle lock item this long after its last lease expired (TTL attribute).
 LOCK_ITEM_TTL_SECONDS = 86_400
 
@@ -61,10 +65,18 @@ def _str(attr: dict[str, Any] | None) -> str | None:
 
 
 class DynamoDBLock:
-    """A semaphore of leases in one item; same semantics as stores.sqlite.SQLiteLock."""
+    """A semaphore of leases in one item; same semantics as stores.sqlite.SQLiteLock.
 
-    def __init__(self, client: Any, table: str, lock_id: str, limit: int) -> None:
+    ``for_executions``: the leases this handle takes belong to Step Functions executions (the
+    holder is the execution's name), not to this process: they are marked so that only their
+    expiry ends them, never the liveness of the process that wrote them (a Lambda).
+    """
+
+    def __init__(
+        self, client: Any, table: str, lock_id: str, limit: int, for_executions: bool = False
+    ) -> None:
         self.ddb, self.table, self.lock_id, self.limit = client, table, lock_id, limit
+        self._host, self._pid = (EXECUTION_HOST, 0) if for_executions else (HOST, os.getpid())
 
     def _update(self, doing: str, **kwargs: Any) -> bool:
         """One UpdateItem on the lock item; False when its condition did not hold."""
@@ -99,15 +111,14 @@ class DynamoDBLock:
     @staticmethod
     def _holder(name: str, raw: dict[str, Any]) -> LockHolder:
         attrs = raw.get("M", {})
-        if "acquired" in attrs:  # taken by the state machine: ISO time + lease length
-            acquired = datetime.fromisoformat(attrs["acquired"]["S"].replace("Z", "+00:00"))
-            start = acquired.timestamp()
-            expires = _num(attrs.get("expires_at"), start + _num(attrs.get("lease_seconds")))
-            host, pid = "stepfunctions", 0
-        else:
-            start, expires = _num(attrs.get("acquired_at")), _num(attrs.get("expires_at"))
-            host, pid = _str(attrs.get("host")) or "?", int(_num(attrs.get("pid")))
-        return LockHolder(name, _str(attrs.get("execution_id")), host, pid, start, expires)
+        return LockHolder(
+            name,
+            _str(attrs.get("execution_id")),
+            _str(attrs.get("host")) or "?",
+            int(_num(attrs.get("pid"))),
+            _num(attrs.get("acquired_at")),
+            _num(attrs.get("expires_at")),
+        )
 
     def reap(self) -> int:
         """Remove expired holders (and holders whose process on this host is gone)."""
@@ -134,8 +145,8 @@ class DynamoDBLock:
         self.reap()
         now = time.time()
         lease = {
-            "host": _s(HOST),
-            "pid": _n(os.getpid()),
+            "host": _s(self._host),
+            "pid": _n(self._pid),
             "acquired_at": _n(now),
             "expires_at": _n(now + lease_seconds),
         }
@@ -159,10 +170,7 @@ class DynamoDBLock:
         return self._update(
             "renewing",
             UpdateExpression="SET holders.#me.expires_at = :exp, expires_at = :ttl",
-            ConditionExpression=(
-                "attribute_exists(holders.#me) AND "
-                "(attribute_not_exists(holders.#me.expires_at) OR holders.#me.expires_at > :now)"
-            ),
+            ConditionExpression="attribute_exists(holders.#me) AND holders.#me.expires_at > :now",
             ExpressionAttributeNames={"#me": holder},
             ExpressionAttributeValues={
                 ":exp": _n(now + lease_seconds),
@@ -211,8 +219,14 @@ def batch_write(
     max_retries: int,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """BatchWriteItem in chunks of ``batch_size`` (<= 25); unprocessed items and throttling
-    are retried with exponential backoff and full jitter up to ``max_retries`` times.
+    """BatchWriteItem in chunks of ``batch_size`` (<= 25); items DynamoDB hands back as
+    UnprocessedItems are sent again with exponential backoff and full jitter up to
+    ``max_retries`` times.
+
+    Only the unprocessed items are retried here: they are a partial success, which botocore
+    does not retry. A failed request (throttled, 5xx) was already retried by botocore's
+    standard mode; what it gives up on goes up to the state's owner (Step Functions, or the
+    local runner) as a StoreError, never retried again here.
 
     Raises StoreError naming how many rows were not written: the run must fail then.
     """
@@ -222,10 +236,9 @@ def batch_write(
         while pending:
             try:
                 response = client.batch_write_item(RequestItems={table: pending})
-                pending = response.get("UnprocessedItems", {}).get(table, [])
             except Exception as exc:
-                if error_code(exc) not in TRANSIENT_CODES:
-                    raise translate(exc, f"writing {table}") from None
+                raise translate(exc, f"writing {table}") from None
+            pending = response.get("UnprocessedItems", {}).get(table, [])
             if not pending:
                 break
             attempt += 1

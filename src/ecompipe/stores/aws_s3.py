@@ -185,7 +185,11 @@ class S3ObjectStore:
         where = f"s3://{bucket}/{key}"
         dst = self._head(bucket, key)
         if dst is not None and not self._same(dst, entry):
-            raise StoreError(f"refusing to overwrite {where} (moving {entry.key})")
+            # Other bytes already there: no retry changes that; an operator must look.
+            raise PermanentStoreError(
+                f"refusing to overwrite {where} (moving {entry.key}): it holds other bytes; "
+                "move it aside, then run again"
+            )
         if dst is None:
             try:
                 self.s3.copy_object(
