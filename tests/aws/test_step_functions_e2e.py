@@ -358,7 +358,7 @@ def test_a_transform_longer_than_its_lease_keeps_the_critical_section(aws: Aws) 
 
 
 @pytest.mark.timeout(240)
-def test_terminal_task_failure_releases_the_lock_and_keeps_the_files(aws: Aws) -> None:
+def test_terminal_task_failure_releases_the_lock_and_leaves_the_files_in_landing(aws: Aws) -> None:
     from ecompipe.config import load_settings
     from ecompipe.engines import create_engine
     from ecompipe.errors import EngineError
@@ -382,8 +382,14 @@ def test_terminal_task_failure_releases_the_lock_and_keeps_the_files(aws: Aws) -
     assert "ReleaseLockAndNotifyFailure" in history_states(aws, arn)
     assert json.loads(ecompipe("aws", "lock", "--json").stdout) == []
     name = arn.rsplit(":", 1)[-1]
-    kept = aws.keys(aws.env["BUCKET_NAME"], f"quarantine/{name}/")
-    assert f"quarantine/{name}/orders/hand orders.csv" in kept
+    # Not in the data: no verdict. The files stay in landing untouched, for the next run,
+    # and the batch published before the failure is withdrawn from the curated log.
+    bucket = aws.env["BUCKET_NAME"]
+    assert aws.keys(bucket, f"quarantine/{name}/orders/") == []
+    assert [k for k in aws.keys(bucket) if not k.startswith(("quarantine/", "_ecompipe/"))] == [
+        f"{d}/hand {d}.csv" for d in ("order_items", "orders", "products")
+    ]
+    assert aws.keys(bucket, "_ecompipe/curated/") == []
     (message,) = aws.messages(queue)
     assert "FAILED" in message["Subject"]
     error = json.loads(message["Message"])
