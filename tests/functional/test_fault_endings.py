@@ -118,6 +118,34 @@ def landed_whole(landed: Landed, keep: Path, key: str, table: Table) -> None:
     landed.objects[(key, sha(path))] += 1
 
 
+def land_sample(workspace: Path, tmp_path: Path, seed: int) -> tuple[dict[str, Table], Landed]:
+    """A generated sample, every dataset landed whole."""
+    tables = sample_tables(tmp_path / "gen", 80, seed=seed)
+    landed = Landed()
+    landed.land(workspace, tables, "a", tmp_path / "keep")
+    return tables, landed
+
+
+def redeliver_parents(
+    workspace: Path, tmp_path: Path, tables: dict[str, Table], landed: Landed
+) -> None:
+    """The same orders and products landed again, completing a set for an items file left
+    in landing alone."""
+    again = Landed()
+    again.land(workspace, {d: tables[d] for d in ("orders", "products")}, "c", tmp_path / "k2")
+    landed.batches.append(again.batches[0])
+    landed.objects.update(again.objects)
+
+
+def next_run_is_exact(workspace: Path, landed: Landed) -> None:
+    """A plain run succeeds; every landed file is settled once; the KPIs are the reference's."""
+    result = run(workspace)
+    assert result.exit_code == 0, result.message
+    assert_settled(workspace, landed)
+    assert metrics_json(workspace) == landed.expected()
+    assert lock_holders(workspace) == [] and unfinished(workspace) == []
+
+
 def error_of(workspace: Path) -> list[tuple[str, str]]:
     con = sqlite3.connect(workspace / "ecompipe.db")
     try:
@@ -161,11 +189,8 @@ def test_a_file_written_during_validation_goes_back_with_its_set(
     assert [e[1] for e in events(workspace, "returned")] == ["ValidateFiles", "ValidateFiles"]
 
     # Complete now: the next run takes it whole.
-    result = run(workspace)
-    assert result.exit_code == 0, result.message
     landed_whole(landed, tmp_path / "keep", "order_items/a.csv", tables["order_items"])
-    assert_settled(workspace, landed)
-    assert metrics_json(workspace) == landed.expected()
+    next_run_is_exact(workspace, landed)
 
 
 @pytest.mark.fast
@@ -196,18 +221,11 @@ def test_when_the_rest_is_a_complete_set_only_the_changed_file_goes_back(
         "products/a.csv",
     ]
     # b.csv waits for the next complete set: the same orders and products delivered again.
-    redelivered = Landed()
-    redelivered.land(
-        workspace, {d: tables[d] for d in ("orders", "products")}, "c", tmp_path / "k2"
-    )
-    assert run(workspace).exit_code == 0
-    landed.batches.append(redelivered.batches[0])
-    landed.objects.update(redelivered.objects)
+    redeliver_parents(workspace, tmp_path, tables, landed)
     landed_whole(
         landed, tmp_path / "k", "order_items/b.csv", Table(first.header, first.rows[100:] + later)
     )
-    assert_settled(workspace, landed)
-    assert metrics_json(workspace) == landed.expected()
+    next_run_is_exact(workspace, landed)
 
 
 @pytest.mark.fast
@@ -230,16 +248,9 @@ def test_a_file_written_after_its_rows_counted_goes_back_instead_of_to_archive(
     assert sorted(p.name for p in files_under(workspace / "landing")) == ["a.csv"]
     assert not list((workspace / "archive").rglob("order_items/*"))  # never archived in part
     # With the next complete set it is read whole: its rows counted before are replaced by key.
-    redelivered = Landed()
-    redelivered.land(
-        workspace, {d: tables[d] for d in ("orders", "products")}, "c", tmp_path / "k2"
-    )
-    assert run(workspace).exit_code == 0
-    landed.batches.append(redelivered.batches[0])
-    landed.objects.update(redelivered.objects)
+    redeliver_parents(workspace, tmp_path, tables, landed)
     landed_whole(landed, tmp_path / "k", "order_items/a.csv", tables["order_items"])
-    assert_settled(workspace, landed)
-    assert metrics_json(workspace) == landed.expected()
+    next_run_is_exact(workspace, landed)
 
 
 @pytest.mark.fast
@@ -248,9 +259,7 @@ def test_a_terminal_failure_not_in_the_data_returns_the_files_to_landing(
 ) -> None:
     from ecompipe.errors import EngineError
 
-    tables = sample_tables(tmp_path / "gen", 80, seed=24)
-    landed = Landed()
-    landed.land(workspace, tables, "a", tmp_path / "keep")
+    _tables, landed = land_sample(workspace, tmp_path, seed=24)
     before = {p.name + p.parent.name: sha(p) for p in files_under(workspace / "landing")}
 
     def broken() -> None:
@@ -268,10 +277,7 @@ def test_a_terminal_failure_not_in_the_data_returns_the_files_to_landing(
     assert not list((workspace / "curated").rglob("*.parquet"))
     (note,) = notifications(workspace)
     assert note["status"] == "FAILED" and "a bug" in note["subject"]
-    assert run(workspace).exit_code == 0
-    assert_settled(workspace, landed)
-    assert metrics_json(workspace) == landed.expected()
-    assert lock_holders(workspace) == []
+    next_run_is_exact(workspace, landed)
 
 
 @pytest.mark.fast
@@ -280,9 +286,7 @@ def test_a_resource_error_is_not_retried_in_process_and_the_next_run_resumes(
 ) -> None:
     from ecompipe.errors import ResourceError
 
-    tables = sample_tables(tmp_path / "gen", 80, seed=25)
-    landed = Landed()
-    landed.land(workspace, tables, "a", tmp_path / "keep")
+    _tables, landed = land_sample(workspace, tmp_path, seed=25)
     engines: list[Faulty] = []
 
     def short(_files: list[Any]) -> None:
@@ -299,9 +303,7 @@ def test_a_resource_error_is_not_retried_in_process_and_the_next_run_resumes(
     assert len(files_under(workspace / "inflight")) == 3  # kept, claimed, no verdict
     assert files_under(workspace / "quarantine") == [] and notifications(workspace) == []
     assert len(unfinished(workspace)) == 1
-    assert run(workspace).exit_code == 0  # resumed
-    assert_settled(workspace, landed)
-    assert metrics_json(workspace) == landed.expected()
+    next_run_is_exact(workspace, landed)  # resumed
 
 
 @pytest.mark.fast
@@ -310,9 +312,7 @@ def test_an_execution_resumed_without_progress_fails_after_max_resumes(
 ) -> None:
     from ecompipe.errors import ResourceError
 
-    tables = sample_tables(tmp_path / "gen", 80, seed=26)
-    landed = Landed()
-    landed.land(workspace, tables, "a", tmp_path / "keep")
+    _tables, landed = land_sample(workspace, tmp_path, seed=26)
 
     def short(_files: list[Any]) -> None:
         raise ResourceError("disk full: free space")
@@ -331,9 +331,7 @@ def test_an_execution_resumed_without_progress_fails_after_max_resumes(
     (note,) = notifications(workspace)
     assert note["status"] == "FAILED"
     assert len(files_under(workspace / "landing")) == 3  # back, for when the cause is fixed
-    assert run(workspace).exit_code == 0
-    assert_settled(workspace, landed)
-    assert metrics_json(workspace) == landed.expected()
+    next_run_is_exact(workspace, landed)
 
 
 @pytest.mark.fast

@@ -92,7 +92,8 @@ def verified_move(src: Path, dst: Path) -> None:
             os.unlink(src)  # a crash came between link and unlink
             return
         raise PermanentStoreError(
-            f"refusing to overwrite {dst} (moving {src}): another file is there; move one away"
+            f"refusing to overwrite {dst} (moving {src}): it holds other bytes; "
+            "move it aside, then run again"
         )
     if not stat.S_ISREG(st.st_mode):
         # Symlinks and folders move as they are; never what a link points to.
