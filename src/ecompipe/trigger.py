@@ -3,14 +3,17 @@ and the rule for object keys that are safe to use as a local path."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from ecompipe.config import Settings
 
 DATASET_NAMES = ("orders", "order_items", "products")
 
-#: S3's own limit on a key, in bytes of UTF-8.
-MAX_KEY_BYTES = 1024
+#: The longest landing key, in bytes of UTF-8: S3's own limit (1,024) less the longest prefix
+#: an object gets when it is archived or quarantined ("quarantine/<execution>/", execution
+#: names being at most 80 characters), so that it keeps its name there.
+MAX_KEY_BYTES = 1024 - len("quarantine/") - 80 - 1
 #: The longest file name most file systems take (NAME_MAX), in bytes.
 MAX_SEGMENT_BYTES = 255
 
@@ -54,14 +57,24 @@ def is_utf8(name: str) -> bool:
     return True
 
 
+def settled_key(key: str) -> str:
+    """The name an object keeps under ``archive/<execution>/`` or ``quarantine/<execution>/``:
+    its key, or for a key that is no safe name (key_problem) ``unsafe/<SHA-256 of the key>``,
+    which any tool can copy to a disk (the validation report names the original key)."""
+    if key_problem(key) is None:
+        return key
+    return "unsafe/" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def key_problem(key: str) -> str | None:
     """Why ``key`` must not become a local path (one line for a person), or None if it may.
 
     S3 takes almost any key; a task turns a landing key into ``<scratch>/<key>``. A key that
     could leave that folder (``..``, a leading ``/``), be read differently by another tool
     (a backslash, an empty or ``.`` segment), carry a control character (NUL truncates C
-    strings, ESC drives terminals), or not fit a file system (1,024 bytes; 255 per segment)
-    is refused by this one rule, on S3 and for local landing names alike.
+    strings, ESC drives terminals), or not fit (S3's 1,024 bytes once archived, MAX_KEY_BYTES;
+    a file system's 255 per segment) is refused by this one rule, on S3 and for local landing
+    names alike.
     """
     for position, char in enumerate(key):
         if _is_control(char):

@@ -202,3 +202,27 @@ def test_pipeline_run_under_throttling_loses_no_row(aws: Aws, workspace: Any) ->
     assert any(n > 1 for n in throttled.calls)
     got = json.loads(ecompipe("metrics", "--backend", "aws", "--json").stdout)
     assert got == local_metrics(workspace)
+
+
+@pytest.mark.timeout(60)
+def test_a_manifest_entry_of_a_key_too_long_for_a_sort_key_round_trips(aws: Aws) -> None:
+    """S3 takes keys of 1,024 bytes; "ENTRY#" + such a key is over DynamoDB's 1,024-byte
+    sort key, so the entry is stored under a hash of the key, the key kept whole."""
+    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
+    from ecompipe.stores.base import ManifestEntry
+
+    log = DynamoDBExecutionLog(aws.client("dynamodb"), aws.settings().executions_table)
+    log.create("exec-long", "h")
+    long_key = "orders/" + "/".join(["k" * 200] * 5) + "x" * 13  # 1,024 bytes
+    assert len(long_key.encode()) == 1024
+    entries = [
+        ManifestEntry(long_key, None, 5, "e1"),
+        ManifestEntry("orders/a.csv", "orders", 7, "e2"),
+    ]
+    log.save_manifest("exec-long", entries)
+    entries[0].status, entries[0].location = "quarantined", "s3://b/quarantine/x"
+    log.update_entry("exec-long", entries[0])
+    got = {e.key: e for e in log.manifest("exec-long")}
+    assert set(got) == {long_key, "orders/a.csv"}
+    assert (got[long_key].status, got[long_key].location) == ("quarantined", "s3://b/quarantine/x")
+    assert got["orders/a.csv"].status == "claimed"

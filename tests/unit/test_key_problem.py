@@ -59,7 +59,7 @@ def test_each_rule_refuses_with_a_reason_naming_it(key: str, names: str) -> None
         "orders/x..y.CSV",
         "orders/" + "s" * 251 + ".csv",  # a segment of exactly 255 bytes
         "orders/" + "é" * 125 + "s.csv",  # 255 bytes of UTF-8
-        "o/" + "/".join(["a" * 254] * 4) + "/" + "b" * 2,  # exactly 1,024 bytes
+        "o/" + "/".join(["a" * 254] * 3) + "/" + "b" * 165,  # exactly 932 bytes (below)
         "orders/nbsp\u00a0zero\u200bwidth.csv",  # unusual, but not control characters
     ],
 )
@@ -68,10 +68,26 @@ def test_good_keys_pass(key: str) -> None:
 
 
 def test_the_limits_are_bytes_at_the_edge() -> None:
-    exactly = "o/" + "/".join(["a" * 254] * 4) + "/" + "b" * 2
-    assert len(exactly.encode()) == 1024
+    # S3's 1,024 bytes, less "quarantine/" and the longest execution name (80) and "/": a
+    # landing key must keep its name when it is archived or quarantined.
+    longest = 1024 - len("quarantine/") - 80 - 1
+    exactly = "o/" + "/".join(["a" * 254] * 3) + "/" + "b" * 165
+    assert len(exactly.encode()) == longest == 932
     assert key_problem(exactly) is None
     assert key_problem(exactly + "b") is not None
+    assert len(f"quarantine/{'x' * 80}/{exactly}".encode()) == 1024
+
+
+def test_an_unsafe_key_settles_under_a_safe_stand_in() -> None:
+    import hashlib
+
+    from ecompipe.trigger import settled_key
+
+    assert settled_key("orders/a b.csv") == "orders/a b.csv"
+    for key in ("orders/../../x.csv", "orders/a\b.csv", "orders/" + "a" * 1000 + ".csv"):
+        stand_in = settled_key(key)
+        assert stand_in == "unsafe/" + hashlib.sha256(key.encode()).hexdigest()
+        assert key_problem(stand_in) is None
 
 
 class _NoS3:

@@ -13,13 +13,15 @@ item; correctness never waits on it.
 
 Execution log (table EXECUTIONS_TABLE, hash pk (S), range sk (S)):
   pk EXEC#<id>, sk RECORD           the execution record (summary as JSON text)
-  pk EXEC#<id>, sk ENTRY#<key>      one manifest entry
+  pk EXEC#<id>, sk ENTRY#<key>      one manifest entry (ENTRY#~<SHA-256> for a key too long
+                                    for a sort key; the key itself is in its ``key``)
   pk EXEC#<id>, sk EVENT#<ns>#<rnd> one state event
   pk COUNTER,   sk SEQ              the batch sequence counter
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -59,6 +61,19 @@ def _num(attr: dict[str, Any] | None, default: float = 0.0) -> float:
 
 def _str(attr: dict[str, Any] | None) -> str | None:
     return attr["S"] if attr and "S" in attr else None
+
+
+#: DynamoDB's limit on a sort key, in bytes.
+_MAX_SORT_KEY_BYTES = 1024
+
+
+def _entry_sk(key: str) -> str:
+    """A manifest entry's sort key: ``ENTRY#<key>``, or ``ENTRY#~<SHA-256 of the key>`` for a
+    landing key (S3 takes 1,024 bytes) too long for a sort key with the prefix."""
+    sk = f"ENTRY#{key}"
+    if len(sk.encode("utf-8", "surrogateescape")) <= _MAX_SORT_KEY_BYTES:
+        return sk
+    return "ENTRY#~" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 # ---------------------------------------------------------------------- lock
@@ -553,7 +568,7 @@ class DynamoDBExecutionLog:
         """Record each entry once (a resumed execution keeps its first manifest)."""
         for e in entries:
             item = {
-                **self._key(execution_id, f"ENTRY#{e.key}"),
+                **self._key(execution_id, _entry_sk(e.key)),
                 "key": _s(e.key),
                 "size": _n(e.size),
                 "etag": _s(e.etag),
@@ -605,7 +620,7 @@ class DynamoDBExecutionLog:
         self._call(
             "update_item",
             "updating the manifest",
-            Key=self._key(execution_id, f"ENTRY#{entry.key}"),
+            Key=self._key(execution_id, _entry_sk(entry.key)),
             UpdateExpression=expression,
             ExpressionAttributeNames={"#st": "status", "#loc": "location", "#sz": "size"},
             ExpressionAttributeValues=values,

@@ -173,12 +173,16 @@ class S3ObjectStore:
     # ------------------------------------------------------------------ moves
 
     def archive(self, execution_id: str, entry: ManifestEntry) -> None:
-        """Verified move to s3://S3_ARCHIVE_BUCKET/archive/<execution>/<key>."""
-        self._settle(entry, self.archive_bucket, f"archive/{execution_id}/{entry.key}", "archived")
+        """Verified move to s3://S3_ARCHIVE_BUCKET/archive/<execution>/<key>
+        (trigger.settled_key)."""
+        key = f"archive/{execution_id}/{trigger.settled_key(entry.key)}"
+        self._settle(entry, self.archive_bucket, key, "archived")
 
     def quarantine(self, execution_id: str, entry: ManifestEntry) -> None:
-        """Verified move to s3://BUCKET_NAME/quarantine/<execution>/<key>."""
-        self._settle(entry, self.bucket, f"quarantine/{execution_id}/{entry.key}", "quarantined")
+        """Verified move to s3://BUCKET_NAME/quarantine/<execution>/<key>
+        (trigger.settled_key: an unsafe key gets a safe stand-in)."""
+        key = f"quarantine/{execution_id}/{trigger.settled_key(entry.key)}"
+        self._settle(entry, self.bucket, key, "quarantined")
 
     def _settle(self, entry: ManifestEntry, bucket: str, key: str, status: str) -> None:
         """Copy (source version pinned), verify, then delete the source if still our version."""

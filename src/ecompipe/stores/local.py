@@ -244,7 +244,7 @@ class FolderObjectStore:
         self._settle(execution_id, entry, self.ws.quarantine, "quarantined")
 
     def _settle(self, execution_id: str, entry: ManifestEntry, area: Path, status: str) -> None:
-        dst = area / execution_id / entry.key
+        dst = area / execution_id / trigger.settled_key(entry.key)
         verified_move(self._inflight(execution_id, entry.key), dst)
         entry.status, entry.location = status, str(dst.relative_to(self.ws.root))
 
