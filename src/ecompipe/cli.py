@@ -567,6 +567,12 @@ def executions(ctx: click.Context, workspace: Path | None, limit: int, as_json: 
         )
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped: a landing key may hold any (ESC sequences
+    would drive the operator's terminal)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def _last_state(record: Any) -> str:
     """The state to show: a finished execution shows its ending (bookkeeping events such as
     the lease release come after it in the log)."""
@@ -614,14 +620,16 @@ def executions_show(
         click.echo(f"  {at}  {ev['state']:<28} {ev['event']}{detail}")
     click.echo("manifest:")
     for e in manifest:
-        click.echo(f"  {e['key']}  {e['size']:,} bytes  {e['status']}  {e['location'] or ''}")
+        where = _printable(e["location"] or "")
+        click.echo(f"  {_printable(e['key'])}  {e['size']:,} bytes  {e['status']}  {where}")
     validation = record.summary.get("validation")
     if validation:
         click.echo("validation report:")
         for f in validation["files"]:
             verdict = "accepted" if f["accepted"] else f"REJECTED ({f['reason']}: {f['detail']})"
             click.echo(
-                f"  {f['key']}: {verdict}; rows {f['rows']}, rejected {f['rejected_rows']}, "
+                f"  {_printable(f['key'])}: {verdict}; rows {f['rows']}, "
+                f"rejected {f['rejected_rows']}, "
                 f"duplicates dropped {f['duplicates_dropped']}"
             )
     if record.summary.get("transform"):

@@ -78,4 +78,8 @@ def test_unsafe_local_names_are_quarantined_unread(
     assert verdicts["order_items/order_items.csv"]["accepted"]
     assert len(verdicts) == 3 + len(UNSAFE)
     assert os.listdir(os.fsencode(folder)) == [b"latin1-\xe9t\xe9.csv"]
-    assert "latin1-" in caplog.text and "not valid UTF-8" in caplog.text
+    assert "latin1-" in caplog.text and caplog.text.count("not valid UTF-8") == 1
+    # Shown to an operator, a key's control characters are escaped, never sent raw.
+    shown = ecompipe("executions", "show", q.name, workspace=workspace).stdout
+    assert "order_items/esc\\x1b[2J.csv" in shown and "\x1b" not in shown
+    assert not any(c in shown for c in "\x01\x7f\x85")

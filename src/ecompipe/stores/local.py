@@ -27,7 +27,7 @@ from ecompipe import trigger
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path, staged_path
-from ecompipe.errors import PermanentStoreError, StoreError
+from ecompipe.errors import PermanentStoreError, StoreError, from_os_error
 from ecompipe.faults import crash_point, fault_point
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
 from ecompipe.workspace import Workspace
@@ -101,14 +101,14 @@ def verified_move(src: Path, dst: Path) -> None:
             os.rename(src, dst)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
-                raise StoreError(f"cannot move {src} to {dst}: {exc.strerror}") from None
+                raise from_os_error(exc, f"moving {src} to {dst}") from None
             shutil.move(str(src), str(dst))
         return
     try:
         os.link(src, dst, follow_symlinks=False)
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
-            raise StoreError(f"cannot move {src} to {dst}: {exc.strerror}") from None
+            raise from_os_error(exc, f"moving {src} to {dst}") from None
         _copy_verified(src, dst)
     crash_point("move:after-copy-before-delete")
     os.unlink(src)
@@ -147,6 +147,7 @@ class FolderObjectStore:
     def __init__(self, workspace: Workspace, settings: Settings) -> None:
         self.ws = workspace
         self.settings = settings
+        self._warned: set[str] = set()
 
     def list_landing(self) -> list[ObjectInfo]:
         """Direct children of each dataset folder, with when each last changed: the later of
@@ -160,12 +161,13 @@ class FolderObjectStore:
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                raise StoreError(f"cannot list {folder}: {exc.strerror}") from None
+                raise from_os_error(exc, f"listing {folder}") from None
             for entry in entries:
                 if not trigger.is_utf8(entry.name):
                     # Not even quarantine can record it (trigger.is_utf8): it stays in
                     # landing, ignored with a warning, and the run goes on without it.
-                    if not trigger.is_in_progress(entry.name):
+                    if not trigger.is_in_progress(entry.name) and entry.path not in self._warned:
+                        self._warned.add(entry.path)  # once, though a run lists more than once
                         log.warning("ignoring %s: its name is not valid UTF-8", ascii(entry.path))
                     continue
                 try:
