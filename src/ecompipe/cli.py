@@ -87,7 +87,8 @@ def _pipeline(
     on_state: Callable[[str, str], None] | None = None,
 ) -> Pipeline:
     """A Pipeline on ``backend``'s ports; its engine (``settings.engine``) spills into the
-    workspace's tmp/. ``quiet``: no notification line on stderr."""
+    workspace's tmp/ (the system's temporary folder for the aws backend, which needs no
+    workspace). ``quiet``: no notification line on stderr."""
     from ecompipe.backends import open_backend
     from ecompipe.engines import create_engine, require_engine
     from ecompipe.pipeline import Pipeline
@@ -95,11 +96,9 @@ def _pipeline(
     # Before anything is claimed: the engine itself starts only inside ValidateFiles.
     require_engine(settings)
     ports = open_backend(backend, settings, ws, quiet=quiet)
+    spill = str(ws.root / "tmp") if backend == "local" else None
     return Pipeline(
-        settings,
-        ports,
-        lambda: create_engine(settings, temp_dir=str(ws.root / "tmp")),
-        on_state=on_state,
+        settings, ports, lambda: create_engine(settings, temp_dir=spill), on_state=on_state
     )
 
 

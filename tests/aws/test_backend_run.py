@@ -15,12 +15,18 @@ pytestmark = [pytest.mark.aws, pytest.mark.duckdb, pytest.mark.xdist_group("moto
 
 
 @pytest.mark.timeout(120)
-def test_run_backend_aws_matches_local(aws: Aws, workspace: Path) -> None:
+def test_run_backend_aws_matches_local(
+    aws: Aws, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expected = local_metrics(workspace)
     queue = aws.subscribe_queue()
     aws.land_hand()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     result = ecompipe("run", "--backend", "aws", "--json")
     assert result.exit_code == 0, result.output
+    assert list(cwd.iterdir()) == []  # the aws backend needs no workspace: none is made
     got = ecompipe("metrics", "--backend", "aws", "--json")
     assert got.exit_code == 0, got.output
     import json
