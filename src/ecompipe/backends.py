@@ -6,7 +6,8 @@ import sys
 
 from ecompipe.config import Settings
 from ecompipe.errors import ConfigError
-from ecompipe.pipeline import Backend
+from ecompipe.stores.base import Backend
+from ecompipe.workflow import critical_lock_id
 from ecompipe.workspace import Workspace
 
 
@@ -23,7 +24,7 @@ def open_backend(name: str, settings: Settings, workspace: Workspace, quiet: boo
 
         def new_critical_lock() -> SQLiteLock:
             # Limit 1 whatever the lock limit: claiming and transforming never interleave.
-            return SQLiteLock(workspace.db, f"{settings.lock_id}-transform", 1)
+            return SQLiteLock(workspace.db, critical_lock_id(settings.lock_id), 1)
 
         return Backend(
             store=FolderObjectStore(workspace, settings),

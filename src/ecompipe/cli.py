@@ -670,11 +670,12 @@ def lock(ctx: click.Context, workspace: Path | None, as_json: bool) -> None:
 
 def _lock(workspace: Path | None, critical: bool = False) -> Any:
     from ecompipe.stores.sqlite import SQLiteLock
+    from ecompipe.workflow import critical_lock_id
 
     ws = workspace_from(workspace).require()
     settings = _settings(ws)
     if critical:
-        return SQLiteLock(ws.db, f"{settings.lock_id}-transform", 1)
+        return SQLiteLock(ws.db, critical_lock_id(settings.lock_id), 1)
     return SQLiteLock(ws.db, settings.lock_id, settings.lock_limit)
 
 

@@ -39,17 +39,14 @@ from ecompipe.errors import (
 )
 from ecompipe.faults import crash_point
 from ecompipe.stores.base import (
-    ExecutionLog,
+    Backend,
     ExecutionRecord,
     Lock,
     ManifestEntry,
-    MetricsStore,
-    Notifier,
     ObjectInfo,
-    ObjectStore,
 )
 from ecompipe.validation import ValidationReport, unread_verdict
-from ecompipe.workflow import SPECS, RetryPolicy, State, Status, next_state
+from ecompipe.workflow import SPECS, RetryPolicy, State, Status, critical_lock_id, next_state
 
 log = logging.getLogger("ecompipe")
 
@@ -62,26 +59,6 @@ EXIT_NO_COMPLETE_SET = 3
 #: How a local run polls a busy lock: short first waits (a transform holds the critical
 #: section for seconds), growing to 5 s, bounded overall by ECOMPIPE_LOCK_WAIT_SECONDS.
 LOCAL_LOCK_POLL = RetryPolicy(interval_seconds=0.1, backoff_rate=1.5, max_delay_seconds=5.0)
-
-
-@dataclass
-class Backend:
-    """The five ports a pipeline runs against. ``new_lock`` opens a second lock handle
-    for the heartbeat thread.
-
-    ``new_critical_lock`` opens a handle on the *critical-section* lock (limit 1, id
-    ``<lock_id>-transform``). With a lock limit above 1, several runs validate at once, but
-    claiming files (manifest) and publishing a batch + recomputing metrics must not
-    interleave; that lock serialises them. None: the backend serialises by other means.
-    """
-
-    store: ObjectStore
-    lock: Lock
-    metrics: MetricsStore
-    log: ExecutionLog
-    notifier: Notifier
-    new_lock: Callable[[], Lock]
-    new_critical_lock: Callable[[], Lock] | None = None
 
 
 @dataclass
@@ -462,7 +439,7 @@ class Pipeline:
         """
         crit, hb = self._critical_lock, self._heartbeat
         if crit is not None:
-            self._wait_for(crit, f"{self.settings.lock_id}-transform")
+            self._wait_for(crit, critical_lock_id(self.settings.lock_id))
             if hb is not None:
                 with hb.guard:
                     hb.hold_critical = True

@@ -112,6 +112,14 @@ WORKFLOW: tuple[StateSpec, ...] = (
 )
 
 SPECS: dict[State, StateSpec] = {s.name: s for s in WORKFLOW}
+
+
+def critical_lock_id(lock_id: str) -> str:
+    """The critical-section lock beside the pipeline lock ``lock_id`` (limit 1 whatever the
+    lock limit): claiming files and publishing a batch with its metrics never interleave."""
+    return f"{lock_id}-transform"
+
+
 START = State.ACQUIRE_LOCK
 
 

@@ -16,8 +16,8 @@ from typing import Any
 from ecompipe import extras
 from ecompipe.config import Settings
 from ecompipe.errors import ConfigError, PermanentStoreError, StoreError, TerminalError
-from ecompipe.pipeline import Backend
-from ecompipe.stores.base import Notifier
+from ecompipe.stores.base import Backend, Notifier
+from ecompipe.workflow import critical_lock_id
 from ecompipe.workspace import Workspace
 
 #: AWS error codes that may pass when retried (throttling, server side trouble).
@@ -184,7 +184,7 @@ def open_aws_backend(
 
     def new_critical_lock() -> DynamoDBLock:
         # Limit 1 whatever the lock limit: claiming and transforming never interleave.
-        return DynamoDBLock(ddb, settings.lock_table, f"{settings.lock_id}-transform", 1)
+        return DynamoDBLock(ddb, settings.lock_table, critical_lock_id(settings.lock_id), 1)
 
     return Backend(
         store=S3ObjectStore(clients("s3"), settings, root),

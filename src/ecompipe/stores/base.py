@@ -6,7 +6,7 @@ file moves. Each backend provides one module with all five.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -262,3 +262,23 @@ class Notifier(Protocol):
     def notify(self, message: dict[str, Any]) -> None:
         """Send one notification."""
         ...
+
+
+@dataclass
+class Backend:
+    """The five ports a pipeline runs against. ``new_lock`` opens a second lock handle
+    for the heartbeat thread.
+
+    ``new_critical_lock`` opens a handle on the *critical-section* lock (limit 1, id
+    ``<lock_id>-transform``). With a lock limit above 1, several runs validate at once, but
+    claiming files (manifest) and publishing a batch + recomputing metrics must not
+    interleave; that lock serialises them. None: the backend serialises by other means.
+    """
+
+    store: ObjectStore
+    lock: Lock
+    metrics: MetricsStore
+    log: ExecutionLog
+    notifier: Notifier
+    new_lock: Callable[[], Lock]
+    new_critical_lock: Callable[[], Lock] | None = None
