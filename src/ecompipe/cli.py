@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import click
 
 from ecompipe.config import Settings, load_settings, setting_docs
+from ecompipe.contracts import DATASET_NAMES
 from ecompipe.errors import EcompipeError, IncompleteSetError
 from ecompipe.workspace import Workspace, init_workspace, workspace_from
 
@@ -203,7 +204,7 @@ def init(workspace: Path | None) -> None:
 
 def _landing_folders(ws: Workspace, settings: Settings, datasets: list[str] | None = None) -> str:
     """The landing folders of ``datasets`` (default all), as the user should see them."""
-    names = datasets or ["orders", "order_items", "products"]
+    names = datasets or list(DATASET_NAMES)
     return ", ".join(f"{ws.landing / settings.prefix_of(d)}/" for d in names)
 
 
@@ -229,7 +230,7 @@ def generate(
                 seed=seed,
                 dirty=dirty,
                 name=name,
-                prefixes={d: settings.prefix_of(d) for d in ("orders", "order_items", "products")},
+                prefixes={d: settings.prefix_of(d) for d in DATASET_NAMES},
             )
         except FileExistsError as exc:
             raise _usage(f"{exc}; pass another --seed or --name") from None
@@ -727,10 +728,7 @@ def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
     click.echo(f"workspace: {ws.root}")
     stem = f"demo_{time.strftime('%Y%m%dT%H%M%S')}"
     summary = generate_sample(ws.landing, n_orders, seed=seed, name=stem)
-    click.echo(
-        "generated "
-        + ", ".join(f"{summary.rows[d]:,} {d}" for d in ("orders", "order_items", "products"))
-    )
+    click.echo("generated " + ", ".join(f"{summary.rows[d]:,} {d}" for d in DATASET_NAMES))
     pipeline = _pipeline(ws, settings, "local", quiet=False)
     result = pipeline.run()
     orders = [asdict(m) for m in pipeline.b.metrics.order_metrics()]

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from ecompipe.contracts import DATASET_NAMES
 from ecompipe.errors import ConfigError
 
 CONFIG_FILE_NAME = "ecompipe.toml"
@@ -271,16 +272,13 @@ class Settings:
     log_level: str = _setting("WARNING", "LOG_LEVEL", _log_level, "Logging level.")
 
     def prefix_of(self, dataset: str) -> str:
-        """The landing prefix (folder) a dataset's files arrive under."""
-        return {
-            "orders": self.orders_path,
-            "order_items": self.order_items_path,
-            "products": self.products_path,
-        }[dataset]
+        """The landing prefix (folder) a dataset's files arrive under (setting
+        ``<dataset>_path``)."""
+        return str(getattr(self, f"{dataset}_path"))
 
     def dataset_of_key(self, key: str) -> str | None:
         """The dataset whose prefix a key is under, or None."""
-        for name in ("orders", "order_items", "products"):
+        for name in DATASET_NAMES:
             prefix = self.prefix_of(name) + "/"
             if key.startswith(prefix) and "/" not in key[len(prefix) :]:
                 return name
@@ -342,7 +340,7 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     settings = Settings(**values)
-    prefixes = [settings.orders_path, settings.order_items_path, settings.products_path]
+    prefixes = [settings.prefix_of(d) for d in DATASET_NAMES]
     if len(set(prefixes)) != 3:
         problems.append("ORDERS_PATH, ORDER_ITEMS_PATH and PRODUCTS_PATH must differ")
     elif any(a != b and a.startswith(b + "/") for a in prefixes for b in prefixes):

@@ -116,9 +116,3 @@ class FileReason:
     NOT_CSV = "not_csv"
     #: The object's key must not become a local path (trigger.key_problem): never read.
     UNSAFE_KEY = "unsafe_key"
-
-
-def dataset_of_key(key: str) -> Dataset | None:
-    """The dataset a landing key belongs to (``orders/x.csv`` -> ORDERS), or None."""
-    prefix = key.split("/", 1)[0]
-    return DATASET_BY_NAME.get(prefix)

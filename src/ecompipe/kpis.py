@@ -17,15 +17,6 @@ from typing import Any
 from ecompipe.contracts import MONEY_OUTPUT_SCALE, MONEY_SCALE, RATE_OUTPUT_SCALE, RETURNED_STATUS
 from ecompipe.dialect import Dialect
 
-ORDER_METRIC_FIELDS = (
-    "total_orders",
-    "total_revenue",
-    "total_items_sold",
-    "return_rate",
-    "unique_customers",
-)
-CATEGORY_METRIC_FIELDS = ("daily_revenue", "avg_order_value", "avg_return_rate")
-
 
 @dataclass(frozen=True)
 class OrderMetrics:

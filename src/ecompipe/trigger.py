@@ -7,8 +7,7 @@ import hashlib
 from collections.abc import Iterable
 
 from ecompipe.config import Settings
-
-DATASET_NAMES = ("orders", "order_items", "products")
+from ecompipe.contracts import DATASET_NAMES
 
 #: The longest landing key, in bytes of UTF-8: S3's own limit (1,024) less the longest prefix
 #: an object gets when it is archived or quarantined ("quarantine/<execution>/", execution

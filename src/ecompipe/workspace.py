@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecompipe.config import CONFIG_FILE_NAME, DEFAULT_WORKSPACE, Settings, setting_docs
+from ecompipe.contracts import DATASET_NAMES
 from ecompipe.errors import WorkspaceError
 
 DB_NAME = "ecompipe.db"
@@ -102,7 +103,7 @@ def init_workspace(root: Path, settings: Settings) -> Workspace:
     try:
         for sub in ("archive", "quarantine", "inflight", "staging", "curated", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        for dataset in ("orders", "order_items", "products"):
+        for dataset in DATASET_NAMES:
             (ws.landing / settings.prefix_of(dataset)).mkdir(parents=True, exist_ok=True)
         if not ws.config_file.exists():
             ws.config_file.write_text(default_config_text(), encoding="utf-8")
