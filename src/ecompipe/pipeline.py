@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -110,6 +111,11 @@ class RecomputeResult:
     curated_empty: bool = False
 
 
+def everything_rejected() -> DataRejectedError:
+    """The error of the failure ending CheckValidationResult chooses: no file was usable."""
+    return DataRejectedError("every file was rejected: nothing could be computed")
+
+
 def new_execution_id() -> str:
     """Sortable, unique: exec-20261125T221500Z-1a2b3c."""
     return time.strftime("exec-%Y%m%dT%H%M%SZ-", time.gmtime()) + uuid.uuid4().hex[:6]
@@ -122,7 +128,8 @@ class Heartbeat:
     machine was frozen) ``lost`` is set and the runner stops at the next state boundary.
     The critical-section lease (``critical``, ``critical_seconds`` long; default the same
     length) is renewed too while ``hold_critical`` says it is held; ``guard`` keeps a renewal
-    from racing its release.
+    from racing its release. ``beat``, when given, is called on every tick too, at least every
+    ``beat_every`` seconds (an ECS task's SendTaskHeartbeat): one heartbeat for all.
     """
 
     def __init__(
@@ -132,10 +139,14 @@ class Heartbeat:
         lease_seconds: float,
         critical: Lock | None = None,
         critical_seconds: float | None = None,
+        beat: Callable[[], None] | None = None,
+        beat_every: float | None = None,
     ) -> None:
         self._lock, self._holder, self._lease = lock, holder, lease_seconds
         self._critical = critical
         self._critical_lease = critical_seconds or lease_seconds
+        self._extra = beat
+        self._period = min(lease_seconds / 3, self._critical_lease / 3, beat_every or math.inf)
         self.hold_critical = False
         self.guard = threading.Lock()
         self._stop = threading.Event()
@@ -151,7 +162,12 @@ class Heartbeat:
         self._thread.join()
 
     def _beat(self) -> None:
-        while not self._stop.wait(min(self._lease, self._critical_lease) / 3):
+        while not self._stop.wait(self._period):
+            if self._extra is not None:
+                try:
+                    self._extra()
+                except Exception as exc:  # a missed beat is sent again at the next tick
+                    log.warning("heartbeat failed: %s", exc)
             try:
                 if not self._lock.renew(self._holder, self._lease):
                     self.lost.set()
@@ -309,8 +325,7 @@ class Pipeline:
             for eid in touched:
                 # The lease interval, for `executions show` and the overlap tests.
                 self.b.log.record_event(eid, State.ACQUIRE_LOCK, "released", lease)
-            if self._engine is not None:
-                self._engine.close()
+            self.close()
         if not outcomes:
             raise self._incomplete(landing)
         code = max(o.exit_code for o in outcomes)
@@ -342,9 +357,7 @@ class Pipeline:
                     raise from_os_error(exc, "recompute") from exc
         finally:
             self.b.lock.release(self.holder)
-            if self._engine is not None:
-                self._engine.close()
-                self._engine = None
+            self.close()
 
     def _recompute(
         self, date_from: date | None, date_to: date | None, say: Callable[[str], None]
@@ -390,12 +403,19 @@ class Pipeline:
         )
 
     @contextmanager
-    def renewing(self, lease_seconds: float) -> Iterator[None]:
+    def renewing(
+        self,
+        lease_seconds: float,
+        beat: Callable[[], None] | None = None,
+        beat_every: float | None = None,
+    ) -> Iterator[None]:
         """Renew this holder's lease of the lock (``lease_seconds`` long) for the block, and
-        the critical-section lease (``ECOMPIPE_LEASE_SECONDS``) whenever the block holds it.
+        the critical-section lease (``ECOMPIPE_LEASE_SECONDS``) whenever the block holds it;
+        call ``beat`` on the same heartbeat, at least every ``beat_every`` seconds.
 
-        The local run and each ECS task (whose lease the state machine took) both use it:
-        a transform longer than a lease must not let another run into the critical section.
+        The local run and each ECS task (whose lease the state machine took, and which tells
+        Step Functions it is alive with ``beat``) both use it: a transform longer than a
+        lease must not let another run into the critical section.
         """
         with Heartbeat(
             self.b.new_lock(),
@@ -403,6 +423,8 @@ class Pipeline:
             lease_seconds,
             self._new_critical_handle(),
             critical_seconds=self.settings.lease_seconds,
+            beat=beat,
+            beat_every=beat_every,
         ) as hb:
             self._heartbeat = hb
             try:
@@ -474,6 +496,12 @@ class Pipeline:
                 orphans.append(record)
         return orphans
 
+    def close(self) -> None:
+        """Release the engine, if one was started (a later use starts another)."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
     @property
     def engine(self) -> Engine:
         """The engine, started on first use (a resumed archive step never needs one)."""
@@ -529,8 +557,7 @@ class Pipeline:
             state = next_state(state, usable=self._usable(record.execution_id))
         if state == State.FAILURE:
             # Killed after CheckValidationResult chose failure: finish that ending.
-            error = DataRejectedError("every file was rejected: nothing could be computed")
-            return self._fail(record.execution_id, error, resumed=True)
+            return self._fail(record.execution_id, everything_rejected(), resumed=True)
         # state None cannot happen (SUCCESS ends the chain); SUCCESS: only the notify was lost.
         return self._walk(record.execution_id, state or State.SUCCESS, resumed=True)
 
@@ -553,7 +580,7 @@ class Pipeline:
             crash_point(f"after:{current}")
             nxt = next_state(current, usable=usable)
             if nxt == State.FAILURE and current == State.CHECK_VALIDATION_RESULT:
-                failure = DataRejectedError("every file was rejected: nothing could be computed")
+                failure = everything_rejected()
             current = nxt
         if failure is None and current == State.SUCCESS:
             return self._succeed(execution_id, resumed)

@@ -57,7 +57,7 @@ class StateSpec:
     #: For a choice: the state taken when validation left something usable.
     if_usable: State | None = None
     retry: RetryPolicy | None = None
-    #: Long-running work done by a worker (an ECS task on AWS) that must send heartbeats.
+    #: The worker doing the state's work (an ECS task ``ecompipe task <worker>`` on AWS).
     worker: str | None = None
     doc: str = ""
 
@@ -105,6 +105,7 @@ WORKFLOW: tuple[StateSpec, ...] = (
         next=State.SUCCESS,
         on_failure=State.FAILURE,
         retry=TRANSIENT_RETRY,
+        worker="archive",
         doc="Verified move of every accepted file to archive/<execution-id>/<key>.",
     ),
     StateSpec(State.SUCCESS, "end", doc="Release the lease; notify success."),
@@ -112,6 +113,8 @@ WORKFLOW: tuple[StateSpec, ...] = (
 )
 
 SPECS: dict[State, StateSpec] = {s.name: s for s in WORKFLOW}
+#: Worker name -> the state it runs.
+WORKERS: dict[str, State] = {s.worker: s.name for s in WORKFLOW if s.worker}
 
 
 def critical_lock_id(lock_id: str) -> str:

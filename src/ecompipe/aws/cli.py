@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ecompipe.config import Settings, load_settings
+from ecompipe.workflow import WORKFLOW
 
 TOPIC_NAME = "ecommerce-etl-alerts"
 
@@ -151,6 +152,6 @@ def _task_command(worker: str, doc: str) -> None:
         sys.exit(0 if reported["status"] == "success" else 2)
 
 
-_task_command("validate", "ValidateFiles: open the execution, claim and check its files.")
-_task_command("transform", "TransformData: publish the batch, recompute and write the KPIs.")
-_task_command("archive", "ArchiveFiles: verified moves to the archive; the success message.")
+for _spec in WORKFLOW:
+    if _spec.worker:
+        _task_command(_spec.worker, f"{_spec.name}: {_spec.doc}")

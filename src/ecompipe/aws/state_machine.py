@@ -265,8 +265,8 @@ def definition() -> dict[str, Any]:
             states[spec.name] = acquire_state(spec.next)
         elif spec.kind == "task":
             assert spec.next is not None
-            worker = spec.worker or spec.name.removesuffix("Files").removesuffix("Data").lower()
-            states[spec.name] = task_state(spec.name, worker, spec.next)
+            assert spec.worker is not None, f"{spec.name} names no worker"
+            states[spec.name] = task_state(spec.name, spec.worker, spec.next)
         elif spec.kind == "choice":
             assert spec.if_usable is not None and spec.next is not None
             states[spec.name] = {

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,49 +33,19 @@ from ecompipe.engines import require_engine
 from ecompipe.engines.base import Engine
 from ecompipe.errors import (
     ConfigError,
-    DataRejectedError,
     EcompipeError,
     TransientError,
 )
-from ecompipe.pipeline import Pipeline
+from ecompipe.pipeline import Pipeline, everything_rejected
 from ecompipe.stores.aws import AwsClients, open_aws_backend
 from ecompipe.stores.aws_sns import CollectingNotifier
-from ecompipe.workflow import State, Status
+from ecompipe.workflow import WORKERS, State, Status
 from ecompipe.workspace import Workspace
 
 log = logging.getLogger("ecompipe")
 
-WORKER_STATES = {
-    "validate": State.VALIDATE_FILES,
-    "transform": State.TRANSFORM_DATA,
-    "archive": State.ARCHIVE_FILES,
-}
 #: SendTaskFailure limits (characters).
 MAX_ERROR, MAX_CAUSE = 256, 32_768
-
-
-class TaskHeartbeat:
-    """Sends SendTaskHeartbeat every ``every`` seconds (the leases: Pipeline.renewing)."""
-
-    def __init__(self, beat: Callable[[], None], every: float) -> None:
-        self._beat, self._every = beat, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ecompipe-task-hb", daemon=True)
-
-    def __enter__(self) -> TaskHeartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._every):
-            try:
-                self._beat()
-            except Exception as exc:  # a missed beat is retried at the next one
-                log.warning("heartbeat failed: %s", exc)
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -135,10 +104,10 @@ def _run(
     token: str,
     heartbeat_every: float,
 ) -> dict[str, Any]:
-    if worker not in WORKER_STATES:
-        raise ConfigError([f"unknown task {worker!r}: choose {', '.join(WORKER_STATES)}"])
+    if worker not in WORKERS:
+        raise ConfigError([f"unknown task {worker!r}: choose {', '.join(WORKERS)}"])
     execution_id = _required(env, "EXECUTION_ID")
-    if engine_factory is None and WORKER_STATES[worker] != State.ARCHIVE_FILES:
+    if engine_factory is None and WORKERS[worker] != State.ARCHIVE_FILES:
         # Before the execution is opened: a missing pyspark must not end it with its files
         # quarantined (the engine starts only after they are claimed).
         require_engine(settings)
@@ -164,10 +133,10 @@ def _run(
     def beat() -> None:
         sfn.send_task_heartbeat(taskToken=token)
 
-    state = WORKER_STATES[worker]
+    state = WORKERS[worker]
     lease = max(SFN_LEASE_SECONDS, settings.lease_seconds)
     try:
-        with TaskHeartbeat(beat, heartbeat_every), pipeline.renewing(lease):
+        with pipeline.renewing(lease, beat=beat, beat_every=heartbeat_every):
             return _work(pipeline, execution_id, state, notifier)
     except EcompipeError as exc:
         if isinstance(exc, TransientError):
@@ -176,8 +145,7 @@ def _run(
         exc.cause = json.dumps(outcome, default=str)  # type: ignore[attr-defined]
         raise
     finally:
-        if pipeline._engine is not None:
-            pipeline._engine.close()
+        pipeline.close()
 
 
 def _end(
@@ -214,7 +182,7 @@ def _work(
     if state == State.VALIDATE_FILES:
         if pipeline.run_state(execution_id, State.CHECK_VALIDATION_RESULT):
             return {"usable": True}
-        error = DataRejectedError("every file was rejected: nothing could be computed")
+        error = everything_rejected()
         return {"usable": False, "notification": _end(pipeline, execution_id, error, notifier)}
     if state == State.TRANSFORM_DATA:
         record = log_.get(execution_id)
