@@ -9,10 +9,12 @@ places the decimal point.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from enum import Enum
+from typing import Any, Generic, TypeVar
 
 from ecompipe.contracts import MONEY_OUTPUT_SCALE, MONEY_SCALE, RATE_OUTPUT_SCALE, RETURNED_STATUS
 from ecompipe.dialect import Dialect
@@ -20,7 +22,7 @@ from ecompipe.dialect import Dialect
 
 @dataclass(frozen=True)
 class OrderMetrics:
-    """One row of order_metrics_table."""
+    """One row of order_metrics_table (columns: ORDER_TABLE)."""
 
     order_date: date
     total_orders: int
@@ -32,13 +34,113 @@ class OrderMetrics:
 
 @dataclass(frozen=True)
 class CategoryMetrics:
-    """One row of category_metrics_table."""
+    """One row of category_metrics_table (columns: CATEGORY_TABLE)."""
 
     category: str
     order_date: date
     daily_revenue: Decimal
     avg_order_value: Decimal
     avg_return_rate: Decimal
+
+
+class Kind(Enum):
+    """What a metrics table's column holds, which says how it is stored and read back."""
+
+    DATE = "date"
+    TEXT = "text"
+    COUNT = "count"
+    #: Money, rounded half-up to MONEY_OUTPUT_SCALE decimals (the SQL gives cents).
+    MONEY = "money"
+    #: A rate, rounded half-up to RATE_OUTPUT_SCALE decimals (the SQL gives 1e-4 units).
+    RATE = "rate"
+
+    @property
+    def scale(self) -> int:
+        """Decimal places of a MONEY or RATE value (0 otherwise)."""
+        return {Kind.MONEY: MONEY_OUTPUT_SCALE, Kind.RATE: RATE_OUTPUT_SCALE}.get(self, 0)
+
+
+R = TypeVar("R", OrderMetrics, CategoryMetrics)
+
+
+@dataclass(frozen=True)
+class MetricTable(Generic[R]):
+    """A metrics table as the KPI definitions give it: its key columns and metric columns
+    (name, kind), in the order the KPI SQL returns them, and its row type. The stores
+    derive their columns (SQLite) and attributes (DynamoDB) from it, so a new KPI is a new
+    column here, in the SQL and in the row type, all in this module."""
+
+    keys: tuple[tuple[str, Kind], ...]
+    metrics: tuple[tuple[str, Kind], ...]
+    row: type[R]
+
+    @property
+    def columns(self) -> tuple[tuple[str, Kind], ...]:
+        """Every column, keys first."""
+        return self.keys + self.metrics
+
+    def from_sql(self, values: Sequence[Any]) -> R:
+        """A row from the KPI SQL's output (money in cents, rates in 1e-4 units)."""
+        return self.row(
+            *(_from_sql(kind, v) for (_name, kind), v in zip(self.columns, values, strict=True))
+        )
+
+    def from_stored(self, values: Mapping[str, Any]) -> R:
+        """A row from the values a store kept (``stored``'s, or their text)."""
+        return self.row(*(_from_stored(kind, values[name]) for name, kind in self.columns))
+
+    def stored(self, row: R) -> dict[str, int | str]:
+        """A row's values as a store keeps them: dates ISO text, counts integers, money and
+        rates exact decimal text (never binary floats)."""
+        out: dict[str, int | str] = {}
+        for name, kind in self.columns:
+            value = getattr(row, name)
+            out[name] = (
+                value
+                if kind is Kind.COUNT
+                else (value.isoformat() if kind is Kind.DATE else str(value))
+            )
+        return out
+
+
+def _from_sql(kind: Kind, value: Any) -> Any:
+    if kind is Kind.DATE:
+        return _as_date(value)
+    if kind is Kind.TEXT:
+        return str(value)
+    if kind is Kind.COUNT:
+        return int(value)
+    return Decimal(int(value)).scaleb(-kind.scale)
+
+
+def _from_stored(kind: Kind, value: Any) -> Any:
+    if kind in (Kind.MONEY, Kind.RATE):
+        return Decimal(str(value)).quantize(Decimal(1).scaleb(-kind.scale))
+    return _from_sql(kind, value)
+
+
+ORDER_TABLE = MetricTable(
+    keys=(("order_date", Kind.DATE),),
+    metrics=(
+        ("total_orders", Kind.COUNT),
+        ("total_revenue", Kind.MONEY),
+        ("total_items_sold", Kind.COUNT),
+        ("return_rate", Kind.RATE),
+        ("unique_customers", Kind.COUNT),
+    ),
+    row=OrderMetrics,
+)
+CATEGORY_TABLE = MetricTable(
+    keys=(("category", Kind.TEXT), ("order_date", Kind.DATE)),
+    metrics=(
+        ("daily_revenue", Kind.MONEY),
+        ("avg_order_value", Kind.MONEY),
+        ("avg_return_rate", Kind.RATE),
+    ),
+    row=CategoryMetrics,
+)
+for _table in (ORDER_TABLE, CATEGORY_TABLE):
+    assert [f.name for f in fields(_table.row)] == [n for n, _k in _table.columns], _table.row
 
 
 def _half_up_div(d: Dialect, numerator: str, denominator: str, scale: int) -> str:
@@ -74,11 +176,11 @@ def order_metrics_sql(d: Dialect) -> str:
         f"{_half_up_div(d, 'sum(returned)', 'count(*)', RATE_OUTPUT_SCALE)} AS return_rate "
         f"FROM ({per_order}) AS p GROUP BY order_date"
     )
-    return (
-        "SELECT t.order_date, t.total_orders, t.total_revenue, t.total_items_sold, "
-        f"t.return_rate, c.unique_customers FROM ({totals}) AS t "
-        f"JOIN ({customers}) AS c ON c.order_date = t.order_date"
+    joined = (
+        "SELECT t.*, c.unique_customers FROM "
+        f"({totals}) AS t JOIN ({customers}) AS c ON c.order_date = t.order_date"
     )
+    return f"SELECT {_column_list(ORDER_TABLE)} FROM ({joined}) AS m"
 
 
 def _cents(d: Dialect, micro: str, count: str) -> str:
@@ -89,7 +191,7 @@ def _cents(d: Dialect, micro: str, count: str) -> str:
 def category_metrics_sql(d: Dialect) -> str:
     """Category metrics for every affected date; money in cents, rate in 1e-4."""
     rev = _micro(d, "sum(revenue)")
-    return (
+    grouped = (
         "SELECT category, order_date, "
         f"{_cents(d, rev, '1')} AS daily_revenue, "
         f"{_cents(d, rev, 'count(*)')} AS avg_order_value, "
@@ -97,6 +199,12 @@ def category_metrics_sql(d: Dialect) -> str:
         "AS avg_return_rate "
         "FROM per_order_cat WHERE category IS NOT NULL GROUP BY category, order_date"
     )
+    return f"SELECT {_column_list(CATEGORY_TABLE)} FROM ({grouped}) AS m"
+
+
+def _column_list(table: MetricTable[Any]) -> str:
+    """The table's columns in its order: the SQL returns what ``from_sql`` reads."""
+    return ", ".join(name for name, _kind in table.columns)
 
 
 def kpi_relations() -> list[tuple[str, str]]:
@@ -183,37 +291,14 @@ def waiting_sql() -> str:
     )
 
 
-def _scaled(value: Any, scale: int) -> Decimal:
-    return Decimal(int(value)).scaleb(-scale)
-
-
 def order_metrics_from_rows(rows: list[tuple[Any, ...]]) -> list[OrderMetrics]:
-    """Build typed rows from order_metrics_sql output (cents and 1e-4 units)."""
-    return [
-        OrderMetrics(
-            order_date=_as_date(r[0]),
-            total_orders=int(r[1]),
-            total_revenue=_scaled(r[2], MONEY_OUTPUT_SCALE),
-            total_items_sold=int(r[3]),
-            return_rate=_scaled(r[4], RATE_OUTPUT_SCALE),
-            unique_customers=int(r[5]),
-        )
-        for r in rows
-    ]
+    """Typed rows from order_metrics_sql's output (cents and 1e-4 units)."""
+    return [ORDER_TABLE.from_sql(r) for r in rows]
 
 
 def category_metrics_from_rows(rows: list[tuple[Any, ...]]) -> list[CategoryMetrics]:
-    """Build typed rows from category_metrics_sql output."""
-    return [
-        CategoryMetrics(
-            category=str(r[0]),
-            order_date=_as_date(r[1]),
-            daily_revenue=_scaled(r[2], MONEY_OUTPUT_SCALE),
-            avg_order_value=_scaled(r[3], MONEY_OUTPUT_SCALE),
-            avg_return_rate=_scaled(r[4], RATE_OUTPUT_SCALE),
-        )
-        for r in rows
-    ]
+    """Typed rows from category_metrics_sql's output."""
+    return [CATEGORY_TABLE.from_sql(r) for r in rows]
 
 
 def _as_date(value: Any) -> date:
