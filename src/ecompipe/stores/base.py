@@ -1,7 +1,8 @@
 """Ports: the small interfaces the pipeline needs from storage. Adapters implement them.
 
 The pipeline (pipeline.py) only talks to these; it never imports sqlite3, boto3 or os-level
-file moves. Each backend provides one module with all five.
+file moves. Each backend is a package with one module per adapter (stores/local/,
+stores/aws/); ecompipe.wiring builds them.
 """
 
 from __future__ import annotations
