@@ -571,8 +571,7 @@ def _local_ports(workspace: Path | None) -> LocalPorts:
     """The local backend's ports, for the commands that read one (executions, lock)."""
     from ecompipe.wiring import LocalPorts
 
-    ws = workspace_from(workspace).require()
-    return LocalPorts(_settings(ws), ws)
+    return LocalPorts(workspace_from(workspace))
 
 
 @executions.command("show")

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from ecompipe.config import Settings
+from ecompipe.config import Settings, load_settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines import create_engine, require_engine
 from ecompipe.engines.base import Engine
@@ -86,10 +86,21 @@ def _lock_slot(settings: Settings, critical: bool) -> tuple[str, int]:
 
 
 class LocalPorts:
-    """The embedded backend's adapters, on a workspace that must exist."""
+    """The embedded backend's adapters, on a workspace that must exist.
 
-    def __init__(self, settings: Settings, workspace: Workspace) -> None:
-        self.settings, self.workspace = settings, workspace.require()
+    ``settings``: default, the workspace's own (the environment over its config file), read
+    when a port first needs them: the execution log and the notifier do not.
+    """
+
+    def __init__(self, workspace: Workspace, settings: Settings | None = None) -> None:
+        self.workspace, self._settings = workspace.require(), settings
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the adapters are built from."""
+        if self._settings is None:
+            self._settings = load_settings(self.workspace.config_file)
+        return self._settings
 
     def require(self, notifier: bool) -> None:
         """Nothing more to check: opening checked the workspace."""
@@ -188,7 +199,7 @@ def open_ports(
     if name == "local":
         if workspace is None:
             raise ValueError("the local backend needs a workspace")
-        return LocalPorts(settings, workspace)
+        return LocalPorts(workspace, settings)
     if name == "aws":
         return AwsPorts(settings, clients, work_dir)
     raise ConfigError([f"unknown backend {name!r}: choose local or aws"])
