@@ -27,10 +27,11 @@ import click
 from ecompipe.config import Settings, load_settings, setting_docs
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.errors import EcompipeError, IncompleteSetError
-from ecompipe.workspace import Workspace, init_workspace, workspace_from
+from ecompipe.workspace import Workspace, workspace_from
 
 if TYPE_CHECKING:
     from ecompipe.pipeline import Pipeline
+    from ecompipe.wiring import LocalPorts
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,29 +79,6 @@ def pipeline_options(where: str) -> Callable[[F], F]:
 
 def _settings(ws: Workspace, **explicit: Any) -> Settings:
     return load_settings(ws.config_file, explicit=explicit)
-
-
-def _pipeline(
-    ws: Workspace,
-    settings: Settings,
-    backend: str,
-    quiet: bool,
-    on_state: Callable[[str, str], None] | None = None,
-) -> Pipeline:
-    """A Pipeline on ``backend``'s ports; its engine (``settings.engine``) spills into the
-    workspace's tmp/ (the system's temporary folder for the aws backend, which needs no
-    workspace). ``quiet``: no notification line on stderr."""
-    from ecompipe.backends import open_backend
-    from ecompipe.engines import create_engine, require_engine
-    from ecompipe.pipeline import Pipeline
-
-    # Before anything is claimed: the engine itself starts only inside ValidateFiles.
-    require_engine(settings)
-    ports = open_backend(backend, settings, ws, quiet=quiet)
-    spill = str(ws.root / "tmp") if backend == "local" else None
-    return Pipeline(
-        settings, ports, lambda: create_engine(settings, temp_dir=spill), on_state=on_state
-    )
 
 
 def _interactive() -> bool:
@@ -195,6 +173,8 @@ def main() -> None:
 @workspace_option
 def init(workspace: Path | None) -> None:
     """Create the workspace: landing/, archive/, quarantine/, config file, database."""
+    from ecompipe.wiring import init_workspace
+
     ws = workspace_from(workspace)
     settings = _settings(ws)
     init_workspace(ws.root, settings)
@@ -257,15 +237,17 @@ def run(
     workspace: Path | None, backend: str, engine: str | None, as_json: bool, quiet: bool
 ) -> None:
     """Run the pipeline once: resume interrupted work, then process the complete set."""
+    from ecompipe.wiring import new_pipeline
+
     ws = workspace_from(workspace)
     settings = _settings(ws, engine=engine)
     started = time.monotonic()
     try:
         with _status("starting") as update:
-            pipeline = _pipeline(
-                ws,
-                settings,
+            pipeline = new_pipeline(
                 backend,
+                settings,
+                ws,
                 quiet or as_json,
                 on_state=lambda eid, state: update(f"{eid}: {state}"),
             )
@@ -335,17 +317,18 @@ def watch(
     """
     from ecompipe.engines import require_engine
     from ecompipe.watch import watch as watch_landing
+    from ecompipe.wiring import new_pipeline
 
     ws = workspace_from(workspace).require()
     settings = _settings(ws, debounce_seconds=debounce)
     require_engine(settings)
 
-    def new_pipeline() -> Pipeline:
-        return _pipeline(ws, settings, "local", quiet)
+    def local_pipeline() -> Pipeline:
+        return new_pipeline("local", settings, ws, quiet)
 
     watch_landing(
         ws.landing,
-        new_pipeline,
+        local_pipeline,
         settings.debounce_seconds,
         poll=poll,
         max_runs=max_runs,
@@ -400,7 +383,7 @@ def metrics(
     as_csv: bool,
 ) -> None:
     """Show the KPIs: order_metrics_table and category_metrics_table."""
-    from ecompipe.backends import open_backend
+    from ecompipe.wiring import open_backend
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
@@ -470,10 +453,12 @@ def recompute(
     """
     if date_from is not None and date_to is not None and date_from > date_to:
         raise click.UsageError(f"--from {date_from} is after --to {date_to}")
+    from ecompipe.wiring import new_pipeline
+
     ws = workspace_from(workspace)
     settings = _settings(ws, engine=engine)
     started = time.monotonic()
-    pipeline = _pipeline(ws, settings, backend, quiet=True)
+    pipeline = new_pipeline(backend, settings, ws, quiet=True)
     with _status("recomputing", quiet=quiet) as update:
         result = pipeline.recompute(date_from, date_to, progress=update)
     if as_json:
@@ -548,7 +533,7 @@ def executions(ctx: click.Context, workspace: Path | None, limit: int, as_json: 
     ctx.obj["workspace"] = workspace
     if ctx.invoked_subcommand is not None:
         return
-    log = _execution_log(workspace)
+    log = _local_ports(workspace).log()
     records = log.recent(limit)
     if as_json:
         click.echo(json.dumps([asdict(r) for r in records], default=str, indent=2))
@@ -582,11 +567,11 @@ def _last_state(record: Any) -> str:
     return str(ending.get(record.status, record.state or "-"))
 
 
-def _execution_log(workspace: Path | None) -> Any:
-    from ecompipe.stores.sqlite import SQLiteExecutionLog
+def _local_ports(workspace: Path | None) -> LocalPorts:
+    """The local backend's ports, for the commands that read one (executions, lock)."""
+    from ecompipe.wiring import LocalPorts
 
-    ws = workspace_from(workspace).require()
-    return SQLiteExecutionLog(ws.db)
+    return LocalPorts(workspace_from(workspace))
 
 
 @executions.command("show")
@@ -598,7 +583,7 @@ def executions_show(
     ctx: click.Context, execution_id: str, workspace: Path | None, as_json: bool
 ) -> None:
     """State history, manifest and validation report of one execution (id or unique prefix)."""
-    log = _execution_log(workspace or ctx.obj.get("workspace"))
+    log = _local_ports(workspace or ctx.obj.get("workspace")).log()
     matches = log.find(execution_id)
     if len(matches) != 1:
         what = "no execution" if not matches else f"{len(matches)} executions"
@@ -651,15 +636,16 @@ def lock(ctx: click.Context, workspace: Path | None, as_json: bool) -> None:
     ctx.obj["workspace"] = workspace
     if ctx.invoked_subcommand is not None:
         return
-    from ecompipe.stores.sqlite import HOST, pid_alive
+    from ecompipe.stores.host import HOST, pid_alive
 
-    main_lock = _lock(workspace)
+    ports = _local_ports(workspace)
+    main_lock = ports.lock()
     holders = main_lock.holders()
     if as_json:
         click.echo(json.dumps([asdict(h) for h in holders], indent=2))
         return
     click.echo(f"lock '{main_lock.lock_id}': {len(holders)} of {main_lock.limit} slot(s) held")
-    critical = _lock(workspace, critical=True)
+    critical = ports.lock(critical=True)
     now = time.time()
     for name, group in (("", holders), (" (claim/transform section)", critical.holders())):
         for h in group:
@@ -667,17 +653,6 @@ def lock(ctx: click.Context, workspace: Path | None, as_json: bool) -> None:
             if h.host == HOST and not pid_alive(h.pid):
                 state = "dead: its process is gone, the next run reaps it at once"
             click.echo(f"  {h.holder}{name}  pid {h.pid} on {h.host}  {state}")
-
-
-def _lock(workspace: Path | None, critical: bool = False) -> Any:
-    from ecompipe.stores.sqlite import SQLiteLock
-    from ecompipe.workflow import critical_lock_id
-
-    ws = workspace_from(workspace).require()
-    settings = _settings(ws)
-    if critical:
-        return SQLiteLock(ws.db, critical_lock_id(settings.lock_id), 1)
-    return SQLiteLock(ws.db, settings.lock_id, settings.lock_limit)
 
 
 @lock.command("release")
@@ -696,8 +671,8 @@ def lock_release(
         "and stop, and its work is resumed by the next run",
         err=True,
     )
-    ws = workspace or ctx.obj.get("workspace")
-    n = _lock(ws).force_release(holder) + _lock(ws, critical=True).force_release(holder)
+    ports = _local_ports(workspace or ctx.obj.get("workspace"))
+    n = ports.lock().force_release(holder) + ports.lock(critical=True).force_release(holder)
     click.echo(f"released {n} holder(s)")
 
 
@@ -719,6 +694,7 @@ def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
     """Create a workspace, generate sample data, run the pipeline, print the KPIs."""
     from ecompipe.engines import require_engine
     from ecompipe.sample import generate_sample
+    from ecompipe.wiring import init_workspace, new_pipeline
 
     ws = workspace_from(workspace)
     # The demo wrote its files itself, whole: they need not settle.
@@ -729,7 +705,7 @@ def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
     stem = f"demo_{time.strftime('%Y%m%dT%H%M%S')}"
     summary = generate_sample(ws.landing, n_orders, seed=seed, name=stem)
     click.echo("generated " + ", ".join(f"{summary.rows[d]:,} {d}" for d in DATASET_NAMES))
-    pipeline = _pipeline(ws, settings, "local", quiet=False)
+    pipeline = new_pipeline("local", settings, ws, quiet=False)
     result = pipeline.run()
     orders = [asdict(m) for m in pipeline.b.metrics.order_metrics()]
     categories = [asdict(m) for m in pipeline.b.metrics.category_metrics()]

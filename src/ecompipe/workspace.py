@@ -10,17 +10,18 @@
   staging/<execution-id>/  validated, typed rows waiting for the transform
   curated/<dataset>/       the curated log: one Parquet file per batch
   notifications.jsonl      every notification, one JSON object a line
+
+``ecompipe init`` creates it (ecompipe.wiring.init_workspace: the database schema belongs to
+the SQLite adapters, which this module, below them, does not import).
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecompipe.config import CONFIG_FILE_NAME, DEFAULT_WORKSPACE, Settings, setting_docs
-from ecompipe.contracts import DATASET_NAMES
+from ecompipe.config import CONFIG_FILE_NAME, DEFAULT_WORKSPACE, setting_docs
 from ecompipe.errors import WorkspaceError
 
 DB_NAME = "ecompipe.db"
@@ -93,26 +94,3 @@ def default_config_text() -> str:
         value = default if default.replace(".", "", 1).isdigit() else f'"{default}"'
         lines.append(f"# {name} = {value}")
     return "\n".join(lines) + "\n"
-
-
-def init_workspace(root: Path, settings: Settings) -> Workspace:
-    """Create (or complete) a workspace; existing data and settings are kept."""
-    from ecompipe.stores.sqlite import create_schema
-
-    ws = Workspace(root)
-    try:
-        for sub in ("archive", "quarantine", "inflight", "staging", "curated", "tmp"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        for dataset in DATASET_NAMES:
-            (ws.landing / settings.prefix_of(dataset)).mkdir(parents=True, exist_ok=True)
-        if not ws.config_file.exists():
-            ws.config_file.write_text(default_config_text(), encoding="utf-8")
-        create_schema(ws.db, settings.order_metrics_table, settings.category_metrics_table)
-    except OSError as exc:
-        raise WorkspaceError(f"cannot create workspace at {root}: {exc.strerror or exc}") from None
-    except sqlite3.Error as exc:
-        raise WorkspaceError(
-            f"{ws.db} is not a usable ecompipe database ({exc}): move it away and run "
-            "`ecompipe init` again"
-        ) from None
-    return ws

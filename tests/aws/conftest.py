@@ -202,7 +202,7 @@ class Aws:
         return boto3.client(service, region_name=REGION, endpoint_url=self.url)
 
     def clients(self) -> Any:
-        from ecompipe.stores.aws import AwsClients
+        from ecompipe.stores.aws.clients import AwsClients
 
         return AwsClients(self.settings())
 

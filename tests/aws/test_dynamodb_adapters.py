@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.aws, pytest.mark.xdist_group("moto")]
 
 
 def _lock(aws: Aws, limit: int = 1) -> Any:
-    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+    from ecompipe.stores.aws.dynamodb import DynamoDBLock
 
     s = aws.settings()
     return DynamoDBLock(aws.client("dynamodb"), s.lock_table, s.lock_id, limit)
@@ -48,7 +48,7 @@ def test_lock_lease_semantics(aws: Aws) -> None:
 
 @pytest.mark.timeout(60)
 def test_lock_limit_counts_slots_and_reaps_expired_execution_leases(aws: Aws) -> None:
-    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+    from ecompipe.stores.aws.dynamodb import DynamoDBLock
 
     lock = _lock(aws, limit=2)
     assert lock.try_acquire("a", None, 60) and lock.try_acquire("b", None, 60)
@@ -138,7 +138,7 @@ def _rows(days: int, categories: int) -> tuple[list[date], list[Any], list[Any]]
 
 
 def _metrics(aws: Aws, client: Any, retries: int = 8) -> Any:
-    from ecompipe.stores.aws_dynamodb import DynamoDBMetricsStore
+    from ecompipe.stores.aws.dynamodb import DynamoDBMetricsStore
 
     s = aws.settings()
     return DynamoDBMetricsStore(
@@ -188,14 +188,15 @@ def test_pipeline_run_under_throttling_loses_no_row(aws: Aws, workspace: Any) ->
     """The whole `run --backend aws` with a throttling DynamoDB: same metrics as unthrottled."""
     from ecompipe.engines import create_engine
     from ecompipe.pipeline import Pipeline
-    from ecompipe.stores.aws import AwsClients, open_aws_backend
+    from ecompipe.stores.aws.clients import AwsClients
+    from ecompipe.wiring import open_backend
 
     settings = aws.settings()
     clients = AwsClients(settings)
     throttled = ThrottlingDynamoDB(clients("dynamodb"), throttled=50)
     clients.made["dynamodb"] = throttled
     aws.land_hand()
-    ports = open_aws_backend(settings, workspace, quiet=True, clients=clients)
+    ports = open_backend("aws", settings, workspace, quiet=True, clients=clients)
     ports.metrics._sleep = lambda _: None  # type: ignore[attr-defined]
     result = Pipeline(settings, ports, lambda: create_engine(settings)).run()
     assert result.exit_code == 0, result.message
@@ -208,7 +209,7 @@ def test_pipeline_run_under_throttling_loses_no_row(aws: Aws, workspace: Any) ->
 def test_a_manifest_entry_of_a_key_too_long_for_a_sort_key_round_trips(aws: Aws) -> None:
     """S3 takes keys of 1,024 bytes; "ENTRY#" + such a key is over DynamoDB's 1,024-byte
     sort key, so the entry is stored under a hash of the key, the key kept whole."""
-    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
+    from ecompipe.stores.aws.dynamodb import DynamoDBExecutionLog
     from ecompipe.stores.base import ManifestEntry
 
     log = DynamoDBExecutionLog(aws.client("dynamodb"), aws.settings().executions_table)

@@ -50,7 +50,7 @@ def _client_error(code: str, status: int) -> Exception:
 )
 def test_translate_classes_each_aws_condition(code: str, status: int, expected: str) -> None:
     from ecompipe.errors import TerminalError, TransientError
-    from ecompipe.stores.aws import translate
+    from ecompipe.stores.aws.clients import translate
 
     error = translate(_client_error(code, status), "listing s3://b/orders/")
     assert type(error).__name__ == expected
@@ -65,7 +65,7 @@ def test_translate_classes_client_side_conditions() -> None:
     from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
     from ecompipe.errors import ConfigError, StoreError
-    from ecompipe.stores.aws import translate
+    from ecompipe.stores.aws.clients import translate
 
     assert isinstance(translate(NoCredentialsError(), "reading"), ConfigError)
     network = translate(EndpointConnectionError(endpoint_url="https://s3"), "reading")
@@ -94,7 +94,7 @@ def test_access_denied_from_s3_is_permanent(tmp_path: Path) -> None:
 
     from ecompipe.config import load_settings
     from ecompipe.errors import PermanentStoreError
-    from ecompipe.stores.aws_s3 import S3ObjectStore
+    from ecompipe.stores.aws.s3 import S3ObjectStore
 
     s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     settings = load_settings(env={"BUCKET_NAME": "landing"})
@@ -109,7 +109,7 @@ def test_access_denied_from_s3_is_permanent(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 def test_a_missing_bucket_is_a_config_error(aws: Aws, tmp_path: Path) -> None:
     from ecompipe.errors import ConfigError
-    from ecompipe.stores.aws_s3 import S3ObjectStore
+    from ecompipe.stores.aws.s3 import S3ObjectStore
 
     aws.setenv("BUCKET_NAME", "no-such-bucket")
     store = S3ObjectStore(aws.client("s3"), aws.settings(), tmp_path)
@@ -122,7 +122,7 @@ def test_refusing_to_overwrite_is_permanent_and_keeps_the_file(aws: Aws, tmp_pat
     """Other bytes already at the archive key: no retry changes that, so it is terminal
     (caught, notified), and the landed file stays where it is."""
     from ecompipe.errors import PermanentStoreError, TransientError
-    from ecompipe.stores.aws_s3 import S3ObjectStore
+    from ecompipe.stores.aws.s3 import S3ObjectStore
     from ecompipe.stores.base import ManifestEntry
 
     aws.put("products/p.csv", HAND / "products.csv")
@@ -156,7 +156,7 @@ def test_batch_write_leaves_a_failed_request_to_the_state_owner() -> None:
     """botocore already retried the request; batch_write retries only UnprocessedItems, so
     a throttled request goes up as a StoreError after ONE call (not 1 + max_retries)."""
     from ecompipe.errors import StoreError
-    from ecompipe.stores.aws_dynamodb import batch_write
+    from ecompipe.stores.aws.dynamodb import batch_write
 
     client = _ThrottledBatches()
     with pytest.raises(StoreError, match="ProvisionedThroughputExceededException"):

@@ -88,8 +88,7 @@ def test_hostile_keys_are_quarantined_in_s3_unread(
 ) -> None:
     from ecompipe.engines import create_engine
     from ecompipe.pipeline import Pipeline
-    from ecompipe.stores.aws import open_aws_backend
-    from ecompipe.workspace import Workspace
+    from ecompipe.wiring import open_backend
 
     expected = local_metrics(workspace)  # the same hand files through the local backend
     bucket = aws.env["BUCKET_NAME"]
@@ -108,9 +107,9 @@ def test_hostile_keys_are_quarantined_in_s3_unread(
     before = _tree(tmp_path)
 
     settings = aws.settings()
-    backend = open_aws_backend(
+    backend = open_backend(
+        "aws",
         settings,
-        Workspace(tmp_path / "unused"),
         quiet=True,
         clients=aws.clients(),
         work_dir=scratch,

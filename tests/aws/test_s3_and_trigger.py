@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.aws, pytest.mark.xdist_group("moto")]
 
 
 def _store(aws: Aws, tmp_path: Path) -> Any:
-    from ecompipe.stores.aws_s3 import S3ObjectStore
+    from ecompipe.stores.aws.s3 import S3ObjectStore
 
     return S3ObjectStore(aws.client("s3"), aws.settings(), tmp_path)
 
@@ -158,7 +158,7 @@ def test_trigger_ignores_unrelated_events_and_owned_files(aws: Aws) -> None:
     assert handler(unrelated, None)["reason"] == "no landing CSV in the event"
     aws.land_hand()
     # The files belong to a running execution: a new upload alone starts nothing.
-    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
+    from ecompipe.stores.aws.dynamodb import DynamoDBExecutionLog
     from ecompipe.stores.base import ManifestEntry
 
     log = DynamoDBExecutionLog(aws.client("dynamodb"), aws.settings().executions_table)
@@ -196,7 +196,7 @@ def test_restarts_after_stops_are_bounded(aws: Aws) -> None:
     started again: a failure outside any Catch would loop forever otherwise. Its lease is
     freed all the same."""
     from ecompipe.aws.lambda_handler import MAX_RESTARTS, handler
-    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+    from ecompipe.stores.aws.dynamodb import DynamoDBLock
 
     aws.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:ours")
     aws.land_hand()

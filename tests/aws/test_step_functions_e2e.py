@@ -278,7 +278,7 @@ class SlowTransformEngine(FailingEngine):
 
     def transform(self, *args: Any) -> Any:
         from ecompipe.config import load_settings
-        from ecompipe.stores.aws_dynamodb import DynamoDBLock
+        from ecompipe.stores.aws.dynamodb import DynamoDBLock
 
         time.sleep(self.pause)
         settings = load_settings()
@@ -401,7 +401,7 @@ def test_terminal_task_failure_releases_the_lock_and_leaves_the_files_in_landing
 def test_a_retried_acquire_that_had_succeeded_is_recognised(aws: Aws) -> None:
     """The lock already lists this execution (its first AcquireLock succeeded but the answer
     was lost): with limit 1 the acquire must succeed again, not wait on itself."""
-    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+    from ecompipe.stores.aws.dynamodb import DynamoDBLock
 
     deploy_state_machine(aws)
     aws.land_hand()
@@ -461,7 +461,7 @@ def status_event(aws: Aws, execution_arn: str) -> dict[str, Any]:
 
 
 def _lock_holders(aws: Aws) -> list[Any]:
-    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+    from ecompipe.stores.aws.dynamodb import DynamoDBLock
 
     settings = aws.settings()
     return DynamoDBLock(aws.client("dynamodb"), settings.lock_table, settings.lock_id, 1).holders()
@@ -492,7 +492,7 @@ def test_a_stopped_execution_frees_its_lease_and_its_files_run_again(
     closes its record at once, and its files, still in landing, start a run without any
     new upload; that run takes the lock at its first attempt and computes the metrics."""
     from ecompipe.aws.lambda_handler import handler
-    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
+    from ecompipe.stores.aws.dynamodb import DynamoDBExecutionLog
 
     expected = local_metrics(workspace)
     queue = aws.subscribe_queue()
@@ -567,7 +567,7 @@ def test_without_eventbridge_acquire_lock_reaps_the_expired_lease_of_a_stopped_e
     validate task closes the abandoned record and the files are processed."""
     from ecompipe.aws.lambda_handler import acquire_lock
     from ecompipe.errors import LockBusyError
-    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
+    from ecompipe.stores.aws.dynamodb import DynamoDBExecutionLog
 
     expected = local_metrics(workspace)
     first = _start_hand_set(aws)
@@ -619,7 +619,7 @@ def test_a_transient_task_failure_is_attempted_as_often_as_the_asl_retry_says(aw
     from ecompipe.config import load_settings
     from ecompipe.engines import create_engine
     from ecompipe.errors import StoreError
-    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
+    from ecompipe.stores.aws.dynamodb import DynamoDBExecutionLog
 
     (retry,) = definition()["States"]["TransformData"]["Retry"]
     assert "Ecompipe.StoreError" in retry["ErrorEquals"]

@@ -66,10 +66,10 @@ class Faulty:
 
 def run(workspace: Path, wrap: Callable[[Any], Any] | None = None, **env: str) -> Any:
     """One `ecompipe run` in-process; ``wrap`` puts a wrapper around the engine."""
-    from ecompipe.backends import open_backend
     from ecompipe.config import load_settings
     from ecompipe.engines import create_engine
     from ecompipe.pipeline import Pipeline
+    from ecompipe.wiring import open_backend
     from ecompipe.workspace import Workspace
 
     ws = Workspace(workspace)

@@ -18,10 +18,10 @@ pytestmark = [pytest.mark.local, pytest.mark.duckdb]
 
 def run_with_hook(workspace: Path, hook: object) -> int:
     """`ecompipe run` in-process with an on_state hook (called as each state is entered)."""
-    from ecompipe.backends import open_backend
     from ecompipe.config import load_settings
     from ecompipe.engines import create_engine
     from ecompipe.pipeline import Pipeline
+    from ecompipe.wiring import open_backend
     from ecompipe.workspace import Workspace
 
     ws = Workspace(workspace)

@@ -170,10 +170,10 @@ def test_a_busy_lock_makes_recompute_wait_then_exit_2(workspace: Path, lock_id: 
 @pytest.mark.fast
 def test_an_interrupted_recompute_gives_the_lock_back(workspace: Path) -> None:
     """Ctrl-C while computing: both leases released, the metrics as they were."""
-    from ecompipe.backends import open_backend
     from ecompipe.config import load_settings
     from ecompipe.engines.duckdb import DuckDBEngine
     from ecompipe.pipeline import Pipeline
+    from ecompipe.wiring import open_backend
     from ecompipe.workspace import workspace_from
 
     expected = _hand_run(workspace)

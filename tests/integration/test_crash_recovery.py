@@ -74,7 +74,7 @@ def assert_recovered(
     ws: Path, landed: Landed, clean: dict[str, Any], dead_lease_ok: bool = False
 ) -> None:
     """The state every kill must end in once the next run has finished."""
-    from ecompipe.stores.sqlite import pid_alive
+    from ecompipe.stores.host import pid_alive
 
     assert_settled(ws, landed)
     holders = lock_holders(ws)
@@ -133,7 +133,7 @@ def test_kill_at_point_then_next_run_finishes(
 def test_random_kills_of_real_runs(workspace: Path, tmp_path: Path) -> None:
     """Black box: three batches land one after another; runs are SIGKILLed after random
     delays (at most two kills a batch, six in all; bounded attempts)."""
-    from ecompipe.stores.sqlite import pid_alive
+    from ecompipe.stores.host import pid_alive
 
     rng = random.Random(20261125)
     tables = sample_tables(tmp_path / "gen", 400, seed=5)

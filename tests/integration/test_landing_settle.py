@@ -150,7 +150,7 @@ def test_a_run_waits_for_fresh_files_and_leaves_one_that_keeps_changing(
     workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """By timestamps alone (as where a writer cannot be seen: NFS, another owner's file)."""
-    from ecompipe.stores import local as local_store
+    from ecompipe.stores.local import folder as local_store
 
     monkeypatch.setattr(local_store, "held_for_writing", lambda _path: False)
     monkeypatch.setenv("ECOMPIPE_SETTLE_SECONDS", "1")

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.local]
 
 
 def _lock(workspace: Path, limit: int, lock_id: str = "ecommerce-pipeline-lock") -> object:
-    from ecompipe.stores.sqlite import SQLiteLock
+    from ecompipe.stores.local.sqlite import SQLiteLock
 
     return SQLiteLock(workspace / "ecompipe.db", lock_id, limit)
 
@@ -51,7 +51,8 @@ def _insert(workspace: Path, holder: str, host: str, pid: int, expires_in: float
 
 @pytest.mark.fast
 def test_limit_dead_and_expired_holders(workspace: Path) -> None:
-    from ecompipe.stores.sqlite import HOST, SQLiteLock
+    from ecompipe.stores.host import HOST
+    from ecompipe.stores.local.sqlite import SQLiteLock
 
     lock = _lock(workspace, 2)
     assert isinstance(lock, SQLiteLock)
@@ -83,7 +84,7 @@ def test_limit_dead_and_expired_holders(workspace: Path) -> None:
 @pytest.mark.fast
 def test_heartbeat_renews_the_lease(workspace: Path) -> None:
     from ecompipe.pipeline import Heartbeat
-    from ecompipe.stores.sqlite import SQLiteLock
+    from ecompipe.stores.local.sqlite import SQLiteLock
 
     lock = _lock(workspace, 1)
     assert isinstance(lock, SQLiteLock)

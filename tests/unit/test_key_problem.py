@@ -11,7 +11,7 @@ import pytest
 from ecompipe.trigger import key_problem
 
 if TYPE_CHECKING:
-    from ecompipe.stores.aws_s3 import S3ObjectStore
+    from ecompipe.stores.aws.s3 import S3ObjectStore
 
 pytestmark = [pytest.mark.fast]
 
@@ -99,7 +99,7 @@ class _NoS3:
 
 def _store(root: Path) -> S3ObjectStore:
     from ecompipe.config import load_settings
-    from ecompipe.stores.aws_s3 import S3ObjectStore
+    from ecompipe.stores.aws.s3 import S3ObjectStore
 
     return S3ObjectStore(_NoS3(), load_settings(env={"BUCKET_NAME": "landing"}), root)
 

@@ -346,7 +346,7 @@ def test_copy_across_disks_onto_a_full_one_leaves_no_part_copy(
 ) -> None:
     """A verified move across file systems copies; when the target disk fills mid-copy the
     error goes up (the pipeline classes it) and no part copy is left to keep the disk full."""
-    from ecompipe.stores import local
+    from ecompipe.stores.local import folder
 
     src = tmp_path / "staging" / "orders.parquet"
     src.parent.mkdir()
@@ -360,10 +360,10 @@ def test_copy_across_disks_onto_a_full_one_leaves_no_part_copy(
         target.write(b"x" * 1024)  # part of the bytes made it
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(local.os, "link", other_disk)
-    monkeypatch.setattr(local.shutil, "copyfileobj", fills)
+    monkeypatch.setattr(folder.os, "link", other_disk)
+    monkeypatch.setattr(folder.shutil, "copyfileobj", fills)
     with pytest.raises(OSError) as caught:
-        local.verified_move(src, dst)
+        folder.verified_move(src, dst)
     assert caught.value.errno == errno.ENOSPC
     assert src.read_bytes() == b"x" * 4096
     assert list(dst.parent.iterdir()) == []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
-from ecompipe.stores.sqlite import SQLiteMetricsStore, create_schema
+from ecompipe.stores.local.sqlite import SQLiteMetricsStore, create_schema
 
 pytestmark = [pytest.mark.fast, pytest.mark.local]
 

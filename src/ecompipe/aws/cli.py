@@ -36,19 +36,19 @@ def bootstrap() -> None:
 
     For a development account and tests; production uses deploy/template.yaml.
     """
-    from ecompipe.stores.aws import AwsClients, require_settings
+    from ecompipe.wiring import AwsPorts
 
     settings = load_settings()
-    clients = AwsClients(settings)
-    require_settings(settings, "bucket_name")
-    for line in bootstrap_resources(settings, clients):
+    ports = AwsPorts(settings)
+    ports.require(notifier=False)
+    for line in bootstrap_resources(settings, ports.clients):
         click.echo(line)
 
 
 def bootstrap_resources(settings: Settings, clients: Any) -> list[str]:
     """Create buckets, tables (TTL on the lock table), the lock item and the SNS topic."""
-    from ecompipe.stores.aws import error_code, translate
-    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+    from ecompipe.stores.aws.clients import error_code, translate
+    from ecompipe.wiring import AwsPorts
 
     done: list[str] = []
     s3 = clients("s3")
@@ -93,8 +93,7 @@ def bootstrap_resources(settings: Settings, clients: Any) -> list[str]:
             if error_code(exc) != "ResourceInUseException":
                 raise translate(exc, f"creating table {table}") from None
             done.append(f"table {table}: exists")
-    lock = DynamoDBLock(ddb, settings.lock_table, settings.lock_id, settings.lock_limit)
-    lock.ensure_item()
+    AwsPorts(settings, clients).lock().ensure_item()
     name = settings.sns_topic_arn.rsplit(":", 1)[-1] if settings.sns_topic_arn else TOPIC_NAME
     try:
         arn = clients("sns").create_topic(Name=name)["TopicArn"]  # idempotent by name
@@ -106,7 +105,7 @@ def bootstrap_resources(settings: Settings, clients: Any) -> list[str]:
 
 
 def _bucket_exists(s3: Any, bucket: str) -> bool:
-    from ecompipe.stores.aws import error_code, translate
+    from ecompipe.stores.aws.clients import error_code, translate
 
     try:
         s3.head_bucket(Bucket=bucket)
@@ -123,12 +122,9 @@ def aws_lock(as_json: bool) -> None:
     """Show the DynamoDB lock's holders (leases expire by themselves)."""
     from dataclasses import asdict
 
-    from ecompipe.stores.aws import AwsClients
-    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+    from ecompipe.wiring import AwsPorts
 
-    settings = load_settings()
-    lock = DynamoDBLock(AwsClients(settings)("dynamodb"), settings.lock_table, settings.lock_id, 1)
-    holders = lock.holders()
+    holders = AwsPorts(load_settings()).lock().holders()
     if as_json:
         click.echo(json.dumps([asdict(h) for h in holders], indent=2))
     elif not holders:

@@ -26,12 +26,11 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from ecompipe import trigger
-from ecompipe.aws import recovery
+from ecompipe import recovery, trigger
 from ecompipe.aws.state_machine import EXECUTION_FAILED_ERROR, SFN_LEASE_SECONDS
 from ecompipe.config import Settings, load_settings
 from ecompipe.errors import ConfigError, LockBusyError
-from ecompipe.stores.aws import AwsClients, require_settings
+from ecompipe.stores.aws.clients import AwsClients, require_settings
 from ecompipe.workflow import Status
 
 log = logging.getLogger("ecompipe")
@@ -87,11 +86,10 @@ def start_if_complete(
 ) -> dict[str, Any]:
     """Start the state machine when landing holds a complete set of files no running
     execution owns (once per set: see execution_name)."""
-    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog
-    from ecompipe.stores.aws_s3 import S3ObjectStore
+    from ecompipe.wiring import AwsPorts
 
-    store = S3ObjectStore(clients("s3"), settings, root=_no_local_files())
-    owned = DynamoDBExecutionLog(clients("dynamodb"), settings.executions_table).owned_keys()
+    ports = AwsPorts(settings, clients, work_dir=_no_local_files())
+    store, owned = ports.store(), ports.log().owned_keys()
     objects = [
         o for o in store.landing_objects() if o["Key"] not in owned and trigger.is_csv_key(o["Key"])
     ]
@@ -122,18 +120,17 @@ def after_execution(
     that went through our own failure ending (error Ecompipe.ExecutionFailed) was notified
     and had its retries: its record is closed quietly and nothing restarts.
     """
-    from ecompipe.stores.aws_dynamodb import DynamoDBExecutionLog, DynamoDBLock
-    from ecompipe.stores.aws_sns import SNSNotifier
+    from ecompipe.wiring import AwsPorts
 
     if detail.get("stateMachineArn") != settings.state_machine_arn:
         return {"started": False, "reason": "another state machine's execution"}
     name, status = str(detail["name"]), str(detail["status"])
     own_ending = status == "FAILED" and detail.get("error") == EXECUTION_FAILED_ERROR
-    ddb = clients("dynamodb")
-    lock = DynamoDBLock(ddb, settings.lock_table, settings.lock_id, settings.lock_limit)
+    ports = AwsPorts(settings, clients)
+    lock = ports.lock()
     released = any(h.holder == name for h in lock.holders())
     lock.release(name)
-    executions = DynamoDBExecutionLog(ddb, settings.executions_table)
+    executions = ports.log()
     record = executions.get(name)
     closed = False
     if record is not None and record.status == Status.RUNNING:
@@ -148,7 +145,7 @@ def after_execution(
             message += "; its files stay in landing for the next run"
             # Notify first: a crash before the close then notifies again on the re-delivered
             # event (at least once), never not at all.
-            SNSNotifier(clients("sns"), settings.sns_topic_arn, None, quiet=True).notify(
+            ports.notifier(quiet=True).notify(
                 {
                     "subject": f"{name} FAILED: {message}",
                     "execution_id": name,
@@ -177,20 +174,13 @@ def acquire_lock(
 ) -> dict[str, Any]:
     """AcquireLock: a lease for the execution named in the event (its name is the holder),
     with the same rule as every Python acquirer; LockBusyError when every slot is held."""
-    from ecompipe.stores.aws_dynamodb import DynamoDBLock
+    from ecompipe.wiring import AwsPorts
 
     name = str(event.get("execution_name") or "")
     if not name:
         raise ConfigError(["acquire_lock needs the event's execution_name"])
     settings = load_settings()
-    clients = clients or AwsClients(settings)
-    lock = DynamoDBLock(
-        clients("dynamodb"),
-        settings.lock_table,
-        settings.lock_id,
-        settings.lock_limit,
-        for_executions=True,
-    )
+    lock = AwsPorts(settings, clients).lock(for_executions=True)
     if not lock.try_acquire(name, name, SFN_LEASE_SECONDS):
         holders = ", ".join(h.holder for h in lock.holders()) or "none"
         raise LockBusyError(f"lock '{settings.lock_id}' busy (holders: {holders})")

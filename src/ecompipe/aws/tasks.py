@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ecompipe.aws import recovery
+from ecompipe import recovery
 from ecompipe.aws.state_machine import HEARTBEAT_EVERY, SFN_LEASE_SECONDS
 from ecompipe.config import Settings, load_settings
 from ecompipe.engines import require_engine
@@ -37,10 +37,10 @@ from ecompipe.errors import (
     TransientError,
 )
 from ecompipe.pipeline import Pipeline, everything_rejected
-from ecompipe.stores.aws import AwsClients, open_aws_backend
-from ecompipe.stores.aws_sns import CollectingNotifier
+from ecompipe.stores.aws.clients import AwsClients
+from ecompipe.stores.aws.sns import CollectingNotifier
+from ecompipe.wiring import new_pipeline
 from ecompipe.workflow import WORKERS, State, Status
-from ecompipe.workspace import Workspace
 
 log = logging.getLogger("ecompipe")
 
@@ -113,20 +113,20 @@ def _run(
         require_engine(settings)
     work = Path(tempfile.mkdtemp(prefix="ecompipe-task-"))
     notifier = CollectingNotifier()
-    backend = open_aws_backend(
-        settings, Workspace(work), quiet=True, clients=clients, notifier=notifier, work_dir=work
-    )
-
-    def make_engine() -> Engine:
-        if engine_factory is not None:
-            return engine_factory(settings)
-        from ecompipe.engines import create_engine
-
-        return create_engine(settings, temp_dir=str(work / "tmp"))
-
     # Step Functions retries a failed state (the ASL Retry): retrying here too would multiply
-    # the attempts, so each transient failure has exactly one owner.
-    pipeline = Pipeline(settings, backend, make_engine, retry_in_process=False)
+    # the attempts, so each transient failure has exactly one owner. The engine's extra was
+    # checked above, for the workers that start one.
+    pipeline = new_pipeline(
+        "aws",
+        settings,
+        quiet=True,
+        retry_in_process=False,
+        engine=engine_factory,
+        check_engine=False,
+        clients=clients,
+        notifier=notifier,
+        work_dir=work,
+    )
     # The state machine took the lease under the execution's name: the task works as it.
     pipeline.holder = execution_id
 

@@ -1,7 +1,8 @@
 """Ports: the small interfaces the pipeline needs from storage. Adapters implement them.
 
 The pipeline (pipeline.py) only talks to these; it never imports sqlite3, boto3 or os-level
-file moves. Each backend provides one module with all five.
+file moves. Each backend is a package with one module per adapter (stores/local/,
+stores/aws/); ecompipe.wiring builds them.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ecompipe.engines.base import CuratedLog
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
+
+if TYPE_CHECKING:
+    # A type of the ObjectStore port only: the adapters that need no curated log (the
+    # lock, metrics, execution log and notifier ones) do not load the engine port with it.
+    from ecompipe.engines.base import CuratedLog
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import random
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -36,11 +35,10 @@ from typing import Any
 from ecompipe.contracts import MONEY_OUTPUT_SCALE, RATE_OUTPUT_SCALE
 from ecompipe.errors import StoreError
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
-from ecompipe.stores.aws import error_code, translate
+from ecompipe.stores.aws.clients import error_code, translate
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
-from ecompipe.stores.sqlite import pid_alive
+from ecompipe.stores.host import HOST, pid_alive
 
-HOST = socket.gethostname()
 #: The host of a lease held by a Step Functions execution (pid 0: no process to check).
 EXECUTION_HOST = "stepfunctions"
 #: Keep an idle lock item this long after its last lease expired (TTL attribute).
@@ -80,7 +78,7 @@ def _entry_sk(key: str) -> str:
 
 
 class DynamoDBLock:
-    """A semaphore of leases in one item; same semantics as stores.sqlite.SQLiteLock.
+    """A semaphore of leases in one item; same semantics as stores.local.sqlite.SQLiteLock.
 
     ``for_executions``: the leases this handle takes belong to Step Functions executions (the
     holder is the execution's name), not to this process: they are marked so that only their

@@ -1,24 +1,21 @@
-"""AWS backend wiring: boto3 clients (imported lazily) and the five ports on S3, DynamoDB, SNS.
+"""AWS clients (boto3, imported lazily) and what their errors mean to the pipeline.
 
-One module per adapter: aws_s3.py (object store), aws_dynamodb.py (lock, metrics, execution
-log), aws_sns.py (notifier). Every adapter gets its client passed in, so tests point them at
-a moto server. Clients read boto3's standard configuration, AWS_ENDPOINT_URL included.
+The leaf of the AWS backend: every adapter (s3.py, dynamodb.py, sns.py) imports this and
+nothing else of the backend. Clients read boto3's standard configuration, AWS_ENDPOINT_URL
+included.
 """
 
 from __future__ import annotations
 
-import sys
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecompipe import extras
-from ecompipe.config import Settings
 from ecompipe.errors import ConfigError, PermanentStoreError, StoreError, TerminalError
-from ecompipe.stores.base import Backend, Notifier
-from ecompipe.workflow import critical_lock_id
-from ecompipe.workspace import Workspace
+
+if TYPE_CHECKING:
+    # Types only: an adapter that needs no settings (sns.py) does not load the config module.
+    from ecompipe.config import Settings
 
 #: AWS error codes that may pass when retried (throttling, server side trouble).
 TRANSIENT_CODES = frozenset(
@@ -148,57 +145,3 @@ def require_settings(settings: Settings, *names: str) -> None:
                 for n in missing
             ]
         )
-
-
-def open_aws_backend(
-    settings: Settings,
-    workspace: Workspace,
-    quiet: bool,
-    clients: AwsClients | None = None,
-    notifier: Notifier | None = None,
-    work_dir: Path | None = None,
-) -> Backend:
-    """The five ports on S3, DynamoDB and SNS. ``workspace`` is unused: AWS holds the state.
-
-    Local working files (downloads for the engine, staged and curated Parquet) go to a
-    temporary folder, ``work_dir`` when given.
-    """
-    from ecompipe.stores.aws_dynamodb import (
-        DynamoDBExecutionLog,
-        DynamoDBLock,
-        DynamoDBMetricsStore,
-    )
-    from ecompipe.stores.aws_s3 import S3ObjectStore
-    from ecompipe.stores.aws_sns import SNSNotifier
-
-    del workspace
-    clients = clients or AwsClients(settings)
-    require_settings(settings, "bucket_name")
-    if notifier is None:
-        require_settings(settings, "sns_topic_arn")
-    root = work_dir or Path(tempfile.mkdtemp(prefix="ecompipe-aws-"))
-    ddb = clients("dynamodb")
-
-    def new_lock() -> DynamoDBLock:
-        return DynamoDBLock(ddb, settings.lock_table, settings.lock_id, settings.lock_limit)
-
-    def new_critical_lock() -> DynamoDBLock:
-        # Limit 1 whatever the lock limit: claiming and transforming never interleave.
-        return DynamoDBLock(ddb, settings.lock_table, critical_lock_id(settings.lock_id), 1)
-
-    return Backend(
-        store=S3ObjectStore(clients("s3"), settings, root),
-        lock=new_lock(),
-        metrics=DynamoDBMetricsStore(
-            ddb,
-            settings.order_metrics_table,
-            settings.category_metrics_table,
-            settings.dynamodb_batch_size,
-            settings.dynamodb_max_retries,
-        ),
-        log=DynamoDBExecutionLog(ddb, settings.executions_table),
-        notifier=notifier
-        or SNSNotifier(clients("sns"), settings.sns_topic_arn, sys.stderr, quiet=quiet),
-        new_lock=new_lock,
-        new_critical_lock=new_critical_lock,
-    )

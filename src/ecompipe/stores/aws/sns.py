@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any, TextIO
 
-from ecompipe.stores.aws import translate
+from ecompipe.stores.aws.clients import translate
 
 
 def subject_line(subject: str) -> str:

@@ -34,7 +34,7 @@ from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path
 from ecompipe.errors import PermanentStoreError, StoreError
 from ecompipe.faults import crash_point
-from ecompipe.stores.aws import error_code, translate
+from ecompipe.stores.aws.clients import error_code, translate
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
 
 WORK_PREFIX = "_ecompipe"

@@ -1,4 +1,5 @@
-"""Local adapters: a folder as the bucket, and console + JSON-lines notifications.
+"""The local object store: a folder (the workspace's landing/, archive/, quarantine/...) as
+the bucket.
 
 Every move is a *verified move*: on one filesystem a hard link then an unlink of the source
 (the link proves the bytes are in place; a crash between the two leaves both names on one
@@ -12,16 +13,13 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import json
 import logging
 import os
 import shutil
 import stat
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
 
 from ecompipe import trigger
 from ecompipe.config import Settings
@@ -301,23 +299,3 @@ def _rmdir_if_empty(folder: Path) -> None:
     # Not empty means something is still owned there: keep it.
     with contextlib.suppress(OSError):
         folder.rmdir()
-
-
-class LocalNotifier:
-    """Notifications to the console (one line) and to notifications.jsonl (full message)."""
-
-    def __init__(self, path: Path, console: TextIO | None = None, quiet: bool = False) -> None:
-        self._path = path
-        self._console = console if console is not None else sys.stderr
-        self._quiet = quiet
-
-    def notify(self, message: dict[str, Any]) -> None:
-        """Append the message to the JSON-lines file and print a one-line summary."""
-        message = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **message}
-        line = json.dumps(message, default=str, sort_keys=True)
-        with self._path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        if not self._quiet:
-            print(f"ecompipe: {message.get('subject', '')}", file=self._console)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -21,11 +20,11 @@ from typing import Any
 from ecompipe.errors import StoreError, WorkspaceError
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
+from ecompipe.stores.host import HOST, pid_alive
 
 SCHEMA_VERSION = 1
 #: Dates per DELETE of ``replace_dates``: below SQLite's oldest limit of 999 parameters.
 _DATES_PER_DELETE = 500
-HOST = socket.gethostname()
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -104,17 +103,6 @@ def _immediate(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
     else:
         con.execute("COMMIT")
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class SQLiteLock:

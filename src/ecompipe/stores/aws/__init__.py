@@ -1,0 +1,5 @@
+"""The AWS backend: clients.py (boto3 clients, imported lazily, and error translation),
+s3.py (object store), dynamodb.py (lock, metrics, execution log), sns.py (notifier).
+
+Every adapter gets its client passed in, so tests point them at a moto server.
+"""
