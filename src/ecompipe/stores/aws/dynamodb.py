@@ -32,9 +32,16 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from ecompipe.contracts import MONEY_OUTPUT_SCALE, RATE_OUTPUT_SCALE
 from ecompipe.errors import StoreError
-from ecompipe.kpis import CategoryMetrics, OrderMetrics
+from ecompipe.kpis import (
+    CATEGORY_TABLE,
+    ORDER_TABLE,
+    CategoryMetrics,
+    Kind,
+    MetricTable,
+    OrderMetrics,
+    R,
+)
 from ecompipe.stores.aws.clients import error_code, translate
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
 from ecompipe.stores.host import HOST, pid_alive
@@ -315,38 +322,11 @@ class DynamoDBMetricsStore:
             for c in self._scan(self.categories, ProjectionExpression="category, order_date")
             if c["order_date"]["S"] in wanted
         ]
-        puts_o = [
-            {
-                "PutRequest": {
-                    "Item": {
-                        "order_date": _s(m.order_date.isoformat()),
-                        "total_orders": _n(m.total_orders),
-                        "total_revenue": _n(m.total_revenue),
-                        "total_items_sold": _n(m.total_items_sold),
-                        "return_rate": _n(m.return_rate),
-                        "unique_customers": _n(m.unique_customers),
-                    }
-                }
-            }
-            for m in order_rows
-        ]
+        puts_o = [{"PutRequest": {"Item": _item(ORDER_TABLE, m)}} for m in order_rows]
         dels_o = [
             {"DeleteRequest": {"Key": {"order_date": _s(d)}}} for d in sorted(wanted - new_orders)
         ]
-        puts_c = [
-            {
-                "PutRequest": {
-                    "Item": {
-                        "category": _s(m.category),
-                        "order_date": _s(m.order_date.isoformat()),
-                        "daily_revenue": _n(m.daily_revenue),
-                        "avg_order_value": _n(m.avg_order_value),
-                        "avg_return_rate": _n(m.avg_return_rate),
-                    }
-                }
-            }
-            for m in category_rows
-        ]
+        puts_c = [{"PutRequest": {"Item": _item(CATEGORY_TABLE, m)}} for m in category_rows]
         dels_c = [
             {"DeleteRequest": {"Key": {"category": _s(c), "order_date": _s(d)}}}
             for c, d in sorted(set(stale_cats) - new_cats)
@@ -358,18 +338,7 @@ class DynamoDBMetricsStore:
         self, date_from: date | None = None, date_to: date | None = None
     ) -> list[OrderMetrics]:
         """Order metrics in date order (a scan: the table holds one item per day)."""
-        money, rate = Decimal(1).scaleb(-MONEY_OUTPUT_SCALE), Decimal(1).scaleb(-RATE_OUTPUT_SCALE)
-        rows = [
-            OrderMetrics(
-                date.fromisoformat(i["order_date"]["S"]),
-                int(i["total_orders"]["N"]),
-                Decimal(i["total_revenue"]["N"]).quantize(money),
-                int(i["total_items_sold"]["N"]),
-                Decimal(i["return_rate"]["N"]).quantize(rate),
-                int(i["unique_customers"]["N"]),
-            )
-            for i in self._scan(self.orders)
-        ]
+        rows = [_row(ORDER_TABLE, i) for i in self._scan(self.orders)]
         return sorted(
             (r for r in rows if _within(r.order_date, date_from, date_to)),
             key=lambda r: r.order_date,
@@ -382,17 +351,7 @@ class DynamoDBMetricsStore:
         category: str | None = None,
     ) -> list[CategoryMetrics]:
         """Category metrics ordered by date then category."""
-        money, rate = Decimal(1).scaleb(-MONEY_OUTPUT_SCALE), Decimal(1).scaleb(-RATE_OUTPUT_SCALE)
-        rows = [
-            CategoryMetrics(
-                i["category"]["S"],
-                date.fromisoformat(i["order_date"]["S"]),
-                Decimal(i["daily_revenue"]["N"]).quantize(money),
-                Decimal(i["avg_order_value"]["N"]).quantize(money),
-                Decimal(i["avg_return_rate"]["N"]).quantize(rate),
-            )
-            for i in self._scan(self.categories)
-        ]
+        rows = [_row(CATEGORY_TABLE, i) for i in self._scan(self.categories)]
         return sorted(
             (
                 r
@@ -402,6 +361,21 @@ class DynamoDBMetricsStore:
             ),
             key=lambda r: (r.order_date, r.category),
         )
+
+
+def _item(table: MetricTable[R], row: R) -> dict[str, Any]:
+    """A metrics row as a DynamoDB item: dates and text as strings, the rest as numbers
+    (written from their exact decimal text, never floats)."""
+    values = table.stored(row)
+    return {
+        name: {"S" if kind in (Kind.DATE, Kind.TEXT) else "N": str(values[name])}
+        for name, kind in table.columns
+    }
+
+
+def _row(table: MetricTable[R], item: dict[str, Any]) -> R:
+    """A metrics row from its DynamoDB item."""
+    return table.from_stored({name: next(iter(item[name].values())) for name, _k in table.columns})
 
 
 def _within(day: date, date_from: date | None, date_to: date | None) -> bool:

@@ -13,12 +13,19 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from ecompipe.errors import StoreError, WorkspaceError
-from ecompipe.kpis import CategoryMetrics, OrderMetrics
+from ecompipe.kpis import (
+    CATEGORY_TABLE,
+    ORDER_TABLE,
+    CategoryMetrics,
+    Kind,
+    MetricTable,
+    OrderMetrics,
+    R,
+)
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
 from ecompipe.stores.host import HOST, pid_alive
 
@@ -75,14 +82,8 @@ def create_schema(path: Path, order_table: str, category_table: str) -> None:
                 size INTEGER NOT NULL, etag TEXT NOT NULL, regular INTEGER NOT NULL,
                 status TEXT NOT NULL, location TEXT,
                 PRIMARY KEY (execution_id, key));
-            CREATE TABLE IF NOT EXISTS {_quote(order_table)} (
-                order_date TEXT PRIMARY KEY, total_orders INTEGER NOT NULL,
-                total_revenue TEXT NOT NULL, total_items_sold INTEGER NOT NULL,
-                return_rate TEXT NOT NULL, unique_customers INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS {_quote(category_table)} (
-                category TEXT NOT NULL, order_date TEXT NOT NULL,
-                daily_revenue TEXT NOT NULL, avg_order_value TEXT NOT NULL,
-                avg_return_rate TEXT NOT NULL, PRIMARY KEY (category, order_date));
+            {_metrics_ddl(order_table, ORDER_TABLE)}
+            {_metrics_ddl(category_table, CATEGORY_TABLE)}
             COMMIT;
             """
         )
@@ -240,46 +241,15 @@ class SQLiteMetricsStore:
                 marks = ", ".join("?" * len(chunk))
                 con.execute(f"DELETE FROM {self._orders} WHERE order_date IN ({marks})", chunk)
                 con.execute(f"DELETE FROM {self._categories} WHERE order_date IN ({marks})", chunk)
-            con.executemany(
-                f"INSERT INTO {self._orders} VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        m.order_date.isoformat(),
-                        m.total_orders,
-                        str(m.total_revenue),
-                        m.total_items_sold,
-                        str(m.return_rate),
-                        m.unique_customers,
-                    )
-                    for m in order_rows
-                ],
-            )
-            con.executemany(
-                f"INSERT INTO {self._categories} VALUES (?, ?, ?, ?, ?)",
-                [
-                    (
-                        m.category,
-                        m.order_date.isoformat(),
-                        str(m.daily_revenue),
-                        str(m.avg_order_value),
-                        str(m.avg_return_rate),
-                    )
-                    for m in category_rows
-                ],
-            )
+            _insert(con, ORDER_TABLE, self._orders, order_rows)
+            _insert(con, CATEGORY_TABLE, self._categories, category_rows)
 
     def order_metrics(
         self, date_from: date | None = None, date_to: date | None = None
     ) -> list[OrderMetrics]:
         """Order metrics in date order."""
         where, args = _date_filter(date_from, date_to)
-        rows = self._con.execute(
-            f"SELECT * FROM {self._orders} {where} ORDER BY order_date", args
-        ).fetchall()
-        return [
-            OrderMetrics(date.fromisoformat(r[0]), r[1], Decimal(r[2]), r[3], Decimal(r[4]), r[5])
-            for r in rows
-        ]
+        return _read(self._con, ORDER_TABLE, self._orders, where, args, "order_date")
 
     def category_metrics(
         self,
@@ -292,21 +262,49 @@ class SQLiteMetricsStore:
         if category is not None:
             where += (" AND " if where else "WHERE ") + "category = ?"
             args.append(category)
-        rows = self._con.execute(
-            f"SELECT category, order_date, daily_revenue, avg_order_value, avg_return_rate "
-            f"FROM {self._categories} {where} ORDER BY order_date, category",
-            args,
-        ).fetchall()
-        return [
-            CategoryMetrics(
-                r[0], date.fromisoformat(r[1]), Decimal(r[2]), Decimal(r[3]), Decimal(r[4])
-            )
-            for r in rows
-        ]
+        return _read(
+            self._con, CATEGORY_TABLE, self._categories, where, args, "order_date, category"
+        )
 
     def close(self) -> None:
         """Close the connection."""
         self._con.close()
+
+
+def _metrics_ddl(name: str, table: MetricTable[Any]) -> str:
+    """CREATE TABLE for a metrics table, its columns from the KPI definitions: counts as
+    integers, money and rates as exact decimal text, dates as ISO text."""
+    columns = ", ".join(
+        f"{column} {'INTEGER' if kind is Kind.COUNT else 'TEXT'} NOT NULL"
+        for column, kind in table.columns
+    )
+    keys = ", ".join(column for column, _kind in table.keys)
+    return f"CREATE TABLE IF NOT EXISTS {_quote(name)} ({columns}, PRIMARY KEY ({keys}));"
+
+
+def _insert(con: sqlite3.Connection, table: MetricTable[R], name: str, rows: Sequence[R]) -> None:
+    """Insert metrics rows, each column as the KPI definitions store it."""
+    columns = [c for c, _kind in table.columns]
+    con.executemany(
+        f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [[table.stored(row)[c] for c in columns] for row in rows],
+    )
+
+
+def _read(
+    con: sqlite3.Connection,
+    table: MetricTable[R],
+    name: str,
+    where: str,
+    args: list[Any],
+    order: str,
+) -> list[R]:
+    """The rows of a metrics table that ``where`` selects, in ``order``."""
+    columns = [c for c, _kind in table.columns]
+    rows = con.execute(
+        f"SELECT {', '.join(columns)} FROM {name} {where} ORDER BY {order}", args
+    ).fetchall()
+    return [table.from_stored(dict(zip(columns, r, strict=True))) for r in rows]
 
 
 def _date_filter(date_from: date | None, date_to: date | None) -> tuple[str, list[Any]]:
