@@ -214,6 +214,11 @@ class ExecutionLog(Protocol):
         """Latest executions first."""
         ...
 
+    def find(self, prefix: str) -> list[ExecutionRecord]:
+        """Executions whose id starts with ``prefix`` (short ids on the command line), oldest
+        first."""
+        ...
+
     def unfinished(self) -> list[ExecutionRecord]:
         """RUNNING executions, oldest first."""
         ...

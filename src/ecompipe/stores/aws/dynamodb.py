@@ -482,6 +482,13 @@ class DynamoDBExecutionLog:
         """Latest executions first."""
         return sorted(self._records(), key=lambda r: r.seq, reverse=True)[:limit]
 
+    def find(self, prefix: str) -> list[ExecutionRecord]:
+        """Executions whose id starts with ``prefix``, oldest first."""
+        return sorted(
+            (r for r in self._records() if r.execution_id.startswith(prefix)),
+            key=lambda r: r.seq,
+        )
+
     def unfinished(self) -> list[ExecutionRecord]:
         """RUNNING executions, oldest first."""
         return sorted((r for r in self._records() if r.status == "RUNNING"), key=lambda r: r.seq)

@@ -355,7 +355,7 @@ class SQLiteExecutionLog:
         )
 
     def find(self, prefix: str) -> list[ExecutionRecord]:
-        """Executions whose id starts with ``prefix`` (for short ids on the command line)."""
+        """Executions whose id starts with ``prefix``, oldest first."""
         rows = self._con.execute(
             f"SELECT {self._COLUMNS} FROM executions WHERE execution_id LIKE ? ORDER BY seq",
             (prefix.replace("%", "").replace("_", "\\_") + "%",),
