@@ -31,7 +31,7 @@ from ecompipe.workspace import Workspace, workspace_from
 
 if TYPE_CHECKING:
     from ecompipe.pipeline import Pipeline
-    from ecompipe.wiring import LocalPorts
+    from ecompipe.wiring import Ports
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,6 +58,17 @@ def workspace_option(func: F) -> F:
     )(func)
 
 
+def backend_option(where: str, default: str | None = "local") -> Callable[[F], F]:
+    """--backend local|aws; ``where`` says what lives on the backend. A subcommand's option
+    defaults to None: its group's choice then stands."""
+    return click.option(
+        "--backend",
+        type=click.Choice(["local", "aws"]),
+        default=default,
+        help=f"Where {where} live [default: {default or 'as for the group, else local'}].",
+    )
+
+
 def pipeline_options(where: str) -> Callable[[F], F]:
     """--backend local|aws and --engine duckdb|spark (default: the ECOMPIPE_ENGINE setting),
     for the commands that run the pipeline; ``where`` says what lives on the backend."""
@@ -66,13 +77,7 @@ def pipeline_options(where: str) -> Callable[[F], F]:
         func = click.option(
             "--engine", type=click.Choice(["duckdb", "spark"]), default=None, help="Engine."
         )(func)
-        return click.option(
-            "--backend",
-            type=click.Choice(["local", "aws"]),
-            default="local",
-            show_default=True,
-            help=f"Where {where} live.",
-        )(func)
+        return backend_option(where)(func)
 
     return add
 
@@ -370,7 +375,7 @@ def _number(value: Any) -> Any:
 @workspace_option
 @date_range_options
 @click.option("--category", default=None, help="Only this category (category metrics).")
-@click.option("--backend", type=click.Choice(["local", "aws"]), default="local", show_default=True)
+@backend_option("the metrics tables")
 @click.option("--json", "as_json", is_flag=True, help="JSON: {order_metrics, category_metrics}.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV: order metrics, a blank line, category.")
 def metrics(
@@ -383,13 +388,10 @@ def metrics(
     as_csv: bool,
 ) -> None:
     """Show the KPIs: order_metrics_table and category_metrics_table."""
-    from ecompipe.wiring import open_backend
-
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
-    ws = workspace_from(workspace)
-    settings = _settings(ws)
-    store = open_backend(backend, settings, ws, quiet=True).metrics
+    ports = _ports(workspace, backend)
+    settings, store = ports.settings, ports.metrics()
     orders = [asdict(m) for m in store.order_metrics(date_from, date_to)]
     categories = [asdict(m) for m in store.category_metrics(date_from, date_to, category)]
     if category is not None:
@@ -524,16 +526,19 @@ def _print_table(title: str, rows: list[dict[str, Any]], limit: int = 40) -> Non
 
 @main.group(invoke_without_command=True)
 @workspace_option
+@backend_option("the executions")
 @click.option("--limit", default=20, show_default=True, help="How many, latest first.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def executions(ctx: click.Context, workspace: Path | None, limit: int, as_json: bool) -> None:
+def executions(
+    ctx: click.Context, workspace: Path | None, backend: str, limit: int, as_json: bool
+) -> None:
     """List executions, latest first (`executions show ID` for one)."""
     ctx.ensure_object(dict)
-    ctx.obj["workspace"] = workspace
+    ctx.obj.update(workspace=workspace, backend=backend)
     if ctx.invoked_subcommand is not None:
         return
-    log = _local_ports(workspace).log()
+    log = _ports(workspace, backend).log()
     records = log.recent(limit)
     if as_json:
         click.echo(json.dumps([asdict(r) for r in records], default=str, indent=2))
@@ -567,23 +572,42 @@ def _last_state(record: Any) -> str:
     return str(ending.get(record.status, record.state or "-"))
 
 
-def _local_ports(workspace: Path | None) -> LocalPorts:
-    """The local backend's ports, for the commands that read one (executions, lock)."""
-    from ecompipe.wiring import LocalPorts
+def _ports(workspace: Path | None, backend: str) -> Ports:
+    """One backend's ports, for the commands that read one (metrics, executions, lock).
 
-    return LocalPorts(workspace_from(workspace))
+    Local: the workspace's, its settings read only when a port needs them (the execution log
+    needs none). AWS: from the settings (environment over the workspace's file, if any).
+    """
+    from ecompipe.wiring import LocalPorts, open_ports
+
+    ws = workspace_from(workspace)
+    if backend == "local":
+        return LocalPorts(ws)
+    return open_ports(backend, _settings(ws))
+
+
+def _group_ports(ctx: click.Context, workspace: Path | None, backend: str | None) -> Ports:
+    """A subcommand's ports: its own --workspace/--backend, else its group's."""
+    return _ports(
+        workspace or ctx.obj.get("workspace"), backend or ctx.obj.get("backend") or "local"
+    )
 
 
 @executions.command("show")
 @click.argument("execution_id")
 @workspace_option
+@backend_option("the executions", default=None)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def executions_show(
-    ctx: click.Context, execution_id: str, workspace: Path | None, as_json: bool
+    ctx: click.Context,
+    execution_id: str,
+    workspace: Path | None,
+    backend: str | None,
+    as_json: bool,
 ) -> None:
     """State history, manifest and validation report of one execution (id or unique prefix)."""
-    log = _local_ports(workspace or ctx.obj.get("workspace")).log()
+    log = _group_ports(ctx, workspace, backend).log()
     matches = log.find(execution_id)
     if len(matches) != 1:
         what = "no execution" if not matches else f"{len(matches)} executions"
@@ -628,40 +652,46 @@ def executions_show(
 
 @main.group(invoke_without_command=True)
 @workspace_option
+@backend_option("the lock")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def lock(ctx: click.Context, workspace: Path | None, as_json: bool) -> None:
+def lock(ctx: click.Context, workspace: Path | None, backend: str, as_json: bool) -> None:
     """Show who holds the pipeline lock (`lock release --force` for operators)."""
     ctx.ensure_object(dict)
-    ctx.obj["workspace"] = workspace
+    ctx.obj.update(workspace=workspace, backend=backend)
     if ctx.invoked_subcommand is not None:
         return
     from ecompipe.stores.host import HOST, pid_alive
 
-    ports = _local_ports(workspace)
-    main_lock = ports.lock()
-    holders = main_lock.holders()
+    ports = _ports(workspace, backend)
+    holders = ports.lock().holders()
     if as_json:
         click.echo(json.dumps([asdict(h) for h in holders], indent=2))
         return
-    click.echo(f"lock '{main_lock.lock_id}': {len(holders)} of {main_lock.limit} slot(s) held")
+    s = ports.settings
+    click.echo(f"lock '{s.lock_id}': {len(holders)} of {s.lock_limit} slot(s) held")
     critical = ports.lock(critical=True)
     now = time.time()
     for name, group in (("", holders), (" (claim/transform section)", critical.holders())):
         for h in group:
             state = "expired" if h.expires_at <= now else f"expires in {h.expires_at - now:.0f}s"
-            if h.host == HOST and not pid_alive(h.pid):
+            if h.host == HOST and h.pid > 0 and not pid_alive(h.pid):
                 state = "dead: its process is gone, the next run reaps it at once"
             click.echo(f"  {h.holder}{name}  pid {h.pid} on {h.host}  {state}")
 
 
 @lock.command("release")
 @workspace_option
+@backend_option("the lock", default=None)
 @click.option("--force", is_flag=True, required=True, help="Required: you know it is stuck.")
 @click.option("--holder", default=None, help="Only this holder (default: all).")
 @click.pass_context
 def lock_release(
-    ctx: click.Context, workspace: Path | None, force: bool, holder: str | None
+    ctx: click.Context,
+    workspace: Path | None,
+    backend: str | None,
+    force: bool,
+    holder: str | None,
 ) -> None:
     """Drop lock holders by force. Leases expire by themselves; use this only when sure."""
     if not force:
@@ -671,7 +701,7 @@ def lock_release(
         "and stop, and its work is resumed by the next run",
         err=True,
     )
-    ports = _local_ports(workspace or ctx.obj.get("workspace"))
+    ports = _group_ports(ctx, workspace, backend)
     n = ports.lock().force_release(holder) + ports.lock(critical=True).force_release(holder)
     click.echo(f"released {n} holder(s)")
 

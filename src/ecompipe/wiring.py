@@ -51,6 +51,11 @@ class Ports(Protocol):
     """One backend's adapters, each built on demand: a command that reads one port (the
     lock, the metrics) opens only that one."""
 
+    @property
+    def settings(self) -> Settings:
+        """The settings the adapters are built from."""
+        ...
+
     def require(self, notifier: bool) -> None:
         """Raise ConfigError now for a setting the ports need, before anything is made;
         ``notifier``: the backend's own notifier is wanted too."""

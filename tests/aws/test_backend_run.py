@@ -47,6 +47,20 @@ def test_run_backend_aws_matches_local(
     # The lock is free again.
     lock = ecompipe("aws", "lock", "--json")
     assert json.loads(lock.stdout) == []
+    # The operator commands read the same ports: the executions and the lock on DynamoDB.
+    listed = json.loads(ecompipe("executions", "--backend", "aws", "--json").stdout)
+    assert [(r["execution_id"], r["status"]) for r in listed] == [(execution_id, "SUCCEEDED")]
+    for args in (
+        ("executions", "show", execution_id[:22], "--backend", "aws"),
+        ("executions", "--backend", "aws", "show", execution_id[:22]),
+    ):
+        shown = ecompipe(*args)
+        assert shown.exit_code == 0, shown.output
+        assert "ReleaseLockAndNotifySuccess" in shown.stdout
+        assert "orders/hand orders.csv" in shown.stdout and "archived" in shown.stdout
+    assert json.loads(ecompipe("lock", "--backend", "aws", "--json").stdout) == []
+    plain = ecompipe("lock", "--backend", "aws")
+    assert "lock 'ecommerce-pipeline-lock': 0 of 1 slot(s) held" in plain.stdout
 
 
 @pytest.mark.timeout(120)
@@ -99,3 +113,18 @@ def test_bootstrap_is_idempotent(aws: Aws) -> None:
     assert f"export SNS_TOPIC_ARN={aws.env['SNS_TOPIC_ARN']}" in result.stdout
     ttl = aws.client("dynamodb").describe_time_to_live(TableName="ProcessingLockTable")
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
+
+
+@pytest.mark.timeout(60)
+def test_lock_release_backend_aws_drops_a_holder(aws: Aws) -> None:
+    from ecompipe.stores.aws.dynamodb import DynamoDBLock
+
+    s = aws.settings()
+    lock = DynamoDBLock(aws.client("dynamodb"), s.lock_table, s.lock_id, 1)
+    assert lock.try_acquire("stuck-holder", None, 600)
+    shown = ecompipe("lock", "--backend", "aws")
+    assert "1 of 1 slot(s) held" in shown.stdout and "stuck-holder" in shown.stdout
+    released = ecompipe("lock", "--backend", "aws", "release", "--force")
+    assert released.exit_code == 0, released.output
+    assert "released 1 holder(s)" in released.stdout
+    assert lock.holders() == []
