@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import socket
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from ecompipe.config import Settings
 from ecompipe.errors import EcompipeError, LockBusyError
 from ecompipe.stores.base import Backend, Lock
+from ecompipe.stores.host import HOST
 from ecompipe.workflow import RetryPolicy, critical_lock_id
 
 log = logging.getLogger("ecompipe")
@@ -103,7 +103,7 @@ class Leases:
 
     def __init__(self, backend: Backend, settings: Settings) -> None:
         self.b, self.settings = backend, settings
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.heartbeat: Heartbeat | None = None
         new_critical = backend.new_critical_lock
         self._critical_lock = new_critical() if new_critical is not None else None
