@@ -44,7 +44,7 @@ from ecompipe.kpis import (
 )
 from ecompipe.stores.aws.clients import error_code, translate
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
-from ecompipe.stores.host import HOST, pid_alive
+from ecompipe.stores.host import HOST, lease_over
 
 #: The host of a lease held by a Step Functions execution (pid 0: no process to check).
 EXECUTION_HOST = "stepfunctions"
@@ -146,9 +146,8 @@ class DynamoDBLock:
         now, reaped = time.time(), 0
         for name, value in raw.items():
             h = self._holder(name, value)
-            dead = h.host == HOST and h.pid > 0 and not pid_alive(h.pid)
             # Conditional on the lease we saw: a holder that renewed meanwhile stays.
-            if (dead or h.expires_at <= now) and self._update(
+            if lease_over(h.host, h.pid, h.expires_at, now) and self._update(
                 "reaping",
                 UpdateExpression="REMOVE holders.#h",
                 ConditionExpression="holders.#h = :seen",

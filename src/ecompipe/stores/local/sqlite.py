@@ -27,7 +27,7 @@ from ecompipe.kpis import (
     R,
 )
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
-from ecompipe.stores.host import HOST, pid_alive
+from ecompipe.stores.host import HOST, lease_over
 
 SCHEMA_VERSION = 1
 #: Dates per DELETE of ``replace_dates``: below SQLite's oldest limit of 999 parameters.
@@ -134,8 +134,7 @@ class SQLiteLock:
             (self._lock_id,),
         ).fetchall()
         for holder, host, pid, expires_at in rows:
-            dead = host == HOST and not pid_alive(int(pid))
-            if dead or expires_at <= now:
+            if lease_over(host, int(pid), expires_at, now):
                 self._con.execute(
                     "DELETE FROM lock_holders WHERE lock_id = ? AND holder = ?",
                     (self._lock_id, holder),
