@@ -355,9 +355,11 @@ class SQLiteExecutionLog:
 
     def find(self, prefix: str) -> list[ExecutionRecord]:
         """Executions whose id starts with ``prefix``, oldest first."""
+        # Compared as text: LIKE would take ``_`` and ``%`` for wildcards, and ignore case.
         rows = self._con.execute(
-            f"SELECT {self._COLUMNS} FROM executions WHERE execution_id LIKE ? ORDER BY seq",
-            (prefix.replace("%", "").replace("_", "\\_") + "%",),
+            f"SELECT {self._COLUMNS} FROM executions "
+            "WHERE substr(execution_id, 1, length(?1)) = ?1 ORDER BY seq",
+            (prefix,),
         ).fetchall()
         return [r for r in (self._record(x) for x in rows) if r is not None]
 
