@@ -18,6 +18,11 @@ FIXTURES = TESTS / "fixtures"
 if str(TESTS.parent) not in sys.path:
     sys.path.insert(0, str(TESTS.parent))
 
+# One moto server per test process, for tests/aws/ and tests/contract/ alike: registered here,
+# above both (a fixture defined in each folder would start a server of its own). Moto itself
+# is imported only when a test asks for it.
+from tests.moto_server import aws, moto_url  # noqa: E402, F401
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:

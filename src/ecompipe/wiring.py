@@ -5,6 +5,7 @@ run on from this module; nothing else constructs an adapter. Backends:
 
   local  the workspace: a folder as the bucket, SQLite for lock, metrics and executions
   aws    S3, DynamoDB, SNS (boto3 is imported when the first client is made)
+  memory everything in one process's memory (stores/memory.py): tests, the demo mode
 
 Imports only go down (the import-linter contract in pyproject.toml): this module imports
 the application and the adapters, and neither imports it.
@@ -42,6 +43,14 @@ from ecompipe.stores.local.sqlite import (
     SQLiteLock,
     SQLiteMetricsStore,
     create_schema,
+)
+from ecompipe.stores.memory import (
+    CollectingNotifier,
+    MemoryExecutionLog,
+    MemoryLock,
+    MemoryMetricsStore,
+    MemoryObjectStore,
+    MemoryState,
 )
 from ecompipe.workflow import critical_lock_id
 from ecompipe.workspace import Workspace, default_config_text
@@ -191,6 +200,45 @@ class AwsPorts:
         return SNSNotifier(sns, topic, sys.stderr, quiet=quiet)
 
 
+class MemoryPorts:
+    """The in-memory backend's adapters, every one a handle on the same MemoryState.
+
+    ``state``: the one to use (tests land objects in it and read it back), default a new,
+    empty one. ``work_dir``: where the object store keeps local working files (default: a
+    temporary folder each store owns).
+    """
+
+    def __init__(
+        self, settings: Settings, state: MemoryState | None = None, work_dir: Path | None = None
+    ) -> None:
+        self.settings, self.work_dir = settings, work_dir
+        self.state = state if state is not None else MemoryState()
+
+    def require(self, notifier: bool) -> None:
+        """Nothing to check: memory needs no setting."""
+
+    def store(self) -> MemoryObjectStore:
+        """The object areas of the state."""
+        return MemoryObjectStore(self.state, self.settings, self.work_dir)
+
+    def lock(self, critical: bool = False) -> MemoryLock:
+        """A handle on the lock in the state."""
+        return MemoryLock(self.state, *_lock_slot(self.settings, critical))
+
+    def metrics(self) -> MemoryMetricsStore:
+        """The metrics tables in the state."""
+        s = self.settings
+        return MemoryMetricsStore(self.state, s.order_metrics_table, s.category_metrics_table)
+
+    def log(self) -> MemoryExecutionLog:
+        """The execution log in the state."""
+        return MemoryExecutionLog(self.state)
+
+    def notifier(self, quiet: bool) -> CollectingNotifier:
+        """Keeps every message in the state's ``notifications``."""
+        return CollectingNotifier(self.state.notifications)
+
+
 def open_ports(
     name: str,
     settings: Settings,
@@ -198,16 +246,20 @@ def open_ports(
     *,
     clients: Callable[[str], Any] | None = None,
     work_dir: Path | None = None,
+    memory: MemoryState | None = None,
 ) -> Ports:
-    """The adapters of backend ``name`` ("local" or "aws"), each built on demand.
-    ``workspace``: the local backend's; ``clients`` and ``work_dir``: see AwsPorts."""
+    """The adapters of backend ``name`` ("local", "aws" or "memory"), each built on demand.
+    ``workspace``: the local backend's; ``clients`` and ``work_dir``: see AwsPorts and
+    MemoryPorts; ``memory``: the state of the memory backend (default: a new one)."""
     if name == "local":
         if workspace is None:
             raise ValueError("the local backend needs a workspace")
         return LocalPorts(workspace, settings)
     if name == "aws":
         return AwsPorts(settings, clients, work_dir)
-    raise ConfigError([f"unknown backend {name!r}: choose local or aws"])
+    if name == "memory":
+        return MemoryPorts(settings, memory, work_dir)
+    raise ConfigError([f"unknown backend {name!r}: choose local, aws or memory"])
 
 
 def open_backend(
@@ -219,15 +271,16 @@ def open_backend(
     clients: Callable[[str], Any] | None = None,
     notifier: Notifier | None = None,
     work_dir: Path | None = None,
+    memory: MemoryState | None = None,
 ) -> Backend:
-    """The five ports of backend ``name`` ("local" or "aws").
+    """The five ports of backend ``name`` ("local", "aws" or "memory").
 
-    ``workspace``: the local backend's (AWS holds its own state and needs none). ``quiet``:
-    the notifier prints no line on stderr. ``notifier`` replaces the backend's own (the
-    ECS tasks collect messages for the state machine to publish); ``clients`` and
-    ``work_dir``: see AwsPorts.
+    ``workspace``: the local backend's (AWS and memory hold their own state and need
+    none). ``quiet``: the notifier prints no line on stderr. ``notifier`` replaces the
+    backend's own (the ECS tasks collect messages for the state machine to publish);
+    ``clients``, ``work_dir`` and ``memory``: see open_ports.
     """
-    ports = open_ports(name, settings, workspace, clients=clients, work_dir=work_dir)
+    ports = open_ports(name, settings, workspace, clients=clients, work_dir=work_dir, memory=memory)
     ports.require(notifier=notifier is None)
     return Backend(
         store=ports.store(),
@@ -259,6 +312,7 @@ def new_pipeline(
     clients: Callable[[str], Any] | None = None,
     notifier: Notifier | None = None,
     work_dir: Path | None = None,
+    memory: MemoryState | None = None,
 ) -> Pipeline:
     """A Pipeline on ``backend``'s ports (see open_backend) and ``settings.engine``.
 
@@ -266,12 +320,19 @@ def new_pipeline(
     extra is installed, before anything is claimed. It spills into the workspace's tmp/
     (local), ``work_dir``/tmp (aws, when given), else the system's temporary folder.
     ``engine`` builds another engine instead (tests). ``on_state`` and
-    ``retry_in_process``: see Pipeline.
+    ``retry_in_process``: see Pipeline; ``memory``: see open_ports.
     """
     if check_engine and engine is None:
         require_engine(settings)
     ports = open_backend(
-        backend, settings, workspace, quiet, clients=clients, notifier=notifier, work_dir=work_dir
+        backend,
+        settings,
+        workspace,
+        quiet,
+        clients=clients,
+        notifier=notifier,
+        work_dir=work_dir,
+        memory=memory,
     )
     make_engine: Callable[[], Engine] = (
         partial(engine, settings)

@@ -38,7 +38,7 @@ from ecompipe.errors import (
 )
 from ecompipe.pipeline import Pipeline, everything_rejected
 from ecompipe.stores.aws.clients import AwsClients
-from ecompipe.stores.aws.sns import CollectingNotifier
+from ecompipe.stores.memory import CollectingNotifier
 from ecompipe.wiring import new_pipeline
 from ecompipe.workflow import WORKERS, State, Status
 

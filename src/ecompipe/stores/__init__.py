@@ -1,9 +1,10 @@
-"""Storage: the ports (base.py) and one package per backend.
+"""Storage: the ports (base.py) and one package (or module) per backend.
 
   base.py     the ports (ObjectStore, Lock, MetricsStore, ExecutionLog, Notifier), Backend
-  host.py     this host and process liveness, for the lock adapters of both backends
+  host.py     this host, process liveness and the lease rule, for every lock adapter
   local/      folder.py (the bucket), sqlite.py (lock, metrics, execution log), notifier.py
   aws/        clients.py (boto3 clients, error classes), s3.py, dynamodb.py, sns.py
+  memory.py   every port in one process's memory (tests, the demo mode)
 
 Adapters never import each other across backends; ecompipe.wiring builds them.
 """

@@ -7,13 +7,13 @@ stores/aws/); ecompipe.wiring builds them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ecompipe.kpis import CategoryMetrics, OrderMetrics
+from ecompipe.kpis import CategoryMetrics, OrderMetrics, R
 
 if TYPE_CHECKING:
     # A type of the ObjectStore port only: the adapters that need no curated log (the
@@ -197,6 +197,25 @@ class MetricsStore(Protocol):
     ) -> list[CategoryMetrics]:
         """Category metrics ordered by date then category."""
         ...
+
+
+def metrics_read(
+    rows: Iterable[R],
+    date_from: date | None = None,
+    date_to: date | None = None,
+    category: str | None = None,
+) -> list[R]:
+    """What a MetricsStore read returns, for an adapter that selects rows itself (a scan, a
+    dict): those within [date_from, date_to] (and of ``category``), by date then category."""
+
+    def wanted(row: R) -> bool:
+        return (
+            (date_from is None or row.order_date >= date_from)
+            and (date_to is None or row.order_date <= date_to)
+            and (category is None or getattr(row, "category", None) == category)
+        )
+
+    return sorted(filter(wanted, rows), key=lambda r: (r.order_date, getattr(r, "category", "")))
 
 
 class ExecutionLog(Protocol):

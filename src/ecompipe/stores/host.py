@@ -1,8 +1,8 @@
-"""This host and whether a process on it still lives: the one liveness rule of every lock.
+"""This host, whether a process on it still lives, and the one lease rule of every lock.
 
-A lease names the host and pid that took it. Both lock adapters (SQLite, DynamoDB) reap a
-holder on this host whose process is gone at once, and any other holder only once its lease
-has expired: another host's pids mean nothing here.
+A lease names the host and pid that took it. Every lock adapter (SQLite, DynamoDB, memory)
+reaps a holder on this host whose process is gone at once, and any other holder only once
+its lease has expired: another host's pids mean nothing here.
 """
 
 from __future__ import annotations
@@ -22,3 +22,10 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def lease_over(host: str, pid: int, expires_at: float, now: float) -> bool:
+    """Whether the next acquirer may reap this lease: it has expired, or it names a process
+    on this host that is gone. Pid 0 names no process (a Step Functions execution's lease):
+    only its expiry ends it."""
+    return expires_at <= now or (host == HOST and pid > 0 and not pid_alive(pid))

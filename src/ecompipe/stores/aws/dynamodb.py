@@ -43,8 +43,8 @@ from ecompipe.kpis import (
     R,
 )
 from ecompipe.stores.aws.clients import error_code, translate
-from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
-from ecompipe.stores.host import HOST, pid_alive
+from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry, metrics_read
+from ecompipe.stores.host import HOST, lease_over
 
 #: The host of a lease held by a Step Functions execution (pid 0: no process to check).
 EXECUTION_HOST = "stepfunctions"
@@ -146,9 +146,8 @@ class DynamoDBLock:
         now, reaped = time.time(), 0
         for name, value in raw.items():
             h = self._holder(name, value)
-            dead = h.host == HOST and h.pid > 0 and not pid_alive(h.pid)
             # Conditional on the lease we saw: a holder that renewed meanwhile stays.
-            if (dead or h.expires_at <= now) and self._update(
+            if lease_over(h.host, h.pid, h.expires_at, now) and self._update(
                 "reaping",
                 UpdateExpression="REMOVE holders.#h",
                 ConditionExpression="holders.#h = :seen",
@@ -338,11 +337,8 @@ class DynamoDBMetricsStore:
         self, date_from: date | None = None, date_to: date | None = None
     ) -> list[OrderMetrics]:
         """Order metrics in date order (a scan: the table holds one item per day)."""
-        rows = [_row(ORDER_TABLE, i) for i in self._scan(self.orders)]
-        return sorted(
-            (r for r in rows if _within(r.order_date, date_from, date_to)),
-            key=lambda r: r.order_date,
-        )
+        rows = (_row(ORDER_TABLE, i) for i in self._scan(self.orders))
+        return metrics_read(rows, date_from, date_to)
 
     def category_metrics(
         self,
@@ -351,16 +347,8 @@ class DynamoDBMetricsStore:
         category: str | None = None,
     ) -> list[CategoryMetrics]:
         """Category metrics ordered by date then category."""
-        rows = [_row(CATEGORY_TABLE, i) for i in self._scan(self.categories)]
-        return sorted(
-            (
-                r
-                for r in rows
-                if _within(r.order_date, date_from, date_to)
-                and (category is None or r.category == category)
-            ),
-            key=lambda r: (r.order_date, r.category),
-        )
+        rows = (_row(CATEGORY_TABLE, i) for i in self._scan(self.categories))
+        return metrics_read(rows, date_from, date_to, category)
 
 
 def _item(table: MetricTable[R], row: R) -> dict[str, Any]:
@@ -376,10 +364,6 @@ def _item(table: MetricTable[R], row: R) -> dict[str, Any]:
 def _row(table: MetricTable[R], item: dict[str, Any]) -> R:
     """A metrics row from its DynamoDB item."""
     return table.from_stored({name: next(iter(item[name].values())) for name, _k in table.columns})
-
-
-def _within(day: date, date_from: date | None, date_to: date | None) -> bool:
-    return (date_from is None or day >= date_from) and (date_to is None or day <= date_to)
 
 
 # ---------------------------------------------------------------------- execution log

@@ -273,11 +273,22 @@ class S3ObjectStore:
         return path
 
     def save_staging(self, execution_id: str) -> None:
-        """Upload the staged files: the transform task (another container) reads them."""
+        """Upload the staged files: the transform task (another container) reads them.
+
+        Staged objects of an earlier attempt that this one did not stage are deleted: a redo
+        stages afresh (engines.base.fresh_staging), and publishing must not find them.
+        """
         folder = self.root / execution_id / "staging"
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            rel = path.relative_to(folder).as_posix()
-            self._upload(path, self._staging_prefix(execution_id) + rel)
+        prefix = self._staging_prefix(execution_id)
+        saved = {
+            prefix + path.relative_to(folder).as_posix(): path
+            for path in sorted(p for p in folder.rglob("*") if p.is_file())
+        }
+        for key, path in saved.items():
+            self._upload(path, key)
+        self._delete(
+            [o["Key"] for o in self._objects(self.bucket, prefix) if o["Key"] not in saved]
+        )
 
     def curated_log(self, uri: bool = False) -> CuratedLog:
         """With ``uri``: the log in place (``s3a://``, for Spark on a cluster), listed only.
@@ -318,13 +329,18 @@ class S3ObjectStore:
             except Exception as exc:
                 raise translate(exc, f"withdrawing s3://{self.bucket}/{key}") from None
 
-    def cleanup(self, execution_id: str) -> None:
-        """Delete the execution's staged objects and its local working files."""
-        keys = [o["Key"] for o in self._objects(self.bucket, self._staging_prefix(execution_id))]
+    def _delete(self, keys: list[str]) -> None:
+        """Delete staged objects of the landing bucket, 1000 a request (S3's maximum)."""
         for start in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[start : start + 1000]]
             try:
                 self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
             except Exception as exc:
                 raise translate(exc, "deleting staged data") from None
+
+    def cleanup(self, execution_id: str) -> None:
+        """Delete the execution's staged objects and its local working files."""
+        self._delete(
+            [o["Key"] for o in self._objects(self.bucket, self._staging_prefix(execution_id))]
+        )
         shutil.rmtree(self.root / execution_id, ignore_errors=True)

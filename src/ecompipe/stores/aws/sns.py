@@ -1,7 +1,8 @@
-"""SNS notifier (SNS_TOPIC_ARN), and the collecting notifier the ECS tasks use.
+"""SNS notifier (SNS_TOPIC_ARN).
 
-On Step Functions the state machine publishes (its sns:publish states); the tasks hand it
-the message in their result, so every notification is sent exactly by one place.
+On Step Functions the state machine publishes (its sns:publish states); the ECS tasks collect
+their message (stores.memory.CollectingNotifier) and hand it over in their result, so every
+notification is sent exactly by one place.
 """
 
 from __future__ import annotations
@@ -41,14 +42,3 @@ class SNSNotifier:
             raise translate(exc, f"publishing to {self.topic_arn}") from None
         if not self._quiet and self._console is not None:
             print(f"ecompipe: {message.get('subject', '')}", file=self._console)
-
-
-class CollectingNotifier:
-    """Keeps messages instead of sending them (the state machine sends them)."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-
-    def notify(self, message: dict[str, Any]) -> None:
-        """Keep the message."""
-        self.messages.append(json.loads(json.dumps(message, default=str)))

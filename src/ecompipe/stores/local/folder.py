@@ -148,8 +148,9 @@ class FolderObjectStore:
         self._warned: set[str] = set()
 
     def list_landing(self) -> list[ObjectInfo]:
-        """Direct children of each dataset folder, with when each last changed: the later of
-        its mtime and ctime (``cp -p`` and rsync set an old mtime; no tool can set ctime)."""
+        """Direct children of each dataset folder but hidden ones, with when each last changed:
+        the later of its mtime and ctime (``cp -p`` and rsync set an old mtime; no tool can set
+        ctime)."""
         found: list[ObjectInfo] = []
         for dataset in DATASET_NAMES:
             prefix = self.settings.prefix_of(dataset)
@@ -161,6 +162,8 @@ class FolderObjectStore:
             except OSError as exc:
                 raise from_os_error(exc, f"listing {folder}") from None
             for entry in entries:
+                if entry.name.startswith("."):
+                    continue  # hidden: never an object (ObjectStore.list_landing)
                 if not trigger.is_utf8(entry.name):
                     # Not even quarantine can record it (trigger.is_utf8): it stays in
                     # landing, ignored with a warning, and the run goes on without it.

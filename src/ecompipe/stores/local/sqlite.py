@@ -27,7 +27,7 @@ from ecompipe.kpis import (
     R,
 )
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
-from ecompipe.stores.host import HOST, pid_alive
+from ecompipe.stores.host import HOST, lease_over
 
 SCHEMA_VERSION = 1
 #: Dates per DELETE of ``replace_dates``: below SQLite's oldest limit of 999 parameters.
@@ -134,8 +134,7 @@ class SQLiteLock:
             (self._lock_id,),
         ).fetchall()
         for holder, host, pid, expires_at in rows:
-            dead = host == HOST and not pid_alive(int(pid))
-            if dead or expires_at <= now:
+            if lease_over(host, int(pid), expires_at, now):
                 self._con.execute(
                     "DELETE FROM lock_holders WHERE lock_id = ? AND holder = ?",
                     (self._lock_id, holder),
@@ -356,9 +355,11 @@ class SQLiteExecutionLog:
 
     def find(self, prefix: str) -> list[ExecutionRecord]:
         """Executions whose id starts with ``prefix``, oldest first."""
+        # Compared as text: LIKE would take ``_`` and ``%`` for wildcards, and ignore case.
         rows = self._con.execute(
-            f"SELECT {self._COLUMNS} FROM executions WHERE execution_id LIKE ? ORDER BY seq",
-            (prefix.replace("%", "").replace("_", "\\_") + "%",),
+            f"SELECT {self._COLUMNS} FROM executions "
+            "WHERE substr(execution_id, 1, length(?1)) = ?1 ORDER BY seq",
+            (prefix,),
         ).fetchall()
         return [r for r in (self._record(x) for x in rows) if r is not None]
 
