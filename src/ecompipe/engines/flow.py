@@ -191,13 +191,12 @@ class EngineFlow(ABC):
             if part is not None:
                 parts[idx] = part
         batch.report.files.extend(file_reports.values())
-        stats: dict[int, validation.FileStats] = {}
-        shaped: dict[int, int] = {}
-        if parts:
-            checked, shape = self._checked(ds, parts)
-            stats = validation.file_stats(self._rows(validation.file_stats_sql(ds, checked)))
-            shape_sql = f"SELECT _file_idx, count(*) FROM {shape} GROUP BY _file_idx"
-            shaped = {int(i): int(n) for i, n in self._rows(shape_sql)}
+        if not parts:
+            return  # every file has its verdict: none could be read
+        checked, shape = self._checked(ds, parts)
+        stats = validation.file_stats(self._rows(validation.file_stats_sql(ds, checked)))
+        shape_sql = f"SELECT _file_idx, count(*) FROM {shape} GROUP BY _file_idx"
+        shaped = {int(i): int(n) for i, n in self._rows(shape_sql)}
         accepted = _verdicts(file_reports, stats, shaped, batch.max_error_rate)
         if not accepted:
             self._drop_all()

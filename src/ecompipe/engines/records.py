@@ -42,29 +42,34 @@ def record_spans(lines: Iterable[bytes]) -> Iterator[tuple[int, int]]:
         yield count, size
 
 
-def lines_sql(path: Path) -> str:
-    """One row per physical line of the file at ``path``: ``line`` (from 1), its text ``l``
-    (line end removed) and ``logical``, the number of the record it belongs to.
-
-    The whole file is read as one text value: only asked for files with rejected rows or a
-    missing column.
-    """
-    split = "string_split(content, chr(10))"
-    raw = (
-        f"SELECT unnest({split}) AS l, generate_subscripts({split}, 1) AS line "
-        f"FROM read_text({sql_string(str(path))})"
+def physical_lines_sql(path: Path) -> str:
+    """One row per physical line of the file at ``path``: ``line`` (from 1) and its text
+    ``l``, line end removed. The whole file is read as one text value: only asked for files
+    with rejected rows or a missing column."""
+    # unnest() the table function, numbered WITH ORDINALITY: unnest() in the select list
+    # costs time that grows with the square of the list's length here (40 s for a million
+    # lines, DuckDB 1.5), and indexing the list from a lateral range() copies it.
+    text = f"SELECT string_split(content, chr(10)) FROM read_text({sql_string(str(path))})"
+    return (
+        f"SELECT line, rtrim(l, chr(13)) AS l FROM unnest(({text})) WITH ORDINALITY AS u(l, line)"
     )
-    quotes = (
-        "SELECT line, rtrim(l, chr(13)) AS l, length(l) - length(replace(l, '\"', '')) AS nq "
-        f"FROM ({raw}) AS raw"
+
+
+def lines_sql(path: Path) -> str:
+    """:func:`physical_lines_sql` with ``logical``, the number of the record each line
+    belongs to (the header is record 1), and two flags of the line: ``empty``, and ``blank``
+    (only characters up to a space, all of which Java's trim removes)."""
+    flagged = (
+        "SELECT line, l, length(l) - length(replace(l, '\"', '')) AS nq, l = '' AS empty, "
+        f"regexp_full_match(l, '[\\x00-\\x20]*') AS blank FROM ({physical_lines_sql(path)}) AS p"
     )
     parity = (
-        "SELECT line, l, coalesce(sum(nq) OVER (ORDER BY line ROWS BETWEEN UNBOUNDED "
-        f"PRECEDING AND 1 PRECEDING), 0) % 2 AS par FROM ({quotes}) AS q"
+        "SELECT *, coalesce(sum(nq) OVER (ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING AND "
+        f"1 PRECEDING), 0) % 2 AS par FROM ({flagged}) AS f"
     )
     return (
-        "SELECT line, l, sum(CASE WHEN par = 0 THEN 1 ELSE 0 END) OVER (ORDER BY line) "
-        f"AS logical FROM ({parity}) AS p"
+        "SELECT line, l, empty, blank, sum(CASE WHEN par = 0 THEN 1 ELSE 0 END) "
+        f"OVER (ORDER BY line) AS logical FROM ({parity}) AS q"
     )
 
 
@@ -103,22 +108,23 @@ def write_rejects(
     sources: Mapping[tuple[str, int], Source],
     target: Path,
 ) -> None:
-    """The rejects CSV at ``target`` (base.REJECTS_COLUMNS): file, physical line, column, reason,
-    original text, sorted by file, line and column.
+    """The rejects CSV at ``target`` (base.REJECTS_COLUMNS): file, physical line, column,
+    reason, original text, sorted by file, line and column.
 
     ``rejects`` maps a dataset to a relation ``con`` reads, one row per rejected value or row:
     ``_file_idx`` (its key in ``sources``), ``_row`` (the row's position, :class:`Source`;
     or minus the record number of a record the engine could not split into values: it is no
     row, and positions skip it), ``column_name`` and ``reason``.
     """
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _reject_keys (dataset VARCHAR, _file_idx INT, "
-        "_row BIGINT, column_name VARCHAR, reason VARCHAR)"
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _reject_lines (dataset VARCHAR, _file_idx INT, "
-        "_row BIGINT, line BIGINT, text VARCHAR)"
-    )
+    tables = {
+        "_reject_keys": "_row BIGINT, column_name VARCHAR, reason VARCHAR",
+        "_reject_spans": "_row BIGINT, line BIGINT, last BIGINT",
+        "_reject_lines": "_row BIGINT, line BIGINT, text VARCHAR",
+    }
+    for name, columns in tables.items():
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} (dataset VARCHAR, _file_idx INT, {columns})"
+        )
     try:
         for dataset, relation in rejects.items():
             con.execute(
@@ -128,10 +134,20 @@ def write_rejects(
         files = con.execute("SELECT DISTINCT dataset, _file_idx FROM _reject_keys").fetchall()
         for dataset, idx in files:
             source = sources[(str(dataset), int(idx))]
+            of_file = f"dataset = {sql_string(str(dataset))} AND _file_idx = {int(idx)}"
+            # Two statements, so that DuckDB holds the file in memory once at a time.
             con.execute(
-                f"INSERT INTO _reject_lines SELECT {sql_string(str(dataset))}, {int(idx)}, "
-                f"_row, line, text FROM ({_rejected_records_sql(source, str(dataset), int(idx))})"
-                " AS r"
+                f"INSERT INTO _reject_spans SELECT {sql_string(str(dataset))}, {int(idx)}, "
+                f"_row, line, last FROM ({_spans_sql(source, of_file)}) AS s"
+            )
+            con.execute(
+                "INSERT INTO _reject_lines SELECT dataset, _file_idx, _row, "
+                f"s.line + {source.lines_before}, string_agg(p.l, chr(10) ORDER BY p.line) "
+                # A join on line ranges is planned as a nested loop: join on each line.
+                f"FROM (SELECT * FROM _reject_spans WHERE {of_file}) AS s, "
+                "range(s.line, s.last + 1) AS r(n) "
+                f"JOIN ({physical_lines_sql(source.path)}) AS p ON p.line = r.n "
+                "GROUP BY dataset, _file_idx, _row, s.line"
             )
         keys = ", ".join(
             f"({sql_string(ds)}, {idx}, {sql_string(s.key)})" for (ds, idx), s in sources.items()
@@ -144,37 +160,27 @@ def write_rejects(
             "(FORMAT csv, HEADER true)"
         )
     finally:
-        con.execute("DROP TABLE IF EXISTS _reject_keys")
-        con.execute("DROP TABLE IF EXISTS _reject_lines")
+        for name in tables:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _rejected_records_sql(source: Source, dataset: str, idx: int) -> str:
-    """(_row, physical line in the landed file, original text) of each record of ``source``
-    that a row of ``_reject_keys`` names (:func:`write_rejects`)."""
-    wanted = (
-        f"SELECT _row FROM _reject_keys WHERE dataset = {sql_string(dataset)} AND _file_idx = {idx}"
-    )
+def _spans_sql(source: Source, of_file: str) -> str:
+    """(_row, first line, last line) of each record of ``source`` that a row of
+    ``_reject_keys`` (``of_file`` selects the file's) names (:func:`write_rejects`)."""
+    wanted = f"SELECT _row FROM _reject_keys WHERE {of_file}"
     # Records the engine could not split are no rows: the rejects name them by record number.
     unsplit = f"SELECT -_row FROM ({wanted}) AS w WHERE _row < 0"
-    # Java's trim drops every byte up to a space; framing.py sends a file holding control
-    # bytes other than whitespace to Spark's multiLine reader, so no NUL is ever met here.
-    blank = " OR regexp_full_match(first, '[\\x00-\\x20]*')" if source.drops_blank_lines else ""
+    dropped = "empty OR blank" if source.drops_blank_lines else "empty"
     records = (
-        "SELECT logical, min(line) AS line, arg_min(l, line) AS first FROM lines "
-        "GROUP BY logical HAVING logical > 1"
+        f"SELECT logical, min(line) AS line, max(line) AS last, arg_min({dropped}, line) "
+        f"AS dropped FROM ({lines_sql(source.path)}) AS l GROUP BY logical HAVING logical > 1"
     )
     counted = (
-        f"SELECT logical, line, logical IN ({unsplit}) AS unsplit, "
-        f"NOT (first = ''{blank} OR logical IN ({unsplit})) AS is_row FROM ({records}) AS r"
+        f"SELECT *, logical IN ({unsplit}) AS unsplit, NOT (dropped OR logical IN ({unsplit})) "
+        f"AS is_row FROM ({records}) AS r"
     )
     numbered = (
-        "SELECT logical, line, CASE WHEN is_row THEN row_number() OVER (PARTITION BY is_row "
-        "ORDER BY logical) - 1 WHEN unsplit THEN -logical END AS _row FROM c"
+        "SELECT line, last, CASE WHEN is_row THEN row_number() OVER (PARTITION BY is_row "
+        f"ORDER BY logical) - 1 WHEN unsplit THEN -logical END AS _row FROM ({counted}) AS c"
     )
-    return (
-        f"WITH lines AS ({lines_sql(source.path)}), c AS ({counted}), n AS ({numbered}), "
-        f"hit AS (SELECT * FROM n WHERE _row IN ({wanted})) "
-        f"SELECT hit._row, hit.line + {source.lines_before} AS line, "
-        "string_agg(lines.l, chr(10) ORDER BY lines.line) AS text "
-        "FROM hit JOIN lines USING (logical) GROUP BY hit._row, hit.line"
-    )
+    return f"SELECT _row, line, last FROM ({numbered}) AS n WHERE _row IN ({wanted})"

@@ -274,7 +274,7 @@ class SparkEngine(EngineFlow):
         if isinstance(exc, EcompipeError):
             return None
         if isinstance(exc, duckdb.Error):  # the local session of records.py
-            return duckdb_resource_error(exc, doing, self._settings, self._scratch)
+            return duckdb_resource_error(exc, doing, self._settings, self._scratch.parent)
         found = resource_error(exc, doing, self._settings, self._scratch.parent)
         if found is not None:
             return found
