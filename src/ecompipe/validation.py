@@ -331,10 +331,13 @@ def conflicts_sql(ds: Dataset, duplicates: str) -> str:
     )
 
 
-def repeats_sql(duplicates: str) -> str:
-    """Exact repeats dropped, per file."""
+def removed_sql(duplicates: str) -> str:
+    """Per file: exact repeats dropped, and rows rejected for reusing a key with other
+    content (:func:`conflicts_sql`); together, the rows :func:`accepted_sql` leaves out."""
     return (
-        f"SELECT _file_idx, count(*) FROM {duplicates} WHERE _rn > 1 AND _same GROUP BY _file_idx"
+        "SELECT _file_idx, sum(CASE WHEN _same THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN _same THEN 0 ELSE 1 END) FROM {duplicates} WHERE _rn > 1 "
+        "GROUP BY _file_idx"
     )
 
 

@@ -315,6 +315,31 @@ def test_spark_error_whose_text_the_dead_jvm_cannot_give() -> None:
     assert "(Py4JJavaError: An error occurred while calling o9.sql)" in str(found)
 
 
+@pytest.mark.spark
+def test_spark_engine_classes_the_errors_of_its_duckdb_session(tmp_path: Path) -> None:
+    """The Spark engine maps its rejects to lines in a local DuckDB session (records.py): a
+    DuckDB out-of-memory there is a resource with DuckDB's setting; another DuckDB error is
+    no verdict and no EngineError, it goes through. Built without a JVM."""
+    from ecompipe.engines.spark import SparkEngine
+
+    engine = SparkEngine.__new__(SparkEngine)  # no session: only the classifier is asked
+    engine._settings = Settings(duckdb_memory_limit="10MB", duckdb_threads=1)
+    engine._scratch = tmp_path / "ecompipe-spark-x"
+    con = duckdb.connect(":memory:")
+    con.execute("SET memory_limit = '10MB'")
+    con.execute("SET threads = 1")
+    con.execute("SET temp_directory = ''")
+    exc = _raised(
+        con, "SELECT string_agg(i::VARCHAR, ',') FROM range(3000000) t(i) GROUP BY i % 300000"
+    )
+    found = engine._failure(exc, "writing the rejected rows", "validation failed on Spark")
+    assert isinstance(found, ResourceError)
+    assert str(found).startswith("writing the rejected rows: DuckDB ran out of memory: raise")
+    assert "ECOMPIPE_DUCKDB_MEMORY_LIMIT (now 10MB)" in str(found)
+    syntax = _raised(con, "SELEC 1")
+    assert engine._failure(syntax, "writing the rejected rows", "validation failed") is None
+
+
 # ----------------------------------------------------------------------------- header
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -271,23 +270,3 @@ class Engine(Protocol):
     def close(self) -> None:
         """Release the engine's resources."""
         ...
-
-
-class KpiFlow(ABC):
-    """What every engine's ``transform`` and ``recompute`` share: they differ only in the
-    dates they compute (the shared flow lives here, each engine gives ``_kpis``)."""
-
-    def transform(self, curated: CuratedLog, seq: int) -> TransformResult:
-        """Recompute KPIs for the dates batch ``seq`` touches, over the whole curated log."""
-        return self._kpis(curated, seq, batch_dates_sql(curated, seq))
-
-    def recompute(
-        self, curated: CuratedLog, date_from: date | None, date_to: date | None
-    ) -> TransformResult:
-        """KPIs of every order date in [date_from, date_to] over the current curated state."""
-        return self._kpis(curated, None, kpis.all_dates_sql(date_from, date_to))
-
-    @abstractmethod
-    def _kpis(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
-        """Views over the curated log (``version_views`` for batch ``seq``; None: the current
-        state only), then the KPIs of the dates the query ``affected`` lists."""

@@ -1,8 +1,9 @@
 """DuckDB engine: the embedded default.
 
 Reads each CSV once, as text checked by the contract SQL from validation.py in the same
-statement, and runs the KPI SQL from kpis.py. Only the reading of files and the mapping of
-rows back to their physical lines and original text live here.
+statement. Only DuckDB's primitives live here (reading a file, relations, SQL, Parquet, its
+resource errors); the validation and KPI flow is engines/flow.py's, and rejected rows are
+mapped back to their lines by engines/records.py in this engine's session.
 """
 
 from __future__ import annotations
@@ -10,36 +11,29 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from ecompipe import kpis, validation
+from ecompipe import validation
 from ecompipe.config import Settings
-from ecompipe.contracts import DATASETS, Dataset, FileReason, Reason
+from ecompipe.contracts import Dataset, FileReason
 from ecompipe.dialect import sql_string
 from ecompipe.engines import framing
 from ecompipe.engines.base import (
     BATCH_SEQ_SQL_PATTERN,
     CURATED_SCHEMA,
     CuratedLog,
-    InputFile,
-    KpiFlow,
-    TransformResult,
-    fresh_staging,
     resource_error_in,
-    short_name,
-    staged_path,
-    version_views,
 )
-from ecompipe.engines.header import locate_columns
+from ecompipe.engines.flow import EngineFlow, FileRead
+from ecompipe.engines.framing import Framing
+from ecompipe.engines.header import Located
 from ecompipe.errors import EngineError, ResourceError
-from ecompipe.faults import fault_point
-from ecompipe.validation import FileReport, ValidationReport
+from ecompipe.validation import FileReport
 
 CSV_OPTIONS = "header = true, delim = ',', quote = '\"', escape = '\"'"
 # DuckDB rejects-table error types that make the whole file unreadable: not UTF-8 text (named
@@ -126,11 +120,12 @@ class DuckDBDialect:
 DIALECT = DuckDBDialect()
 
 
-class DuckDBEngine(KpiFlow):
+class DuckDBEngine(EngineFlow):
     """Validation and KPIs in an in-memory DuckDB that spills to ``temp_dir``."""
 
     name = "duckdb"
     reads_uris = False
+    dialect = DIALECT
 
     def __init__(self, settings: Settings, temp_dir: str | None = None) -> None:
         self._settings = settings
@@ -139,20 +134,10 @@ class DuckDBEngine(KpiFlow):
         # A spill folder of its own, removed on close: concurrent runs share the workspace's
         # tmp/, and no run may see, fill or clean up another run's spill files.
         self._temp = tempfile.mkdtemp(prefix="ecompipe-duckdb-", dir=base)
-        # (dataset, file index) -> the file read for its rows, and the lines before it
-        # (header.Located): rejects are mapped back to the original's lines with them.
-        self._sources: dict[tuple[str, int], tuple[Path, int]] = {}
-        self._copies = Path(self._temp) / "copies"
-        self.con = self._connect()
-
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(":memory:")
-        con.execute(f"SET memory_limit = {sql_string(self._settings.duckdb_memory_limit)}")
-        con.execute(f"SET temp_directory = {sql_string(self._temp)}")
-        con.execute("SET TimeZone = 'UTC'")
-        if self._settings.duckdb_threads > 0:
-            con.execute(f"SET threads = {self._settings.duckdb_threads}")
-        return con
+        self._scratch = Path(self._temp)
+        # Registered relations and their kind (VIEW or TABLE): DuckDB drops each by its kind.
+        self._relations: dict[str, str] = {}
+        self.con = connect(settings, self._temp)
 
     def close(self) -> None:
         """Close the connection and remove the spill folder."""
@@ -167,225 +152,112 @@ class DuckDBEngine(KpiFlow):
             raise found from exc
 
     @contextmanager
-    def _resources(self, doing: str) -> Iterator[None]:
-        """Raise a DuckDB error of the block as a ResourceError if it is one; any other
-        passes unchanged."""
+    def _guard(self, doing: str, failed: str | None) -> Iterator[None]:
+        """A DuckDB error of the block: a ResourceError if it is one; else an EngineError
+        with ``failed``, or unchanged without."""
         try:
             yield
         except duckdb.Error as exc:
             self._raise_resource(exc, doing)
-            raise
+            if failed is None:
+                raise
+            raise EngineError(f"{failed}: {_first_line(exc)}") from exc
+
+    def _prepare(self, validating: bool) -> None:
+        # A row's position in its file is its rowid in the table it is read into; no KPI
+        # depends on row order, and keeping it costs 10-15% on the KPI tables.
+        self.con.execute(f"SET preserve_insertion_order = {str(validating).lower()}")
+
+    def _local(self) -> duckdb.DuckDBPyConnection:
+        return self.con
+
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql).fetchall()
+
+    def _register(self, name: str, sql: str, keep: bool = False) -> None:
+        kind = "TABLE" if keep else "VIEW"
+        self._drop(name)
+        self.con.execute(f"CREATE OR REPLACE TEMP {kind} {name} AS {sql}")
+        self._relations[name] = kind
+
+    def _drop(self, name: str) -> None:
+        kind = self._relations.pop(name, None)
+        if kind is not None:
+            self.con.execute(f"DROP {kind} IF EXISTS {name}")
+
+    def _drop_all(self) -> None:
+        for name in list(self._relations):
+            self._drop(name)
+
+    def _write_parquet(self, sql: str, target: Path) -> None:
+        self.con.execute(
+            f"COPY ({sql}) TO {sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+        )
+
+    def _keep_rejects(self, name: str, sql: str, checked: str) -> str:
+        # A row's rowid is its position already; the table outlives the dataset's relations.
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        return name
 
     # ----------------------------------------------------------------- validation
 
-    def validate(
-        self,
-        execution_id: str,
-        files: list[InputFile],
-        staging: Path,
-        max_error_rate: Decimal,
-    ) -> ValidationReport:
-        """Check every file; stage accepted rows as Parquet and rejected rows as CSV.
-
-        Raises ResourceError, and gives no verdict, when DuckDB runs out of memory or disk.
-        """
-        fresh_staging(staging)
-        report = ValidationReport(execution_id, max_error_rate=str(max_error_rate))
-        con = self.con
-        # A row's position in its file is its rowid in the table it is read into.
-        con.execute("SET preserve_insertion_order = true")
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE rejects (dataset VARCHAR, file_idx INT, "
-            "row_idx BIGINT, logical_line BIGINT, column_name VARCHAR, reason VARCHAR)"
-        )
-        keys: dict[tuple[str, int], InputFile] = {}
-        self._sources.clear()
-        self._copies.mkdir(exist_ok=True)
-        try:
-            for ds in DATASETS:
-                ds_files = sorted((f for f in files if f.dataset == ds.name), key=lambda f: f.key)
-                for idx, f in enumerate(ds_files):
-                    keys[(ds.name, idx)] = f
-                with self._resources(f"validating {ds.name}"):
-                    self._validate_dataset(ds, ds_files, staging, max_error_rate, report)
-            with self._resources("writing the rejected rows"):
-                n_rejects = con.execute("SELECT count(*) FROM rejects").fetchone()
-                if n_rejects and n_rejects[0]:
-                    self._write_rejects(keys, staging / "rejects.csv")
-                    report.rejects_file = "rejects.csv"
-        finally:
-            shutil.rmtree(self._copies, ignore_errors=True)
-        return report
-
-    def _validate_dataset(
-        self,
-        ds: Dataset,
-        files: list[InputFile],
-        staging: Path,
-        max_error_rate: Decimal,
-        report: ValidationReport,
-    ) -> None:
-        con = self.con
-        parts: dict[int, str] = {}
-        file_reports: dict[int, FileReport] = {}
-        shape_bad: dict[int, int] = {}
-        for idx, f in enumerate(files):
-            fr = FileReport(key=f.key, dataset=ds.name, accepted=False)
-            file_reports[idx] = fr
-            part = self._load_checked(ds, idx, f, fr)
-            if part is None:
-                continue
-            parts[idx] = part
-            shape_bad[idx] = self._collect_shape_rejects(ds, idx, part)
-        report.files.extend(file_reports.values())
-        checked = f"checked_{ds.name}"
-        if parts:
-            # A row's index among its file's records is its rowid in the file's table.
-            union = " UNION ALL ".join(
-                f"SELECT {idx} AS _file_idx, rowid AS _row, * EXCLUDE (_shape_ok) FROM {part} "
-                "WHERE _shape_ok"
-                for idx, part in parts.items()
-            )
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {checked} AS {union}")
-            stats = validation.file_stats(
-                con.execute(validation.file_stats_sql(ds, checked)).fetchall()
-            )
-        else:
-            stats = {}
-        accepted: list[int] = []
-        for idx, fr in file_reports.items():
-            if fr.reason is not None:
-                continue
-            st = stats.get(idx, validation.NO_STATS)
-            fr.rows = st.rows + shape_bad.get(idx, 0)
-            fr.bad_rows = st.bad + shape_bad.get(idx, 0)
-            if fr.rows == 0:
-                fr.reason, fr.detail = FileReason.NO_ROWS, "the file has a header but no rows"
-            elif validation.too_many_errors(fr.rows, fr.bad_rows, max_error_rate):
-                fr.reason = FileReason.ERROR_RATE
-                fr.detail = (
-                    f"{fr.bad_rows} of {fr.rows} rows have bad values "
-                    f"(more than {max_error_rate:%} allowed)"
-                )
-            else:
-                fr.accepted = True
-                accepted.append(idx)
-        # Shape rejects of quarantined files go with the whole file.
-        in_accepted = "(" + ", ".join(str(i) for i in [*accepted, -1]) + ")"
-        con.execute(
-            f"DELETE FROM rejects WHERE dataset = '{ds.name}' AND file_idx NOT IN {in_accepted}"
-        )
-        if not accepted:
-            self._drop_checked(checked, parts.values())
-            return
-        if any(stats.get(i, validation.NO_STATS).bad for i in accepted):
-            con.execute(
-                f"INSERT INTO rejects SELECT '{ds.name}', _file_idx, _row, NULL, column_name, "
-                f"reason FROM ({validation.rejects_sql(ds, checked)}) AS r "
-                f"WHERE _file_idx IN {in_accepted}"
-            )
-        good = f"good_{ds.name}"
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {good} AS SELECT * FROM {checked} "
-            f"WHERE NOT _bad AND _file_idx IN {in_accepted}"
-        )
-        dups_table = f"dups_{ds.name}"
-        dups: str | None = None
-        in_good = [stats.get(i, validation.NO_STATS) for i in accepted]
-        if validation.may_repeat_keys(ds, good, in_good, DIALECT, lambda q: _scalar(con, q)):
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {dups_table} AS "
-                f"{validation.duplicates_sql(ds, good)}"
-            )
-            if _scalar(con, f"SELECT count(*) FROM {dups_table}"):
-                dups = dups_table
-        if dups is not None:
-            con.execute(
-                f"INSERT INTO rejects SELECT '{ds.name}', _file_idx, _row, NULL, column_name, "
-                f"reason FROM ({validation.conflicts_sql(ds, dups)}) AS c"
-            )
-            repeats = con.execute(validation.repeats_sql(dups)).fetchall()
-            for idx, n in repeats:
-                file_reports[int(idx)].duplicates_dropped = int(n)
-        report.duplicates_dropped[ds.name] = sum(
-            file_reports[i].duplicates_dropped for i in accepted
-        )
-        target = staged_path(staging, ds.name)
-        fault_point("staging", target)
-        written = con.execute(
-            f"COPY ({validation.accepted_sql(ds, good, dups)}) TO {sql_string(str(target))} "
-            "(FORMAT parquet, COMPRESSION zstd)"
-        ).fetchone()
-        report.accepted_rows[ds.name] = int(written[0]) if written else 0
-        per_file = con.execute(
-            f"SELECT file_idx, count(DISTINCT coalesce(row_idx, -logical_line)) FROM rejects "
-            f"WHERE dataset = '{ds.name}' GROUP BY file_idx"
-        ).fetchall()
-        for idx, n in per_file:
-            file_reports[int(idx)].rejected_rows = int(n)
-        for idx, st in stats.items():
-            file_reports[idx].unknown_status = st.unknown_status
-        con.execute(f"DROP VIEW {good}")
-        con.execute(f"DROP TABLE IF EXISTS {dups_table}")
-        self._drop_checked(checked, parts.values())
-
-    def _drop_checked(self, checked: str, parts: Iterable[str]) -> None:
-        """Give back the memory of a dataset's checked rows."""
-        self.con.execute(f"DROP VIEW IF EXISTS {checked}")
-        for part in parts:
-            self.con.execute(f"DROP TABLE {part}")
-
-    def _load_checked(self, ds: Dataset, idx: int, f: InputFile, fr: FileReport) -> str | None:
-        """Read one file and check its rows into a table; on a file-level problem set ``fr``
-        and return None.
-
-        The file is read as text and checked in the same statement: a text copy of it would
-        cost more to write than the checks themselves.
-        """
-        con = self.con
-        table = f"checked_{ds.name}_{idx}"
+    def _frame(self, path: Path) -> Framing:
         # Only a file with a quote, a CR or a non-ASCII byte can be badly framed or not UTF-8
         # (framing.py): DuckDB's reader would stop on some such files with an opaque message,
         # read others its own way, and check the UTF-8 of only the columns it reads.
-        one_line = True
-        if framing.needs_scan(f.path):
-            scanned = framing.scan(f.path)
-            if scanned.problem:
-                fr.reason, fr.detail = FileReason.UNREADABLE, scanned.problem
-                return None
-            one_line = scanned.one_line
-        located = locate_columns(
-            ds,
-            f.path,
-            fr,
-            self._copies,
-            lambda source, width, before: self._count_rows(
-                sql_string(str(source)), width, one_line, f"n_{table}", before, f.key
-            ),
-        )
-        if located is None:
-            return None
-        self._sources[(ds.name, idx)] = (located.path, located.lines_before)
+        return framing.scan(path) if framing.needs_scan(path) else framing.Framing(None, True)
+
+    def _load(self, read: FileRead, located: Located, fr: FileReport) -> str | None:
+        """Read one file and check its rows into a table (the file is read as text and
+        checked in the same statement: a text copy of it would cost more to write than the
+        checks themselves)."""
+        ds = read.dataset
+        table = f"checked_{read.name}"
         select = ", ".join(
             f"c{located.positions[c]} AS {DIALECT.quote(c)}" for c in ds.column_names
         )
-        raw = _read_sql(sql_string(str(located.path)), located.width, one_line, table, select)
+        raw = _read_sql(sql_string(str(located.path)), located.width, read.one_line, table, select)
         try:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table} AS "
-                f"{validation.checked_sql(ds, raw, DIALECT, carried=('_shape_ok',))}"
+            self._register(
+                table,
+                validation.checked_sql(ds, raw, DIALECT, carried=("_shape_ok",)),
+                keep=True,
             )
         except duckdb.Error as exc:
-            self._raise_resource(exc, f"reading {f.key}")
+            self._raise_resource(exc, f"reading {read.file.key}")
             fr.reason = FileReason.UNREADABLE
             fr.detail = f"cannot read as CSV: {_first_line(exc)}"
             return None
         problem = self._unreadable(table, located.lines_before)
         if problem:
-            con.execute(f"DROP TABLE {table}")
+            self._drop(table)
             fr.reason, fr.detail = FileReason.UNREADABLE, problem
             return None
         return table
+
+    def _checked(self, ds: Dataset, parts: dict[int, str]) -> tuple[str, str]:
+        # A row's index among its file's records is its rowid in the file's table; blank
+        # records (_shape_ok NULL) are no rows. Records DuckDB could not split (values past
+        # the extra column) are in its rejects table, by record number (records.py).
+        checked, shape = f"checked_{ds.name}", f"shape_{ds.name}"
+        self._register(
+            checked,
+            " UNION ALL ".join(
+                f"SELECT {idx} AS _file_idx, rowid AS _row, * EXCLUDE (_shape_ok) FROM {part} "
+                "WHERE _shape_ok"
+                for idx, part in parts.items()
+            ),
+        )
+        self._register(
+            shape,
+            " UNION ALL ".join(
+                f"SELECT {idx} AS _file_idx, rowid AS _row FROM {part} WHERE NOT _shape_ok "
+                f"UNION ALL SELECT {idx}, -CAST(line AS BIGINT) FROM "
+                f"(SELECT DISTINCT line FROM rej_{part}) AS s"
+                for idx, part in parts.items()
+            ),
+        )
+        return checked, shape
 
     def _unreadable(self, table: str, lines_before: int) -> str | None:
         """Why DuckDB could not read the file read as ``table`` (its rejects table says), with
@@ -400,126 +272,56 @@ class DuckDBEngine(KpiFlow):
             return f"{UNREADABLE_ERRORS[str(found[0])]} (near line {line})"
         return None
 
-    def _count_rows(
-        self, path: str, width: int, one_line: bool, table: str, lines_before: int, key: str
-    ) -> int:
-        """Records of a file whose values are not checked (its verdict still says how many
-        rows it held): every non-blank one, whatever its width. ValueError if unreadable,
-        ResourceError if DuckDB ran short while reading landed file ``key``."""
+    def _count_records(self, read: FileRead, path: Path, width: int, lines_before: int) -> int:
+        """Records of a file whose values are not checked, as DuckDB reads them: every
+        non-blank one, whatever its width. ValueError if DuckDB cannot read the file (an
+        unreadable verdict comes first), ResourceError if it ran short."""
+        table = f"n_checked_{read.name}"
         try:
             # fetchall: DuckDB writes the rejects table only once the scan is consumed.
             n = self.con.execute(
-                f"SELECT count(_shape_ok) FROM {_read_sql(path, width, one_line, table)}"
+                f"SELECT count(_shape_ok) FROM "
+                f"{_read_sql(sql_string(str(path)), width, read.one_line, table)}"
             ).fetchall()[0][0]
         except duckdb.Error as exc:
-            self._raise_resource(exc, f"reading {key}")
+            self._raise_resource(exc, f"reading {read.file.key}")
             raise ValueError(f"cannot read as CSV: {_first_line(exc)}") from exc
         problem = self._unreadable(table, lines_before)
         if problem:
             raise ValueError(problem)
-        return int(n) + _scalar(self.con, f"SELECT count(DISTINCT line) FROM rej_{table}")
-
-    def _collect_shape_rejects(self, ds: Dataset, idx: int, table: str) -> int:
-        """Rows of the wrong width, one reject each: those DuckDB could not split (values
-        past the extra column) by their line, those flagged in ``table`` by their rowid."""
-        shape = f"'{ds.name}', {idx}, %s, '', '{Reason.BAD_ROW_SHAPE}'"
-        self.con.execute(
-            f"INSERT INTO rejects SELECT {shape % 'NULL, line'} "
-            f"FROM (SELECT DISTINCT line FROM rej_{table}) AS s"
-        )
-        self.con.execute(
-            f"INSERT INTO rejects SELECT {shape % 'rowid, NULL'} FROM {table} WHERE NOT _shape_ok"
-        )
-        return _scalar(
-            self.con,
-            f"SELECT count(*) FROM rejects WHERE dataset = '{ds.name}' AND file_idx = {idx} "
-            f"AND reason = '{Reason.BAD_ROW_SHAPE}'",
-        )
-
-    def _write_rejects(self, keys: dict[tuple[str, int], InputFile], target: Path) -> None:
-        """Map rejects to physical line numbers and original text, then write the CSV."""
-        con = self.con
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE reject_lines (dataset VARCHAR, file_idx INT, "
-            "logical BIGINT, record_idx BIGINT, line BIGINT, text VARCHAR)"
-        )
-        pairs = con.execute("SELECT DISTINCT dataset, file_idx FROM rejects").fetchall()
-        for dataset, file_idx in pairs:
-            source, before = self._sources[(str(dataset), int(file_idx))]
-            con.execute(
-                f"INSERT INTO reject_lines SELECT '{dataset}', {file_idx}, logical, record_idx, "
-                f"line + {before}, text FROM ({_records_sql(source, str(dataset), int(file_idx))}) "
-                "AS r"
-            )
-        key_values = ", ".join(f"('{ds}', {i}, {sql_string(f.key)})" for (ds, i), f in keys.items())
-        con.execute(
-            f'COPY (SELECT k.key AS file, l.line, r.column_name AS "column", r.reason, '
-            f"l.text FROM rejects r JOIN (VALUES {key_values}) AS k(dataset, file_idx, key) "
-            "ON r.dataset = k.dataset AND r.file_idx = k.file_idx "
-            "JOIN reject_lines l ON l.dataset = r.dataset AND l.file_idx = r.file_idx AND "
-            "(l.record_idx = r.row_idx OR l.logical = r.logical_line) "
-            f'ORDER BY file, l.line, "column") TO {sql_string(str(target))} '
-            "(FORMAT csv, HEADER true)"
-        )
+        return int(n) + self._scalar(f"SELECT count(DISTINCT line) FROM rej_{table}")
 
     # ----------------------------------------------------------------- transform, recompute
 
-    def _kpis(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
-        """Views over the curated log (base.version_views for batch ``seq``), then the KPIs
-        of the dates the query ``affected`` lists.
-
-        Raises ResourceError when DuckDB runs out of memory or disk, EngineError on any
-        other failure of the KPI SQL.
-        """
-        with self._resources("computing KPIs"):
-            return self._compute(curated, seq, affected)
-
-    def _compute(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
+    def _curated(self, dataset: str, relation: str, curated: CuratedLog) -> None:
         if curated.is_uri:
             raise EngineError(f"the DuckDB engine reads a local curated log, not {curated.root}")
-        con = self.con
-        # No result here depends on row order: keeping it costs 10-15% on the KPI tables.
-        con.execute("SET preserve_insertion_order = false")
-        rows: dict[str, int] = {}
-        for ds in DATASETS:
-            short = short_name(ds.name)
-            schema = ", ".join(f"{c} {t}" for c, t in CURATED_SCHEMA[ds.name])
-            files = curated.files(ds.name)
-            if not files:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE all_{short} ({schema}, _seq BIGINT)")
-            else:
-                listed = "[" + ", ".join(sql_string(f) for f in files) + "]"
-                con.execute(
-                    f"CREATE OR REPLACE TEMP VIEW all_{short} AS SELECT * EXCLUDE (filename), "
-                    f"CAST(regexp_extract(filename, {sql_string(BATCH_SEQ_SQL_PATTERN)}, 1) "
-                    f"AS BIGINT) AS _seq FROM read_parquet({listed}, filename = true)"
-                )
-            for name, sql in version_views(ds.name, len(files), seq).items():
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
-            rows[ds.name] = _scalar(con, f"SELECT count(*) FROM cur_{short}")
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE affected_dates AS {affected}")
-            for name, sql in kpis.kpi_relations():
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-            dates = [r[0] for r in con.execute("SELECT order_date FROM affected_dates").fetchall()]
-            order_rows = con.execute(kpis.order_metrics_sql(DIALECT)).fetchall()
-            cat_rows = con.execute(kpis.category_metrics_sql(DIALECT)).fetchall()
-            waiting = con.execute(kpis.waiting_sql()).fetchone()
-        except duckdb.Error as exc:
-            self._raise_resource(exc, "computing KPIs")
-            raise EngineError(f"KPI computation failed: {_first_line(exc)}") from exc
-        finally:
-            for name, _sql in kpis.kpi_relations():
-                con.execute(f"DROP TABLE IF EXISTS {name}")
-        assert waiting is not None
-        return TransformResult(
-            affected_dates=sorted(dates),
-            order_metrics=kpis.order_metrics_from_rows(order_rows),
-            category_metrics=kpis.category_metrics_from_rows(cat_rows),
-            waiting_for_order=int(waiting[0]),
-            waiting_for_product=int(waiting[1]),
-            curated_rows=rows,
+        files = curated.files(dataset)
+        if not files:
+            schema = ", ".join(f"{c} {t}" for c, t in CURATED_SCHEMA[dataset])
+            self._drop(relation)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {relation} ({schema}, _seq BIGINT)")
+            self._relations[relation] = "TABLE"
+            return
+        listed = "[" + ", ".join(sql_string(f) for f in files) + "]"
+        self._register(
+            relation,
+            f"SELECT * EXCLUDE (filename), CAST(regexp_extract(filename, "
+            f"{sql_string(BATCH_SEQ_SQL_PATTERN)}, 1) AS BIGINT) AS _seq "
+            f"FROM read_parquet({listed}, filename = true)",
         )
+
+
+def connect(settings: Settings, spill: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB session with the settings' memory limit and threads, spilling
+    into the folder ``spill``, its dates in UTC."""
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET memory_limit = {sql_string(settings.duckdb_memory_limit)}")
+    con.execute(f"SET temp_directory = {sql_string(spill)}")
+    con.execute("SET TimeZone = 'UTC'")
+    if settings.duckdb_threads > 0:
+        con.execute(f"SET threads = {settings.duckdb_threads}")
+    return con
 
 
 def resource_error(
@@ -587,45 +389,6 @@ def _read_sql(path: str, width: int, one_line: bool, table: str, select: str = "
         f"parallel = {str(one_line).lower()}, store_rejects = true, "
         f"rejects_table = 'rej_{table}', rejects_scan = 'scan_{table}'))"
     )
-
-
-def _records_sql(path: Path, dataset: str, file_idx: int) -> str:
-    """Physical line, original text and record index of every record of a CSV file.
-
-    A line starts a record when the quotes before it are balanced; DuckDB numbers such
-    "logical" lines (empty ones included) in its rejects table, and numbers the other
-    non-empty records in order as rowid. Both are mapped back to the physical line and its
-    text here.
-    """
-    p = sql_string(str(path))
-    lines = (
-        f"SELECT unnest(string_split(content, chr(10))) AS l, "
-        f"generate_subscripts(string_split(content, chr(10)), 1) AS line FROM read_text({p})"
-    )
-    shaped = (
-        f"SELECT DISTINCT logical_line FROM rejects WHERE dataset = '{dataset}' AND "
-        f"file_idx = {file_idx} AND logical_line IS NOT NULL"
-    )
-    return (
-        f"WITH raw AS ({lines}), "
-        "q AS (SELECT line, rtrim(l, chr(13)) AS l, "
-        "length(l) - length(replace(l, '\"', '')) AS nq FROM raw), "
-        "p AS (SELECT *, coalesce(sum(nq) OVER (ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING "
-        "AND 1 PRECEDING), 0) % 2 AS par FROM q), "
-        "u AS (SELECT *, sum(CASE WHEN par = 0 THEN 1 ELSE 0 END) OVER (ORDER BY line) AS logical "
-        "FROM p), "
-        "rec AS (SELECT logical, min(line) AS line, string_agg(l, chr(10) ORDER BY line) AS text "
-        # DuckDB skips empty lines: no rows (blank records are, flagged: _read_sql).
-        "FROM u GROUP BY logical HAVING logical > 1 AND arg_min(l, line) <> '') "
-        "SELECT logical, line, text, CASE WHEN logical IN (SELECT logical_line FROM shaped) "
-        "THEN NULL ELSE row_number() OVER (PARTITION BY logical IN (SELECT logical_line FROM "
-        "shaped) ORDER BY logical) - 1 END AS record_idx FROM rec"
-    ).replace("FROM shaped", f"FROM ({shaped}) AS s")
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row: Any = con.execute(sql).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
 
 
 def _first_line(exc: BaseException) -> str:

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecompipe.engines.records import record_spans
+
 #: Bytes read at a time.
 CHUNK = 8 << 20
 _BOM = b"\xef\xbb\xbf"
@@ -195,11 +197,9 @@ def line_at(path: Path, offset: int) -> int:
 
 
 def _open_quote_line(path: Path) -> int:
-    """The line where the record holding an unterminated quote starts."""
-    parity, start = 0, 1
+    """The line where the record holding an unterminated quote starts: the last record."""
+    start = line = 1
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if parity == 0:
-                start = number
-            parity = (parity + raw.count(b'"')) % 2
+        for span, _size in record_spans(handle):
+            start, line = line, line + span
     return start

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecompipe.contracts import Dataset, FileReason
+from ecompipe.engines.records import record_spans
 from ecompipe.validation import FileReport, is_blank_record
 
 HEADER_PROBE_BYTES = 1 << 20
@@ -60,8 +61,10 @@ def read_header(path: Path) -> Header | None:
     errors = "strict" if len(head) < HEADER_PROBE_BYTES else "ignore"
     start = len(_BOM) if head.startswith(_BOM) else 0
     lines = 0
-    while start < len(head):
-        end, span = _record_end(head, start)
+    probe = io.BytesIO(head)
+    probe.seek(start)
+    for span, size in record_spans(probe):
+        end = start + size
         text = head[start:end].decode("utf-8", errors).removesuffix("\n").removesuffix("\r")
         if not is_blank_record(text):
             tail = head[start:].decode("utf-8", errors)
@@ -72,23 +75,6 @@ def read_header(path: Path) -> Header | None:
     if len(head) == HEADER_PROBE_BYTES:
         raise csv.Error(f"no header in the first {HEADER_PROBE_BYTES >> 20} MiB, only blank lines")
     return None
-
-
-def _record_end(data: bytes, start: int) -> tuple[int, int]:
-    """(end, physical lines) of the record starting at ``start``: lines are taken until the
-    quotes in them balance (a quoted value may hold line breaks)."""
-    quotes = 0
-    lines = 0
-    pos = start
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        end = len(data) if end < 0 else end + 1
-        quotes += data.count(b'"', pos, end)
-        lines += 1
-        pos = end
-        if quotes % 2 == 0:
-            break
-    return pos, lines
 
 
 def locate_columns(

@@ -1,9 +1,10 @@
 """Spark engine: the same contract checks and KPI SQL as DuckDB, for data beyond one machine.
 
-Only what must differ per engine lives here: starting the session, reading each CSV as text
-rows with ``(_file_idx, _row)``, recognising rows of the wrong shape, and mapping rejected rows
-back to their physical line and original text. The checks are validation.py's SQL and the KPIs
-kpis.py's, spelled through :class:`SparkDialect`; results equal the DuckDB engine's.
+Only Spark's primitives live here (engines/flow.py runs the one validation and KPI flow):
+starting the session, reading each CSV as text rows with ``(_file_idx, _row)``, recognising
+rows of the wrong shape, relations, SQL, Parquet, and Spark's resource errors. The checks are
+validation.py's SQL and the KPIs kpis.py's, spelled through :class:`SparkDialect`; results
+equal the DuckDB engine's.
 
 pyspark is an optional extra and is imported inside functions only.
 
@@ -16,9 +17,9 @@ partition in the low 33, so it orders records as the file does. Rows of the wron
 (PERMISSIVE mode fills the corrupt-record column) ride along under the file index ``-1 - idx``,
 blank records (no row, as in DuckDB) under ``_BLANK - idx``: every shared query
 filters on accepted (non-negative) indices, so one cached relation answers all, and counting
-every record per partition gives each rejected row its position in the file. Positions are
-mapped to lines by a sequential scan of the few files that have rejects, with DuckDB's rule: a
-line starts a record when the quotes before it are balanced.
+every record per partition gives each rejected row its position in the file. records.py maps
+positions to lines, knowing that the line reader skips lines of only blanks
+(``drops_blank_lines``).
 """
 
 from __future__ import annotations
@@ -26,45 +27,35 @@ from __future__ import annotations
 import atexit
 import errno
 import os
-import re
 import shutil
 import tempfile
 import threading
-from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from decimal import Decimal
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecompipe import kpis, validation
+import duckdb
+
+from ecompipe import validation
 from ecompipe.config import Settings, spark_conf_pairs
-from ecompipe.contracts import (
-    DATASETS,
-    Dataset,
-    FileReason,
-    Reason,
-)
+from ecompipe.contracts import Dataset
+from ecompipe.dialect import sql_string
 from ecompipe.engines import framing
 from ecompipe.engines.base import (
     BATCH_SEQ_SQL_PATTERN,
     CURATED_SCHEMA,
-    REJECTS_COLUMNS,
     CuratedLog,
-    InputFile,
-    KpiFlow,
-    TransformResult,
-    fresh_staging,
     resource_errno,
     resource_error_in,
-    short_name,
-    staged_path,
-    version_views,
 )
-from ecompipe.engines.header import locate_columns
+from ecompipe.engines.duckdb import connect
+from ecompipe.engines.duckdb import resource_error as duckdb_resource_error
+from ecompipe.engines.flow import EngineFlow, FileRead
+from ecompipe.engines.framing import Framing
+from ecompipe.engines.header import Located
 from ecompipe.errors import EcompipeError, EngineError, ResourceError
-from ecompipe.faults import fault_point
-from ecompipe.validation import NO_STATS, FileReport, FileStats, ValidationReport
+from ecompipe.validation import FileReport
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession  # noqa: TID251 (types only)
@@ -84,8 +75,6 @@ _MAX_BITMAPS = 1 << 16
 _ROW_GROUP_BYTES = 8 << 20
 # _file_idx of blank records: _BLANK - idx (see the module docstring).
 _BLANK = -(1 << 30)
-# Spark's line reader drops a line that is empty after Java's trim (every byte <= ' ').
-_JAVA_TRIM = bytes(range(0x21))
 _LOG4J = """\
 rootLogger.level = error
 rootLogger.appenderRef.stderr.ref = console
@@ -243,32 +232,15 @@ def stop_session() -> None:
             _SESSION = None
 
 
-@dataclass(frozen=True)
-class _Source:
-    """The file read for a file's rows (header.Located: the file itself or a copy without
-    the blank lines before its header), those lines, and whether it was read line by line
-    (else in multiLine mode): record positions depend on it."""
-
-    path: Path
-    lines_before: int
-    one_line: bool
-
-
-@dataclass
-class _Reject:
-    """One rejected value (or row): dataset, file index, record position, column, reason."""
-
-    dataset: str
-    file_idx: int
-    row: int
-    column: str
-    reason: str
-
-
-class SparkEngine(KpiFlow):
+class SparkEngine(EngineFlow):
     """Validation and KPIs on Spark (``local[*]`` by default, or any ``SPARK_MASTER``)."""
 
     name = "spark"
+    dialect = DIALECT
+    # Spark reads lazily: a file's read errors surface in a later query, not at its load.
+    validation_failed = "validation failed on Spark"
+    log_failed = "KPI computation failed"
+    drops_blank_lines = True
 
     def __init__(self, settings: Settings, temp_dir: str | None = None) -> None:
         self._settings = settings
@@ -281,10 +253,8 @@ class SparkEngine(KpiFlow):
         self._scratch = Path(tempfile.mkdtemp(prefix="ecompipe-spark-", dir=base))
         self.spark = spark_session(settings)
         self._views: list[str] = []
-        # (dataset, file index) -> the file read for its rows, and how (_Source).
-        self._sources: dict[tuple[str, int], _Source] = {}
-        self._copies = self._scratch / "copies"
         self._lock = threading.Lock()  # views may be made from several threads
+        self._duckdb: duckdb.DuckDBPyConnection | None = None
 
     def close(self) -> None:
         """Drop this engine's views and caches; the session stays for the next engine."""
@@ -292,20 +262,43 @@ class SparkEngine(KpiFlow):
         for view in self._views:
             catalog.dropTempView(view)
         self._views.clear()
+        if self._duckdb is not None:
+            self._duckdb.close()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
-    def _failure(self, exc: Exception, doing: str, failed: str) -> EcompipeError | None:
-        """What an exception from Spark while ``doing`` is: a ResourceError (the machine ran
-        short: :func:`resource_error`), an EngineError (``failed``, then Spark's words) for
-        any other Spark error, or None (not Spark's: the caller lets it through)."""
+    def _failure(self, exc: Exception, doing: str, failed: str | None) -> EcompipeError | None:
+        """What an exception while ``doing`` is: a ResourceError (the machine ran short:
+        :func:`resource_error`, or the DuckDB session's own classifier), an EngineError
+        (``failed``, then Spark's words) for any other Spark error, or None (the caller lets
+        it through)."""
         if isinstance(exc, EcompipeError):
             return None
+        if isinstance(exc, duckdb.Error):  # the local session of records.py
+            return duckdb_resource_error(exc, doing, self._settings, self._scratch.parent)
         found = resource_error(exc, doing, self._settings, self._scratch.parent)
         if found is not None:
             return found
-        if _is_spark_error(exc):
+        if failed is not None and _is_spark_error(exc):
             return EngineError(f"{failed}: {_first_line(exc)}")
         return None
+
+    @contextmanager
+    def _guard(self, doing: str, failed: str | None) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            failure = self._failure(exc, doing, failed)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    def _prepare(self, validating: bool) -> None:
+        pass  # row positions come from the ids the load gives (see the module docstring)
+
+    def _local(self) -> duckdb.DuckDBPyConnection:
+        if self._duckdb is None:
+            self._duckdb = connect(self._settings, str(self._scratch / "duckdb"))
+        return self._duckdb
 
     def _view(self, name: str, df: DataFrame, cache: bool = False, fill: bool = True) -> None:
         if cache:
@@ -324,212 +317,49 @@ class SparkEngine(KpiFlow):
                 self._views.remove(name)
             self.spark.catalog.dropTempView(name)  # also unpersists a cached view
 
-    def _sql(self, sql: str) -> list[Any]:
-        return self.spark.sql(sql).collect()
+    def _drop_all(self) -> None:
+        self._drop(*list(self._views))
 
-    def _scalar(self, sql: str) -> int:
-        value = self._sql(sql)[0][0]
-        return int(value) if value is not None else 0
+    def _register(self, name: str, sql: str, keep: bool = False) -> None:
+        self._view(name, self.spark.sql(sql), cache=keep)
 
-    # ----------------------------------------------------------------- validation
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.spark.sql(sql).collect()]
 
-    def validate(
-        self,
-        execution_id: str,
-        files: list[InputFile],
-        staging: Path,
-        max_error_rate: Decimal,
-    ) -> ValidationReport:
-        """Check every file; stage accepted rows as Parquet and rejected rows as CSV.
+    def _write_parquet(self, sql: str, target: Path) -> None:
+        """Spark writes a folder of parts: one part, moved to ``target``."""
+        out = self._scratch / f"out_{target.stem}"
+        writer = self.spark.sql(sql).coalesce(1).write.mode("overwrite")
+        writer.option("parquet.block.size", _ROW_GROUP_BYTES).parquet(str(out))
+        parts = sorted(out.glob("part-*.parquet"))
+        if len(parts) != 1:
+            raise EngineError(f"expected one Parquet part in {out}, found {len(parts)}")
+        shutil.move(str(parts[0]), str(target))
+        shutil.rmtree(out, ignore_errors=True)
 
-        Raises ResourceError, and gives no verdict, when Spark runs out of memory or disk or
-        loses an executor (:func:`resource_error`).
+    def _keep_rejects(self, name: str, sql: str, checked: str) -> str:
+        """Written as Parquet for the local DuckDB session, each row id turned into the
+        record's position in its file: the number of the file's records in earlier
+        partitions plus its place inside its own. The records of a partition are counted in
+        ``checked``, which keeps every record (rows, rows of the wrong shape, blank records).
         """
-        fresh_staging(staging)
-        report = ValidationReport(execution_id, max_error_rate=str(max_error_rate))
-        keys: dict[tuple[str, int], InputFile] = {}
-        by_dataset: dict[str, list[InputFile]] = {}
-        for ds in DATASETS:
-            by_dataset[ds.name] = sorted(
-                (f for f in files if f.dataset == ds.name), key=lambda f: f.key
-            )
-            for idx, f in enumerate(by_dataset[ds.name]):
-                keys[(ds.name, idx)] = f
-        # One dataset at a time: checking them side by side was slower in local mode (three
-        # cached relations compete for the driver's heap). Each gets its own report part.
-        parts = {ds.name: ValidationReport(execution_id) for ds in DATASETS}
-        rejects: list[_Reject] = []
-        self._sources.clear()
-        self._copies.mkdir(exist_ok=True)
-        doing = "validating"
-        try:
-            for ds in DATASETS:
-                doing = f"validating {ds.name}"
-                rejects += self._validate_dataset(
-                    ds, by_dataset[ds.name], staging, max_error_rate, parts[ds.name]
-                )
-            for ds in DATASETS:
-                part = parts[ds.name]
-                report.files.extend(part.files)
-                report.accepted_rows.update(part.accepted_rows)
-                report.duplicates_dropped.update(part.duplicates_dropped)
-            if rejects:
-                doing = "writing the rejected rows"
-                _write_rejects(rejects, keys, self._sources, staging / "rejects.csv")
-                report.rejects_file = "rejects.csv"
-        except Exception as exc:
-            failure = self._failure(exc, doing, "validation failed on Spark")
-            if failure is None:
-                raise
-            raise failure from exc
-        finally:
-            shutil.rmtree(self._copies, ignore_errors=True)
-        return report
-
-    def _validate_dataset(
-        self,
-        ds: Dataset,
-        files: list[InputFile],
-        staging: Path,
-        max_error_rate: Decimal,
-        report: ValidationReport,
-    ) -> list[_Reject]:
-        file_reports: dict[int, FileReport] = {}
-        raws: list[DataFrame] = []
-        for idx, f in enumerate(files):
-            fr = FileReport(key=f.key, dataset=ds.name, accepted=False)
-            file_reports[idx] = fr
-            raw = self._load_raw(ds, idx, f, fr)
-            if raw is not None:
-                raws.append(raw)
-        report.files.extend(file_reports.values())
-        checked = f"checked_{ds.name}"
-        stats: dict[int, FileStats] = {}
-        if raws:
-            union = raws[0]
-            for raw in raws[1:]:
-                union = union.union(raw)
-            self._view(f"raw_{ds.name}", union)
-            # The statistics query reads every row, so it fills the cache: no separate count.
-            self._view(
-                checked,
-                self.spark.sql(validation.checked_sql(ds, f"raw_{ds.name}", DIALECT)),
-                cache=True,
-                fill=False,
-            )
-            self._drop(f"raw_{ds.name}")
-            stats = validation.file_stats(self._sql(validation.file_stats_sql(ds, checked)))
-        accepted: list[int] = []
-        for idx, fr in file_reports.items():
-            if fr.reason is not None:
-                continue
-            st = stats.get(idx, NO_STATS)
-            shape = stats.get(-1 - idx, NO_STATS).rows
-            fr.rows, fr.bad_rows = st.rows + shape, st.bad + shape
-            if fr.rows == 0:
-                fr.reason, fr.detail = FileReason.NO_ROWS, "the file has a header but no rows"
-            elif validation.too_many_errors(fr.rows, fr.bad_rows, max_error_rate):
-                fr.reason = FileReason.ERROR_RATE
-                fr.detail = (
-                    f"{fr.bad_rows} of {fr.rows} rows have bad values "
-                    f"(more than {max_error_rate:%} allowed)"
-                )
-            else:
-                fr.accepted = True
-                accepted.append(idx)
-        if not accepted:
-            self._drop(checked)
-            return []
-        for idx, st in stats.items():
-            if idx >= 0:  # rows of the wrong shape carry no status worth a warning
-                file_reports[idx].unknown_status = st.unknown_status
-        rejects = self._row_rejects(ds, checked, accepted, stats)
-        in_accepted = "(" + ", ".join(str(i) for i in accepted) + ")"
-        good = f"good_{ds.name}"
-        self._view(
-            good,
-            self.spark.sql(
-                f"SELECT * FROM {checked} WHERE NOT _bad AND _file_idx IN {in_accepted}"
-            ),
-        )
-        dups_name = f"dups_{ds.name}"
-        dups: str | None = None
-        removed = 0
-        in_good = [stats.get(i, NO_STATS) for i in accepted]
-        good_rows = sum(st.rows - st.bad for st in in_good)
-        if validation.may_repeat_keys(ds, good, in_good, DIALECT, self._scalar):
-            self._view(dups_name, self.spark.sql(validation.duplicates_sql(ds, good)), cache=True)
-            if self._sql(f"SELECT 1 FROM {dups_name} LIMIT 1"):
-                dups = dups_name
-                for idx, row, column, reason in self._sql(validation.conflicts_sql(ds, dups)):
-                    rejects.append(_Reject(ds.name, int(idx), int(row), str(column), str(reason)))
-                    removed += 1
-                for idx, n in self._sql(validation.repeats_sql(dups)):
-                    file_reports[int(idx)].duplicates_dropped = int(n)
-                    removed += int(n)
-            else:
-                self._drop(dups_name)
-        report.duplicates_dropped[ds.name] = sum(
-            file_reports[i].duplicates_dropped for i in accepted
-        )
-        self._write_staged(validation.accepted_sql(ds, good, dups), staged_path(staging, ds.name))
-        # accepted_sql keeps the good rows minus every non-first row of a repeated key.
-        report.accepted_rows[ds.name] = good_rows - removed
-        per_file: dict[int, set[int]] = defaultdict(set)
-        for r in rejects:
-            per_file[r.file_idx].add(r.row)
-        for idx, rows in per_file.items():
-            file_reports[idx].rejected_rows = len(rows)
-        self._to_positions(checked, rejects)
-        self._drop(good, dups_name, checked)
-        return rejects
-
-    def _to_positions(self, checked: str, rejects: list[_Reject]) -> None:
-        """Replace each reject's row id by the record's position in its file.
-
-        A record's position is the number of the file's records in earlier partitions plus
-        its position inside its own; the records of a partition are counted in ``checked``,
-        which keeps every record (rows, rows of the wrong shape, blank records).
-        """
-        if all(r.row >> _PART_SHIFT == 0 for r in rejects):
-            return  # all in a first partition: the id is the position
         source = (
             f"CASE WHEN _file_idx >= 0 THEN _file_idx WHEN _file_idx > {_BLANK} "
             f"THEN -1 - _file_idx ELSE {_BLANK} - _file_idx END"
         )
-        counts = self._sql(
-            f"SELECT {source} AS f, shiftright(_row, {_PART_SHIFT}) AS part, count(*) "
+        counts = (
+            f"SELECT {source} AS f, shiftright(_row, {_PART_SHIFT}) AS part, count(*) AS n "
             f"FROM {checked} GROUP BY 1, 2"
         )
-        offsets: dict[tuple[int, int], int] = {}
-        before: dict[int, int] = defaultdict(int)
-        for f, part, n in sorted((int(f), int(part), int(n)) for f, part, n in counts):
-            offsets[(f, part)] = before[f]
-            before[f] += n
-        for r in rejects:
-            r.row = offsets[(r.file_idx, r.row >> _PART_SHIFT)] + (r.row & _ROW_MASK)
-
-    def _row_rejects(
-        self, ds: Dataset, checked: str, accepted: list[int], stats: dict[int, FileStats]
-    ) -> list[_Reject]:
-        """Rows of the wrong shape and bad values, in accepted files only."""
-        rejects: list[_Reject] = []
-        shaped = [-1 - i for i in accepted if -1 - i in stats]
-        if shaped:
-            in_shaped = "(" + ", ".join(str(i) for i in shaped) + ")"
-            for idx, row in self._sql(
-                f"SELECT _file_idx, _row FROM {checked} WHERE _file_idx IN {in_shaped}"
-            ):
-                rejects.append(_Reject(ds.name, -1 - int(idx), int(row), "", Reason.BAD_ROW_SHAPE))
-        if any(stats.get(i, NO_STATS).bad for i in accepted):
-            in_accepted = "(" + ", ".join(str(i) for i in accepted) + ")"
-            sql = (
-                f"SELECT _file_idx, _row, column_name, reason FROM "
-                f"({validation.rejects_sql(ds, checked)}) AS r WHERE _file_idx IN {in_accepted}"
-            )
-            for idx, row, column, reason in self.spark.sql(sql).toLocalIterator():
-                rejects.append(_Reject(ds.name, int(idx), int(row), str(column), str(reason)))
-        return rejects
+        before = "SELECT f, part, sum(n) OVER (PARTITION BY f ORDER BY part) - n AS before"
+        positioned = (
+            f"SELECT r._file_idx, o.before + (r._row & {_ROW_MASK}) AS _row, r.column_name, "
+            f"r.reason FROM ({sql}) AS r JOIN ({before} FROM ({counts}) AS c) AS o "
+            f"ON o.f = r._file_idx AND o.part = shiftright(r._row, {_PART_SHIFT})"
+        )
+        target = self._scratch / f"{name}.parquet"
+        self._write_parquet(positioned, target)
+        return f"read_parquet({sql_string(str(target))})"
 
     def _linked(self, dataset: str, files: list[str]) -> list[str]:
         """Local batch files under plain names in the scratch folder (see ``__init__``)."""
@@ -542,39 +372,19 @@ class SparkEngine(KpiFlow):
             linked.append(str(folder / f.name))
         return linked
 
-    def _write_staged(self, sql: str, target: Path) -> None:
-        """Write a query's rows to the single Parquet file ``target`` (Spark writes folders)."""
-        out = self._scratch / f"out_{target.stem}"
-        fault_point("staging", target)
-        writer = self.spark.sql(sql).coalesce(1).write.mode("overwrite")
-        writer.option("parquet.block.size", _ROW_GROUP_BYTES).parquet(str(out))
-        parts = sorted(out.glob("part-*.parquet"))
-        if len(parts) != 1:
-            raise EngineError(f"expected one Parquet part in {out}, found {len(parts)}")
-        shutil.move(str(parts[0]), str(target))
-        shutil.rmtree(out, ignore_errors=True)
+    # ----------------------------------------------------------------- validation
 
-    def _load_raw(self, ds: Dataset, idx: int, f: InputFile, fr: FileReport) -> DataFrame | None:
-        """One file as text columns; on a file-level problem set ``fr`` and return None."""
+    def _frame(self, path: Path) -> Framing:
+        # Every file: whether its records are single lines decides how Spark reads it.
+        return framing.scan(path)
+
+    def _load(self, read: FileRead, located: Located, fr: FileReport) -> str | None:
+        """One file as text columns, with ``_file_idx`` and ``_row`` (module docstring)."""
         from pyspark.sql import functions as F  # noqa: TID251 (lazy)
         from pyspark.sql.types import StringType, StructField, StructType  # noqa: TID251
 
-        framed = framing.scan(f.path)
-        if framed.problem:
-            fr.reason, fr.detail = FileReason.UNREADABLE, framed.problem
-            return None
-        one_line = framed.one_line
-        located = locate_columns(
-            ds,
-            f.path,
-            fr,
-            self._copies,
-            lambda source, _width, _before: _count_rows(source, one_line),
-        )
-        if located is None:
-            return None
-        self._sources[(ds.name, idx)] = _Source(located.path, located.lines_before, one_line)
-        link = self._scratch / f"{ds.name}_{idx}.csv"
+        ds, idx = read.dataset, read.idx
+        link = self._scratch / f"{read.name}.csv"
         link.unlink(missing_ok=True)
         link.symlink_to(located.path.resolve())
         schema = StructType(
@@ -585,7 +395,7 @@ class SparkEngine(KpiFlow):
             self.spark.read.schema(schema)
             .options(
                 header=True,
-                multiLine=not one_line,
+                multiLine=not read.one_line,
                 sep=",",
                 quote='"',
                 escape='"',
@@ -607,159 +417,60 @@ class SparkEngine(KpiFlow):
             .when(blank, F.lit(_BLANK - idx))
             .otherwise(F.lit(-1 - idx))
         )
-        return df.select(
-            file_idx.alias("_file_idx"),
-            F.monotonically_increasing_id().alias("_row"),
-            *[F.col(f"c{located.positions[c]}").alias(c) for c in ds.column_names],
+        name = f"raw_{read.name}"
+        self._view(
+            name,
+            df.select(
+                file_idx.alias("_file_idx"),
+                F.monotonically_increasing_id().alias("_row"),
+                *[F.col(f"c{located.positions[c]}").alias(c) for c in ds.column_names],
+            ),
         )
+        return name
+
+    def _checked(self, ds: Dataset, parts: dict[int, str]) -> tuple[str, str]:
+        # Rows of the wrong shape and blank records ride along in the one cached relation
+        # (module docstring): every shared query filters on accepted file indices.
+        raw, checked, shape = f"raw_{ds.name}", f"checked_{ds.name}", f"shape_{ds.name}"
+        self._register(raw, " UNION ALL ".join(f"SELECT * FROM {p}" for p in parts.values()))
+        # The statistics query reads every row, so it fills the cache: no separate count.
+        self._view(
+            checked,
+            self.spark.sql(validation.checked_sql(ds, raw, DIALECT)),
+            cache=True,
+            fill=False,
+        )
+        self._drop(raw, *parts.values())
+        self._register(
+            shape,
+            f"SELECT -1 - _file_idx AS _file_idx, _row FROM {checked} "
+            f"WHERE _file_idx < 0 AND _file_idx > {_BLANK}",
+        )
+        return checked, shape
 
     # ----------------------------------------------------------------- transform, recompute
 
-    def _kpis(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
-        """The KPIs of the dates the query ``affected`` lists (``_compute``); a Spark failure
-        becomes an EngineError, and every view is dropped after."""
-        try:
-            return self._compute(curated, seq, affected)
-        except Exception as exc:
-            failure = self._failure(exc, "computing KPIs", "KPI computation failed")
-            if failure is None:
-                raise
-            raise failure from exc
-        finally:
-            self._drop(*list(self._views))
-
-    def _compute(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
+    def _curated(self, dataset: str, relation: str, curated: CuratedLog) -> None:
         from pyspark.sql import functions as F  # noqa: TID251 (lazy)
 
-        rows: dict[str, int] = {}
-        for ds in DATASETS:
-            short = short_name(ds.name)
-            files = curated.files(ds.name)
-            if not files:
-                schema = ", ".join(
-                    f"{c} {'STRING' if t == 'VARCHAR' else t}" for c, t in CURATED_SCHEMA[ds.name]
-                )
-                all_df = self.spark.createDataFrame([], f"{schema}, _seq BIGINT")
-            else:
-                if not curated.is_uri:
-                    files = self._linked(ds.name, files)
-                all_df = self.spark.read.parquet(*files).select(
-                    *[c for c, _ in CURATED_SCHEMA[ds.name]],
-                    F.regexp_extract(F.col("_metadata.file_name"), BATCH_SEQ_SQL_PATTERN, 1)
-                    .cast("bigint")
-                    .alias("_seq"),
-                )
-            self._view(f"all_{short}", all_df)
-            for name, sql in version_views(ds.name, len(files), seq).items():
-                # Ranking versions is worth keeping; a single Parquet file is as fast to re-read.
-                cache = name == f"cur_{short}" and len(files) > 1
-                self._view(name, self.spark.sql(sql), cache=cache)
-            rows[ds.name] = self._scalar(f"SELECT count(*) FROM cur_{short}")
-        self._view("affected_dates", self.spark.sql(affected), cache=True)
-        for name, sql in kpis.kpi_relations():
-            self._view(name, self.spark.sql(sql), cache=True)
-        dates = [r[0] for r in self._sql("SELECT order_date FROM affected_dates")]
-        order_rows = [tuple(r) for r in self._sql(kpis.order_metrics_sql(DIALECT))]
-        cat_rows = [tuple(r) for r in self._sql(kpis.category_metrics_sql(DIALECT))]
-        waiting = self._sql(kpis.waiting_sql())[0]
-        return TransformResult(
-            affected_dates=sorted(dates),
-            order_metrics=kpis.order_metrics_from_rows(order_rows),
-            category_metrics=kpis.category_metrics_from_rows(cat_rows),
-            waiting_for_order=int(waiting[0]),
-            waiting_for_product=int(waiting[1]),
-            curated_rows=rows,
+        files = curated.files(dataset)
+        if not files:
+            schema = ", ".join(
+                f"{c} {'STRING' if t == 'VARCHAR' else t}" for c, t in CURATED_SCHEMA[dataset]
+            )
+            self._view(relation, self.spark.createDataFrame([], f"{schema}, _seq BIGINT"))
+            return
+        if not curated.is_uri:
+            files = self._linked(dataset, files)
+        self._view(
+            relation,
+            self.spark.read.parquet(*files).select(
+                *[c for c, _ in CURATED_SCHEMA[dataset]],
+                F.regexp_extract(F.col("_metadata.file_name"), BATCH_SEQ_SQL_PATTERN, 1)
+                .cast("bigint")
+                .alias("_seq"),
+            ),
         )
-
-
-# --------------------------------------------------------------------- files, lines, rejects
-
-
-def _count_rows(path: Path, one_line: bool) -> int:
-    """Records of a file whose values are not checked (its verdict still says how many rows
-    it held): every non-blank one, whatever its width, as the DuckDB engine counts them."""
-    return sum(1 for *_at, text in _records(path, one_line) if not validation.is_blank_record(text))
-
-
-def _records(path: Path, one_line: bool = False) -> Iterator[tuple[int, int, str]]:
-    """(position, first physical line, original text) of every record after the header.
-
-    A line starts a record when the quotes before it are balanced (as the DuckDB engine maps
-    lines). Positions count records as Spark's reader yields them: empty lines are skipped,
-    and read line by line (``one_line``) so are lines of only spaces and tabs; read in
-    multiLine mode those are records (of the wrong shape).
-    """
-    parity = 0
-    logical = 0
-    pos = -1
-    start = 0
-    text: list[str] = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.rstrip(b"\n").rstrip(b"\r")
-            if parity == 0:
-                if text:
-                    yield pos, start, "\n".join(text)
-                    text = []
-                logical += 1
-                if logical > 1 and (line.strip(_JAVA_TRIM) if one_line else line):
-                    pos += 1
-                    start = number
-                    text = [line.decode("utf-8")]
-            elif text:
-                text.append(line.decode("utf-8"))
-            parity = (parity + line.count(b'"')) % 2
-    if text:
-        yield pos, start, "\n".join(text)
-
-
-def _write_rejects(
-    rejects: list[_Reject],
-    keys: dict[tuple[str, int], InputFile],
-    sources: dict[tuple[str, int], _Source],
-    target: Path,
-) -> None:
-    """The rejects CSV: file, physical line, column, reason, original text.
-
-    Sorted and quoted exactly like the DuckDB engine's COPY output. A whitespace-only record
-    has no line there (its mapping skips blank records), so it is counted but not listed.
-    """
-    wanted: dict[tuple[str, int], set[int]] = defaultdict(set)
-    for r in rejects:
-        wanted[(r.dataset, r.file_idx)].add(r.row)
-    located: dict[tuple[str, int, int], tuple[int, str]] = {}
-    for (dataset, idx), rows in wanted.items():
-        source = sources[(dataset, idx)]
-        for pos, line, text in _records(source.path, source.one_line):
-            if pos in rows:
-                if text.strip(" "):
-                    located[(dataset, idx, pos)] = (source.lines_before + line, text)
-                rows.discard(pos)
-                if not rows:
-                    break
-    out: list[tuple[str, int, str, str, str]] = []
-    for r in rejects:
-        hit = located.get((r.dataset, r.file_idx, r.row))
-        if hit:
-            out.append((keys[(r.dataset, r.file_idx)].key, hit[0], r.column, r.reason, hit[1]))
-    out.sort(key=lambda t: (t[0], t[1], t[2]))
-    with target.open("w", encoding="utf-8", newline="") as handle:
-        handle.write(",".join(REJECTS_COLUMNS) + "\n")
-        for file, line, column, reason, text in out:
-            fields = (file, str(line), column, reason, text)
-            handle.write(",".join(_csv_field(v) for v in fields) + "\n")
-
-
-_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
-
-
-def _csv_field(value: str) -> str:
-    # DuckDB's COPY quotes only where needed, and writes an empty string as "".
-    if value == "":
-        return '""'
-    if _NEEDS_QUOTES.search(value):
-        return '"' + value.replace('"', '""') + '"'
-    return value
 
 
 def _is_spark_error(exc: BaseException) -> bool:
