@@ -56,6 +56,8 @@ class StateSpec:
     on_failure: State | None = None
     #: For a choice: the state taken when validation left something usable.
     if_usable: State | None = None
+    #: For a choice: why its other branch (the failure ending) is taken.
+    otherwise: str = ""
     retry: RetryPolicy | None = None
     #: The worker doing the state's work (an ECS task ``ecompipe task <worker>`` on AWS).
     worker: str | None = None
@@ -88,6 +90,7 @@ WORKFLOW: tuple[StateSpec, ...] = (
         "choice",
         if_usable=State.TRANSFORM_DATA,
         next=State.FAILURE,
+        otherwise="every file was rejected: nothing could be computed",
         doc="Go on when at least one file was accepted.",
     ),
     StateSpec(

@@ -136,7 +136,7 @@ def _run(
     state = WORKERS[worker]
     lease = max(SFN_LEASE_SECONDS, settings.lease_seconds)
     try:
-        with pipeline.renewing(lease, beat=beat, beat_every=heartbeat_every):
+        with pipeline.leases.renewing(lease, beat=beat, beat_every=heartbeat_every):
             return _work(pipeline, execution_id, state, notifier)
     except EcompipeError as exc:
         if isinstance(exc, TransientError):

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from ecompipe.errors import DataRejectedError
+from ecompipe.workflow import SPECS, State
 
 #: Exit codes of `ecompipe run` (documented in --help and the README).
 EXIT_OK = 0
@@ -59,7 +60,7 @@ class RecomputeResult:
 
 def everything_rejected() -> DataRejectedError:
     """The error of the failure ending CheckValidationResult chooses: no file was usable."""
-    return DataRejectedError("every file was rejected: nothing could be computed")
+    return DataRejectedError(SPECS[State.CHECK_VALIDATION_RESULT].otherwise)
 
 
 def new_execution_id() -> str:

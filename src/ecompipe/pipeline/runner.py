@@ -9,8 +9,7 @@ lock, so an upload during a run is left for the next one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -110,7 +109,7 @@ class Pipeline:
         outcomes: list[Outcome] = []
         touched: list[str] = []
         try:
-            with self.renewing(self.settings.lease_seconds):
+            with self.leases.renewing(self.settings.lease_seconds):
                 # Adopting orphans and recording the new manifest happen in the critical
                 # section, so two runs can never own the same execution or the same file.
                 with self.leases.critical() as span:
@@ -159,18 +158,6 @@ class Pipeline:
             )
         finally:
             self.close()
-
-    @contextmanager
-    def renewing(
-        self,
-        lease_seconds: float,
-        beat: Callable[[], None] | None = None,
-        beat_every: float | None = None,
-    ) -> Iterator[None]:
-        """Keep this holder's leases for the block (Leases.renewing), calling ``beat`` on the
-        same heartbeat."""
-        with self.leases.renewing(lease_seconds, beat, beat_every):
-            yield
 
     def run_state(self, execution_id: str, state: State) -> bool | None:
         """Run one state of an execution, recording entered / succeeded / failed.
