@@ -9,11 +9,12 @@ places the decimal point.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
 from enum import Enum
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from ecompipe.contracts import MONEY_OUTPUT_SCALE, MONEY_SCALE, RATE_OUTPUT_SCALE, RETURNED_STATUS
@@ -54,11 +55,31 @@ class Kind(Enum):
     #: A rate, rounded half-up to RATE_OUTPUT_SCALE decimals (the SQL gives 1e-4 units).
     RATE = "rate"
 
-    @property
-    def scale(self) -> int:
-        """Decimal places of a MONEY or RATE value (0 otherwise)."""
-        return {Kind.MONEY: MONEY_OUTPUT_SCALE, Kind.RATE: RATE_OUTPUT_SCALE}.get(self, 0)
 
+_MONEY_UNIT = Decimal(1).scaleb(-MONEY_OUTPUT_SCALE)
+_RATE_UNIT = Decimal(1).scaleb(-RATE_OUTPUT_SCALE)
+#: Per kind: a value of the KPI SQL's output -> the row's value.
+_FROM_SQL: dict[Kind, Callable[[Any], Any]] = {
+    Kind.DATE: lambda v: _as_date(v),
+    Kind.TEXT: str,
+    Kind.COUNT: int,
+    Kind.MONEY: lambda v: Decimal(int(v)).scaleb(-MONEY_OUTPUT_SCALE),
+    Kind.RATE: lambda v: Decimal(int(v)).scaleb(-RATE_OUTPUT_SCALE),
+}
+#: Per kind: a value a store kept (or its text) -> the row's value.
+_FROM_STORED: dict[Kind, Callable[[Any], Any]] = {
+    **_FROM_SQL,
+    Kind.MONEY: lambda v: Decimal(str(v)).quantize(_MONEY_UNIT),
+    Kind.RATE: lambda v: Decimal(str(v)).quantize(_RATE_UNIT),
+}
+#: Per kind: the row's value -> what a store keeps (never a binary float).
+_STORED: dict[Kind, Callable[[Any], int | str]] = {
+    Kind.DATE: lambda v: v.isoformat(),
+    Kind.TEXT: str,
+    Kind.COUNT: int,
+    Kind.MONEY: str,
+    Kind.RATE: str,
+}
 
 R = TypeVar("R", OrderMetrics, CategoryMetrics)
 
@@ -68,7 +89,11 @@ class MetricTable(Generic[R]):
     """A metrics table as the KPI definitions give it: its key columns and metric columns
     (name, kind), in the order the KPI SQL returns them, and its row type. The stores
     derive their columns (SQLite) and attributes (DynamoDB) from it, so a new KPI is a new
-    column here, in the SQL and in the row type, all in this module."""
+    column here, in the SQL and in the row type, all in this module.
+
+    Rows are converted tens of thousands at a time: the per-column converters are looked up
+    once per table (``_plan``), not per value.
+    """
 
     keys: tuple[tuple[str, Kind], ...]
     metrics: tuple[tuple[str, Kind], ...]
@@ -79,44 +104,42 @@ class MetricTable(Generic[R]):
         """Every column, keys first."""
         return self.keys + self.metrics
 
+    @cached_property
+    def _plan(
+        self,
+    ) -> tuple[
+        tuple[str, ...],
+        list[Callable[[Any], Any]],
+        list[Callable[[Any], Any]],
+        list[Callable[[Any], int | str]],
+    ]:
+        kinds = [kind for _name, kind in self.columns]
+        return (
+            tuple(name for name, _kind in self.columns),
+            [_FROM_SQL[k] for k in kinds],
+            [_FROM_STORED[k] for k in kinds],
+            [_STORED[k] for k in kinds],
+        )
+
     def from_sql(self, values: Sequence[Any]) -> R:
         """A row from the KPI SQL's output (money in cents, rates in 1e-4 units)."""
-        return self.row(
-            *(_from_sql(kind, v) for (_name, kind), v in zip(self.columns, values, strict=True))
-        )
+        _names, convert, _stored, _to = self._plan
+        return self.row(*[f(v) for f, v in zip(convert, values, strict=True)])
 
     def from_stored(self, values: Mapping[str, Any]) -> R:
         """A row from the values a store kept (``stored``'s, or their text)."""
-        return self.row(*(_from_stored(kind, values[name]) for name, kind in self.columns))
+        names, _sql, convert, _to = self._plan
+        return self.row(*[f(values[n]) for f, n in zip(convert, names, strict=True)])
+
+    def stored_values(self, row: R) -> list[int | str]:
+        """A row's values as a store keeps them, in column order: dates ISO text, counts
+        integers, money and rates exact decimal text (never binary floats)."""
+        names, _sql, _stored, convert = self._plan
+        return [f(getattr(row, n)) for f, n in zip(convert, names, strict=True)]
 
     def stored(self, row: R) -> dict[str, int | str]:
-        """A row's values as a store keeps them: dates ISO text, counts integers, money and
-        rates exact decimal text (never binary floats)."""
-        out: dict[str, int | str] = {}
-        for name, kind in self.columns:
-            value = getattr(row, name)
-            out[name] = (
-                value
-                if kind is Kind.COUNT
-                else (value.isoformat() if kind is Kind.DATE else str(value))
-            )
-        return out
-
-
-def _from_sql(kind: Kind, value: Any) -> Any:
-    if kind is Kind.DATE:
-        return _as_date(value)
-    if kind is Kind.TEXT:
-        return str(value)
-    if kind is Kind.COUNT:
-        return int(value)
-    return Decimal(int(value)).scaleb(-kind.scale)
-
-
-def _from_stored(kind: Kind, value: Any) -> Any:
-    if kind in (Kind.MONEY, Kind.RATE):
-        return Decimal(str(value)).quantize(Decimal(1).scaleb(-kind.scale))
-    return _from_sql(kind, value)
+        """``stored_values`` by column name."""
+        return dict(zip(self._plan[0], self.stored_values(row), strict=True))
 
 
 ORDER_TABLE = MetricTable(

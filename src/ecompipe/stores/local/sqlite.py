@@ -286,7 +286,7 @@ def _insert(con: sqlite3.Connection, table: MetricTable[R], name: str, rows: Seq
     columns = [c for c, _kind in table.columns]
     con.executemany(
         f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-        [[table.stored(row)[c] for c in columns] for row in rows],
+        [table.stored_values(row) for row in rows],
     )
 
 
