@@ -489,6 +489,8 @@
       else if (view === "lock") await showLock();
       else showSettings();
       document.body.dataset.ready = view;
+      // How many views were drawn: a test (or a script) waits for the next one.
+      document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
     } catch (error) {
       showError(error);
     }
