@@ -753,23 +753,18 @@ def serve(workspace: Path | None, backend: str, host: str, port: int) -> None:
     does, and never writes. Its JSON API: /api/metrics (from, to, category),
     /api/executions, /api/executions/ID, /api/lock; OpenAPI at /api/openapi.json.
     """
-    from ecompipe.console.app import is_loopback
     from ecompipe.console.app import serve as serve_console
 
-    ports = _ports(workspace, backend)
-    if not is_loopback(host):
-        click.echo(
-            f"warning: listening on {host}: anyone who can reach this machine sees the "
-            "console (read-only, no login); the default 127.0.0.1 keeps it to this machine",
-            err=True,
-        )
-    serve_console(
-        ports,
-        backend,
-        host,
-        port,
-        announce=lambda url: click.echo(f"ecompipe console at {url} (read-only; Ctrl-C stops)"),
-    )
+    def announce(url: str, loopback: bool) -> None:
+        if not loopback:
+            click.echo(
+                f"warning: listening on {host}: anyone who can reach this machine sees the "
+                "console (read-only, no login); the default 127.0.0.1 keeps it to this machine",
+                err=True,
+            )
+        click.echo(f"ecompipe console at {url} (read-only; Ctrl-C stops)")
+
+    serve_console(_ports(workspace, backend), backend, host, port, announce)
 
 
 @main.command()

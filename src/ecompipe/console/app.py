@@ -175,16 +175,18 @@ def serve(
     backend: str,
     host: str,
     port: int,
-    announce: Callable[[str], None],
+    announce: Callable[[str, bool], None],
 ) -> None:
-    """Serve the dashboard until interrupted; ``announce`` gets the URL once it listens."""
+    """Serve the dashboard until interrupted; once it listens, ``announce`` gets its URL and
+    whether the address is loopback (else the whole network may reach it)."""
     import uvicorn
 
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    allowed = list(LOOPBACK_NAMES) if is_loopback(host) else ["*"]
+    loopback = is_loopback(host)
+    allowed = list(LOOPBACK_NAMES) if loopback else ["*"]
     app = create_app(ports, backend, allowed_hosts=allowed)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    announce(f"http://{shown}:{bound_port}/")
+    announce(f"http://{shown}:{bound_port}/", loopback)
     uvicorn.Server(config).run(sockets=[sock])
