@@ -200,7 +200,7 @@ def test_read_report_gives_back_what_put_report_stored(adapter: Adapter, tmp_pat
     store = adapter.ports().store()
     assert store.read_report(EID, "rejects.csv") is None
     source = tmp_path / "rejects.csv"
-    source.write_bytes(b"file,line,column,reason,text\r\no/a.csv,7,user_id,bad_int,\"1,x\"\n")
+    source.write_bytes(b'file,line,column,reason,text\r\no/a.csv,7,user_id,bad_int,"1,x"\n')
     store.put_report(EID, "rejects.csv", source)
     # Another handle (the console reads what a pipeline process stored) sees the same bytes.
     again = adapter.ports().store()
