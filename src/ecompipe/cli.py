@@ -18,13 +18,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
-from ecompipe.config import Settings, load_settings, setting_docs
+from ecompipe.config import Settings, load_settings, redacted_settings, setting_docs
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.errors import EcompipeError, IncompleteSetError
 from ecompipe.workspace import Workspace, workspace_from
@@ -363,14 +362,6 @@ def date_range_options(func: F) -> F:
     return func
 
 
-def _number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)  # JSON numbers; two or four decimals print exactly
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
 @main.command()
 @workspace_option
 @date_range_options
@@ -390,30 +381,20 @@ def metrics(
     """Show the KPIs: order_metrics_table and category_metrics_table."""
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
+    from ecompipe.console.documents import metrics_document, metrics_rows, plain
+
     ports = _ports(workspace, backend)
     settings, store = ports.settings, ports.metrics()
-    orders = [asdict(m) for m in store.order_metrics(date_from, date_to)]
-    categories = [asdict(m) for m in store.category_metrics(date_from, date_to, category)]
-    if category is not None:
-        dates = {c["order_date"] for c in categories}
-        orders = [o for o in orders if o["order_date"] in dates]
+    orders, categories = metrics_rows(store, date_from, date_to, category)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "order_metrics": [{k: _number(v) for k, v in o.items()} for o in orders],
-                    "category_metrics": [{k: _number(v) for k, v in c.items()} for c in categories],
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(metrics_document(orders, categories), indent=2))
         return
     if as_csv:
         out = csv.writer(sys.stdout, lineterminator="\n")
         for rows in (orders, categories):
             if rows:
                 out.writerow(rows[0].keys())
-                out.writerows([_number(v) for v in r.values()] for r in rows)
+                out.writerows([plain(v) for v in r.values()] for r in rows)
             if rows is orders:
                 out.writerow([])
         return
@@ -538,6 +519,8 @@ def executions(
     ctx.obj.update(workspace=workspace, backend=backend)
     if ctx.invoked_subcommand is not None:
         return
+    from ecompipe.console.documents import shown_state
+
     log = _ports(workspace, backend).log()
     records = log.recent(limit)
     if as_json:
@@ -551,7 +534,7 @@ def executions(
         took = f"{r.finished_at - r.started_at:.1f}s" if r.finished_at else "-"
         validation = r.summary.get("validation", {})
         click.echo(
-            f"{r.execution_id}  {r.status:<9} {_last_state(r):<28} {started}  {took:>7}  "
+            f"{r.execution_id}  {r.status:<9} {shown_state(r):<28} {started}  {took:>7}  "
             f"files {validation.get('files_accepted', '-')}/{len(validation.get('files', []))}"
             f"  rejected rows {validation.get('rejected_rows', '-')}"
         )
@@ -561,15 +544,6 @@ def _printable(text: str) -> str:
     """``text`` with control characters escaped: a landing key may hold any (ESC sequences
     would drive the operator's terminal)."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
-def _last_state(record: Any) -> str:
-    """The state to show: a finished execution shows its ending (bookkeeping events such as
-    the lease release come after it in the log)."""
-    from ecompipe.workflow import State, Status
-
-    ending = {Status.SUCCEEDED: State.SUCCESS, Status.FAILED: State.FAILURE}
-    return str(ending.get(record.status, record.state or "-"))
 
 
 def _ports(workspace: Path | None, backend: str) -> Ports:
@@ -661,7 +635,7 @@ def lock(ctx: click.Context, workspace: Path | None, backend: str, as_json: bool
     ctx.obj.update(workspace=workspace, backend=backend)
     if ctx.invoked_subcommand is not None:
         return
-    from ecompipe.stores.host import HOST, pid_alive
+    from ecompipe.stores.host import process_gone
 
     ports = _ports(workspace, backend)
     holders = ports.lock().holders()
@@ -675,7 +649,7 @@ def lock(ctx: click.Context, workspace: Path | None, backend: str, as_json: bool
     for name, group in (("", holders), (" (claim/transform section)", critical.holders())):
         for h in group:
             state = "expired" if h.expires_at <= now else f"expires in {h.expires_at - now:.0f}s"
-            if h.host == HOST and h.pid > 0 and not pid_alive(h.pid):
+            if process_gone(h.host, h.pid):
                 state = "dead: its process is gone, the next run reaps it at once"
             click.echo(f"  {h.holder}{name}  pid {h.pid} on {h.host}  {state}")
 
@@ -712,8 +686,9 @@ def show_config(workspace: Path | None) -> None:
     """Print every setting: its value now, its env var and file key."""
     ws = workspace_from(workspace).require()
     settings = _settings(ws)
+    shown = {s["name"]: s["value"] for s in redacted_settings(settings)}
     for name, env, _default, doc in setting_docs():
-        click.echo(f"{name} = {getattr(settings, name)!s}    [{env}] {doc}")
+        click.echo(f"{name} = {shown[name]}    [{env}] {doc}")
 
 
 @main.command()
@@ -742,7 +717,85 @@ def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
     _print_table(f"{settings.order_metrics_table} ({len(orders)} rows)", orders, limit=10)
     _print_table(f"{settings.category_metrics_table} ({len(categories)} rows)", categories, 10)
     click.echo(f"next: ecompipe metrics --workspace {ws.root} --from 2024-01-01 --to 2024-01-31")
+    click.echo(
+        f"dashboard: ecompipe serve --workspace {ws.root}  then open {CONSOLE_URL} in a browser"
+    )
     sys.exit(result.exit_code)
+
+
+# ------------------------------------------------------------------ operator console (issue 20)
+# `serve` and `report` import the console (and `serve` the web framework) only when run.
+
+CONSOLE_PORT = 8765
+CONSOLE_URL = f"http://127.0.0.1:{CONSOLE_PORT}/"
+
+
+@main.command()
+@workspace_option
+@backend_option("the metrics, executions and lock")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; anything but loopback shows the console to the network.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=CONSOLE_PORT,
+    show_default=True,
+    help="Port (0: any free one; the URL is printed).",
+)
+def serve(workspace: Path | None, backend: str, host: str, port: int) -> None:
+    """Serve the read-only web dashboard: KPIs, executions, the lock. Ctrl-C stops.
+
+    It reads the backend's metrics, execution log, lock and quarantine as the pipeline
+    does, and never writes. Its JSON API: /api/metrics (from, to, category),
+    /api/executions, /api/executions/ID, /api/lock; OpenAPI at /api/openapi.json.
+    """
+    from ecompipe.console.app import serve as serve_console
+
+    def announce(url: str, loopback: bool) -> None:
+        if not loopback:
+            click.echo(
+                f"warning: listening on {host}: anyone who can reach this machine sees the "
+                "console (read-only, no login); the default 127.0.0.1 keeps it to this machine",
+                err=True,
+            )
+        click.echo(f"ecompipe console at {url} (read-only; Ctrl-C stops)")
+
+    serve_console(_ports(workspace, backend), backend, host, port, announce)
+
+
+@main.command()
+@workspace_option
+@date_range_options
+@backend_option("the metrics, executions and quarantine")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The HTML file to write (replaced if it exists).",
+)
+@click.option("--limit", default=50, show_default=True, help="Executions: the latest N.")
+def report(
+    workspace: Path | None,
+    date_from: date | None,
+    date_to: date | None,
+    backend: str,
+    html_file: Path,
+    limit: int,
+) -> None:
+    """Write one self-contained HTML report: the KPIs of the period (charts and tables), the
+    latest executions and the data-quality summary. It opens offline (an e-mail attachment)."""
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise click.UsageError(f"--from {date_from} is after --to {date_to}")
+    from ecompipe.console.report import report_data, write_report
+
+    ports = _ports(workspace, backend)
+    size = write_report(html_file, report_data(ports, backend, date_from, date_to, limit))
+    click.echo(f"wrote {html_file} ({size:,} bytes)")
 
 
 # AWS commands live in their own module (it imports boto3 only inside the commands).

@@ -285,6 +285,30 @@ class Settings:
         return None
 
 
+#: Words that make a setting secret wherever its name has them (``webhook_url``,
+#: ``AWS_SECRET_ACCESS_KEY``): its value is never shown by the console or in a report.
+SECRET_WORDS = ("key", "secret", "token", "password", "webhook")
+REDACTED = "***"
+
+
+def is_secret(name: str) -> bool:
+    """Whether a setting named ``name`` (field or env var) holds a secret (SECRET_WORDS)."""
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def redacted_settings(settings: Any) -> list[dict[str, str]]:
+    """Every field of a settings dataclass as {name, env, value}, shown as text, a secret's
+    value (by its field or env var name) replaced by REDACTED when it is set."""
+    shown = []
+    for f in fields(settings):
+        value, env = str(getattr(settings, f.name)), str(f.metadata.get("env", ""))
+        if value and (is_secret(f.name) or is_secret(env)):
+            value = REDACTED
+        shown.append({"name": f.name, "env": env, "value": value})
+    return shown
+
+
 def setting_docs() -> list[tuple[str, str, str, str]]:
     """(file key, env var, default, description) for every setting, for docs and ``--help``."""
     return [

@@ -196,6 +196,33 @@ def test_put_report_stores_it_in_quarantine(adapter: Adapter, tmp_path: Path) ->
     assert adapter.read("quarantine", f"{EID}/validation_report.json") == source.read_bytes()
 
 
+def test_read_report_gives_back_what_put_report_stored(adapter: Adapter, tmp_path: Path) -> None:
+    store = adapter.ports().store()
+    assert store.read_report(EID, "rejects.csv") is None
+    source = tmp_path / "rejects.csv"
+    source.write_bytes(b'file,line,column,reason,text\r\no/a.csv,7,user_id,bad_int,"1,x"\n')
+    store.put_report(EID, "rejects.csv", source)
+    # Another handle (the console reads what a pipeline process stored) sees the same bytes.
+    again = adapter.ports().store()
+    assert again.read_report(EID, "rejects.csv") == source.read_bytes()
+    assert again.read_report(OTHER, "rejects.csv") is None
+    assert again.read_report(EID, "validation_report.json") is None
+
+
+def test_read_report_never_leaves_the_execution_folder(adapter: Adapter) -> None:
+    """Names come from URLs: none reaches another execution's report or another area."""
+    adapter.place("quarantine", f"{EID}/rejects.csv", b"secret-ish")
+    adapter.place("archive", f"{EID}/rejects.csv", b"archived")
+    store = adapter.ports().store()
+    for execution_id, name in [
+        (OTHER, f"../{EID}/rejects.csv"),
+        ("..", f"{EID}/rejects.csv"),
+        (f"../archive/{EID}", "rejects.csv"),
+        (EID, "../../archive/" + EID + "/rejects.csv"),
+    ]:
+        assert store.read_report(execution_id, name) is None, (execution_id, name)
+
+
 def stage(store: Any, execution_id: str, data: dict[str, bytes]) -> None:
     """Stage files (by name) as validation does, and make them durable."""
     staging = store.staging_dir(execution_id)

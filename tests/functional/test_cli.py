@@ -478,6 +478,9 @@ def test_demo_on_a_fresh_folder(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     assert "order_metrics_table" in result.stdout and "category_metrics_table" in result.stdout
+    # It ends by saying how to open the dashboard.
+    assert f"ecompipe serve --workspace {ws}" in result.stdout.splitlines()[-1]
+    assert "http://127.0.0.1:8765/" in result.stdout.splitlines()[-1]
     data = metrics_json(ws)
     assert sum(r["total_orders"] for r in data["order_metrics"]) == 400
     assert not any((ws / "landing").rglob("*.csv"))  # everything was processed and archived

@@ -120,6 +120,11 @@ class ObjectStore(Protocol):
         """Store a report file under ``quarantine/<execution_id>/<name>``; returns its address."""
         ...
 
+    def read_report(self, execution_id: str, name: str) -> bytes | None:
+        """The bytes of the report ``put_report`` stored as ``name`` for the execution (the
+        validation report, the rejects CSV), or None when there is none."""
+        ...
+
     def staging_dir(self, execution_id: str) -> Path:
         """Local folder for the execution's staged (validated, typed) data."""
         ...

@@ -24,8 +24,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_gone(host: str, pid: int) -> bool:
+    """Whether a lease names a process on this host that is gone (its holder is dead). Pid 0
+    names no process (a Step Functions execution's lease), another host's pids nothing
+    here: neither is known dead."""
+    return host == HOST and pid > 0 and not pid_alive(pid)
+
+
 def lease_over(host: str, pid: int, expires_at: float, now: float) -> bool:
     """Whether the next acquirer may reap this lease: it has expired, or it names a process
-    on this host that is gone. Pid 0 names no process (a Step Functions execution's lease):
-    only its expiry ends it."""
-    return expires_at <= now or (host == HOST and pid > 0 and not pid_alive(pid))
+    on this host that is gone (process_gone): only its expiry ends any other."""
+    return expires_at <= now or process_gone(host, pid)

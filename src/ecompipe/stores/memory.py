@@ -250,6 +250,12 @@ class MemoryObjectStore:
             self.state.quarantine[f"{execution_id}/{name}"] = blob
         return f"{SCHEME}quarantine/{execution_id}/{name}"
 
+    def read_report(self, execution_id: str, name: str) -> bytes | None:
+        """The report kept as ``quarantine/<execution>/<name>``, or None."""
+        with self.state.guard:
+            blob = self.state.quarantine.get(f"{execution_id}/{name}")
+        return None if blob is None else bytes(blob.data)
+
     def staging_dir(self, execution_id: str) -> Path:
         """A local folder, filled from the state when another handle staged data before."""
         path = self.root / execution_id / "staging"

@@ -244,6 +244,17 @@ class S3ObjectStore:
         self._upload(source, key)
         return f"s3://{self.bucket}/{key}"
 
+    def read_report(self, execution_id: str, name: str) -> bytes | None:
+        """s3://BUCKET_NAME/quarantine/<execution>/<name>, or None when there is none."""
+        key = f"quarantine/{execution_id}/{name}"
+        try:
+            body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise translate(exc, f"reading s3://{self.bucket}/{key}") from None
+        return body
+
     def _upload(self, source: Path, key: str) -> None:
         try:
             self.s3.upload_file(str(source), self.bucket, key)

@@ -260,6 +260,16 @@ class FolderObjectStore:
         os.replace(tmp, dst)
         return str(dst)
 
+    def read_report(self, execution_id: str, name: str) -> bytes | None:
+        """quarantine/<execution>/<name>, or None. Both names are one path component each: a
+        name from a URL never reaches another folder."""
+        if not all(_one_component(part) for part in (execution_id, name)):
+            return None
+        try:
+            return (self.ws.quarantine / execution_id / name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
     def staging_dir(self, execution_id: str) -> Path:
         """staging/<execution>/."""
         path = self.ws.staging / execution_id
@@ -296,6 +306,10 @@ class FolderObjectStore:
                 if folder.is_dir() and not folder.is_symlink():
                     _rmdir_if_empty(folder)
             _rmdir_if_empty(inflight)
+
+
+def _one_component(name: str) -> bool:
+    return name not in ("", ".", "..") and "/" not in name and "\\" not in name and "\0" not in name
 
 
 def _rmdir_if_empty(folder: Path) -> None:
