@@ -53,9 +53,10 @@ def _transfer_config() -> Any:
     from boto3.s3.transfer import TransferConfig  # noqa: TID251 (lazy: the aws backend only)
 
     # Parts are read from / written to the file as they go: what is held is 8 requests in
-    # flight plus at most 100 chunks of 256 KiB waiting for the disk (about 30 MiB). The
-    # "classic" manager, because the CRT one, chosen by default on some instance types,
-    # sizes its buffers to the machine instead.
+    # flight plus at most 100 chunks of 256 KiB waiting for the disk. Measured at 200 and
+    # 400 MiB (bench/s3_transfer_memory.py): about 25 MiB to upload, 45-60 MiB to
+    # download, whatever the size. The "classic" manager, because the CRT one, chosen by
+    # default on some instance types, sizes its buffers to the machine instead.
     return TransferConfig(
         multipart_threshold=64 * copies.MiB,
         multipart_chunksize=16 * copies.MiB,
