@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.aws, pytest.mark.xdist_group("moto"), pytest.mark.time
 
 MiB = 1 << 20
 SIZE = 12 * MiB + 123  # three parts: 5 MiB, 5 MiB, 2 MiB + 123 bytes
-KEY = "orders/big.csv"
+KEY = "orders/big file+ü%2F.csv"  # botocore quotes it in CopySource, part by part too
 
 
 def _bytes(seed: int) -> bytes:
