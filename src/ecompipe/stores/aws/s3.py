@@ -12,12 +12,13 @@ S3 has no rename, so a claim does not move anything: it records the object's ETa
 later read (GetObject IfMatch) and move (CopyObject CopySourceIfMatch) names that version. An
 object overwritten mid-run is therefore never processed or archived under the old manifest:
 the entry becomes ``gone`` and the new version waits in landing for the next run. A move is
-copy, verify (size and ETag), then delete, and the delete too is conditional on the ETag.
+copy, verify (size, ETag, checksum), then delete, and the delete too is conditional on the ETag.
 Keys are used exactly as S3 lists them; URL-decoding happens only for S3 *event* keys
 (aws/lambda_handler.py). A key that must not become a local path (trigger.key_problem: ``..``,
 a backslash, a control character, too long) is never downloaded: validation quarantines the
 object within S3, and every download here refuses such a name, or one that resolves outside
-its folder.
+its folder. Copies of any size (multipart above a threshold, every part pinned to the
+version) and what their verification compares: stores/aws/copies.py.
 """
 
 from __future__ import annotations
@@ -34,14 +35,36 @@ from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path
 from ecompipe.errors import PermanentStoreError, StoreError
 from ecompipe.faults import crash_point
+from ecompipe.stores.aws import copies
 from ecompipe.stores.aws.clients import error_code, translate
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
 
 WORK_PREFIX = "_ecompipe"
+#: Codes of a copy or delete whose source is gone or no longer the version named.
+GONE_CODES = ("PreconditionFailed", "412", "NoSuchKey", "404")
 
 
 def _etag(raw: str) -> str:
     return raw.strip('"')
+
+
+def _transfer_config() -> Any:
+    """How upload_file and download_file stream: in bounded memory, whatever the size."""
+    from boto3.s3.transfer import TransferConfig  # noqa: TID251 (lazy: the aws backend only)
+
+    # Parts are read from / written to the file as they go: what is held is 8 requests in
+    # flight plus at most 100 chunks of 256 KiB waiting for the disk. Measured at 200 and
+    # 400 MiB (bench/s3_transfer_memory.py): about 25 MiB to upload, 45-60 MiB to
+    # download, whatever the size. The "classic" manager, because the CRT one, chosen by
+    # default on some instance types, sizes its buffers to the machine instead.
+    return TransferConfig(
+        multipart_threshold=64 * copies.MiB,
+        multipart_chunksize=16 * copies.MiB,
+        max_concurrency=8,
+        max_io_queue=100,
+        io_chunksize=256 * 1024,
+        preferred_transfer_client="classic",
+    )
 
 
 class S3ObjectStore:
@@ -49,6 +72,8 @@ class S3ObjectStore:
 
     #: Keys per ListObjectsV2 page (S3's maximum; tests lower it to cross pages cheaply).
     page_size = 1000
+    #: When copies go multipart, in what parts (tests lower it to cross parts cheaply).
+    copy_plan = copies.CopyPlan()
 
     def __init__(self, s3: Any, settings: Settings, root: Path) -> None:
         self.s3 = s3
@@ -93,8 +118,11 @@ class S3ObjectStore:
     # ------------------------------------------------------------------ claim and read
 
     def _head(self, bucket: str, key: str) -> dict[str, Any] | None:
+        """HeadObject with the object's checksum (copies.full_checksum), None if missing."""
         try:
-            head: dict[str, Any] = self.s3.head_object(Bucket=bucket, Key=key)
+            head: dict[str, Any] = self.s3.head_object(
+                Bucket=bucket, Key=key, ChecksumMode="ENABLED"
+            )
         except Exception as exc:
             if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -187,54 +215,64 @@ class S3ObjectStore:
     def _settle(self, entry: ManifestEntry, bucket: str, key: str, status: str) -> None:
         """Copy (source version pinned), verify, then delete the source if still our version."""
         where = f"s3://{bucket}/{key}"
+        found = self._head(self.bucket, entry.key)
+        ours = found if found is not None and _etag(found["ETag"]) == entry.etag else None
         dst = self._head(bucket, key)
-        if dst is not None and not self._same(dst, entry):
-            # Other bytes already there: no retry changes that; an operator must look.
-            raise PermanentStoreError(
-                f"refusing to overwrite {where} (moving {entry.key}): it holds other bytes; "
-                "move it aside, then run again"
-            )
-        if dst is None:
-            try:
-                self.s3.copy_object(
-                    Bucket=bucket,
-                    Key=key,
-                    CopySource={"Bucket": self.bucket, "Key": entry.key},
-                    CopySourceIfMatch=entry.etag,
+        if dst is not None:
+            # Copied before a crash (the source may be deleted since): it must be our bytes.
+            source = ours or {"ContentLength": entry.size, "ETag": entry.etag}
+            expected = copies.reproducible_checksum(self.copy_plan, ours) if ours else None
+            if not copies.verified(dst, source, expected):
+                # Other bytes already there: no retry changes that; an operator must look.
+                raise PermanentStoreError(
+                    f"refusing to overwrite {where} (moving {entry.key}): it holds other "
+                    "bytes; move it aside, then run again"
                 )
+        elif ours is None:
+            # Gone or overwritten after the claim: the new version is not ours.
+            entry.status, entry.location = "gone", None
+            return
+        else:
+            try:
+                copied = self._copy_checked(ours, entry.key, bucket, key)
             except Exception as exc:
-                if error_code(exc) in ("PreconditionFailed", "412", "NoSuchKey", "404"):
-                    # Gone or overwritten after the claim: the new version is not ours.
+                if error_code(exc) in GONE_CODES:
+                    # Overwritten or deleted since the HeadObject above (S3 refused the copy).
                     entry.status, entry.location = "gone", None
                     return
                 raise translate(exc, f"copying {entry.key} to {where}") from None
-            dst = self._head(bucket, key)
-            if dst is None or not self._same(dst, entry):
-                src = self._head(self.bucket, entry.key)
-                if src is None or _etag(src["ETag"]) != entry.etag:
-                    # The source changed between claim and copy (S3 pins the version with
-                    # CopySourceIfMatch; the check here also covers stores that ignore it):
-                    # drop the copy we just made, leave the new upload for the next run.
-                    self.s3.delete_object(Bucket=bucket, Key=key)
+            if not copied:
+                now = self._head(self.bucket, entry.key)
+                if now is None or _etag(now["ETag"]) != entry.etag:
+                    # The source changed during the copy. S3 refuses such a copy
+                    # (CopySourceIfMatch on every request); this covers stores that ignore
+                    # it: the new upload stays for the next run.
                     entry.status, entry.location = "gone", None
                     return
-                raise StoreError(f"copy of {entry.key} to {where} did not verify; original kept")
+                raise StoreError(
+                    f"copy of {entry.key} to {where} did not verify (size, ETag or checksum): "
+                    "copy removed, original kept"
+                )
         crash_point("move:after-copy-before-delete")
         try:
             # IfMatch: never delete a version uploaded after the claim.
             self.s3.delete_object(Bucket=self.bucket, Key=entry.key, IfMatch=entry.etag)
         except Exception as exc:
-            if error_code(exc) not in ("PreconditionFailed", "412", "NoSuchKey", "404"):
+            if error_code(exc) not in GONE_CODES:
                 raise translate(exc, f"deleting s3://{self.bucket}/{entry.key}") from None
         entry.status, entry.location = status, where
 
-    @staticmethod
-    def _same(head: dict[str, Any], entry: ManifestEntry) -> bool:
-        # A single-part copy keeps the source's ETag (its MD5); a multipart source gets a new
-        # one on copy, so its size is what we can compare.
-        if int(head["ContentLength"]) != entry.size:
-            return False
-        return "-" in entry.etag or _etag(head["ETag"]) == entry.etag
+    def _copy_checked(self, source: dict[str, Any], src_key: str, bucket: str, key: str) -> bool:
+        """Copy the version of s3://BUCKET_NAME/``src_key`` that ``source`` (its HeadObject)
+        describes to s3://``bucket``/``key`` and verify it (copies.verified); a copy that does
+        not verify is deleted (False). botocore's errors are raised as they are."""
+        plan = self.copy_plan
+        expected = copies.copy(self.s3, plan, source, (self.bucket, src_key), (bucket, key))
+        dst = self._head(bucket, key)
+        if dst is not None and copies.verified(dst, source, expected):
+            return True
+        self.s3.delete_object(Bucket=bucket, Key=key)
+        return False
 
     # ------------------------------------------------------------------ reports and data
 
@@ -257,7 +295,7 @@ class S3ObjectStore:
 
     def _upload(self, source: Path, key: str) -> None:
         try:
-            self.s3.upload_file(str(source), self.bucket, key)
+            self.s3.upload_file(str(source), self.bucket, key, Config=_transfer_config())
         except Exception as exc:
             raise translate(exc, f"uploading s3://{self.bucket}/{key}") from None
 
@@ -265,7 +303,7 @@ class S3ObjectStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.part")
         try:
-            self.s3.download_file(self.bucket, key, str(tmp))
+            self.s3.download_file(self.bucket, key, str(tmp), Config=_transfer_config())
         except Exception as exc:
             raise translate(exc, f"downloading s3://{self.bucket}/{key}") from None
         tmp.replace(path)
@@ -322,14 +360,18 @@ class S3ObjectStore:
         for dataset in DATASET_NAMES:
             src = f"{self._staging_prefix(execution_id)}{dataset}.parquet"
             dst = f"{WORK_PREFIX}/curated/" + curated_path(Path(), dataset, seq).as_posix()
-            if self._head(self.bucket, dst) is not None or self._head(self.bucket, src) is None:
-                continue  # published before a crash, or no rows for this dataset
+            source = self._head(self.bucket, src)
+            if source is None or self._head(self.bucket, dst) is not None:
+                continue  # no rows for this dataset, or published before a crash
             try:
-                self.s3.copy_object(
-                    Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src}
-                )
+                copied = self._copy_checked(source, src, self.bucket, dst)
             except Exception as exc:
                 raise translate(exc, f"publishing s3://{self.bucket}/{dst}") from None
+            if not copied:
+                raise StoreError(
+                    f"publishing s3://{self.bucket}/{dst}: the copy did not verify "
+                    "(size, ETag or checksum); removed, to be published again"
+                )
 
     def withdraw_batch(self, execution_id: str, seq: int) -> None:
         """Delete the batch's objects from the curated log (a missing one is no error)."""
