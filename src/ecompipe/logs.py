@@ -14,7 +14,7 @@ secret ever written.
 - Redaction: the values of environment variables whose names say key, secret, token, password
   or webhook (config.is_secret: AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN...) and of secret
   settings (:func:`protect`) are replaced by ``***`` in every line, as written or as they would
-  appear inside a URL or a JSON string, message and traceback alike.
+  appear inside a URL or a JSON string: message, extra fields and traceback alike.
 """
 
 from __future__ import annotations
@@ -115,9 +115,32 @@ class _Context(logging.Filter):
         return True
 
 
+def _scrubbed(value: Any) -> Any:
+    """``value`` (a JSON-ready tree, or anything shown as text) with every secret redacted."""
+    if isinstance(value, dict):
+        return {str(k): _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _redact(str(value))
+
+
+class TextFormatter(logging.Formatter):
+    """The message alone (and a traceback), every secret redacted."""
+
+    def __init__(self) -> None:
+        super().__init__("%(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted line, redacted."""
+        return _redact(super().format(record))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, context and extra fields,
-    and the traceback as ``exception``."""
+    and the traceback as ``exception``; every secret redacted before encoding (so one
+    quoted inside a message, hence escaped twice on the line, is found too)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON."""
@@ -131,7 +154,7 @@ class JsonFormatter(logging.Formatter):
         doc.update((k, v) for k, v in record.__dict__.items() if k not in _RECORD_FIELDS)
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
+        return json.dumps(_scrubbed(doc))
 
 
 class _Handler(logging.StreamHandler[TextIO]):
@@ -150,10 +173,6 @@ class _Handler(logging.StreamHandler[TextIO]):
     @stream.setter
     def stream(self, _value: TextIO) -> None:
         pass  # always the current sys.stderr
-
-    def format(self, record: logging.LogRecord) -> str:
-        """The formatted line, every secret replaced (JSON escapes are among the forms)."""
-        return _redact(super().format(record))
 
 
 _format = TEXT
@@ -181,7 +200,7 @@ def configure(
     for old in list(root.handlers):
         if isinstance(old, _Handler) or type(old).__name__.startswith("LambdaLoggerHandler"):
             root.removeHandler(old)
-    formatter = JsonFormatter() if chosen == JSON else logging.Formatter("%(message)s")
+    formatter = JsonFormatter() if chosen == JSON else TextFormatter()
     root.addHandler(_Handler(formatter))
     root.setLevel(level)
     _format = chosen
