@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,15 +36,11 @@ class Stderr:
 
 
 @pytest.fixture
-def stderr(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Stderr]:
-    """Stderr as the handler writes it; the root logger's handlers and level, and the chosen
-    format, are put back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+def stderr(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Stderr:
+    """Stderr as the handler writes it; the chosen format is put back afterwards (the
+    handler is taken down by conftest's _logging_put_back)."""
     monkeypatch.setattr(logs, "_format", logs._format)
-    yield Stderr(capsys)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    return Stderr(capsys)
 
 
 def _lines(buffer: Stderr) -> list[dict[str, Any]]:
