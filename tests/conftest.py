@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -44,6 +45,19 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests write each file whole before a run starts, so they need not wait for it to settle;
     # the tests of settling (test_landing_settle.py) set their own.
     monkeypatch.setenv("ECOMPIPE_SETTLE_SECONDS", "0")
+
+
+@pytest.fixture(autouse=True)
+def _logging_put_back() -> Iterator[None]:
+    """An in-process CLI or Lambda call sets logging up for the whole process (ecompipe.logs
+    writes to the sys.stderr of the moment): taken down after each test, so a later test's
+    captured stderr holds only its own lines (not, say, moto's request log at INFO)."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if type(h).__module__ == "ecompipe.logs"]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 def ecompipe(*args: str, workspace: Path | None = None, **env: str) -> Result:

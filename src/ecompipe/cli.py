@@ -3,19 +3,19 @@
 Exit codes (every command): 0 success; 1 the data was rejected so nothing could be computed;
 2 an operational or usage error (bad config, missing workspace, lock busy, I/O); 3 there is
 no complete set to run (`run`); 141 the reader of the output went away (`| head`). Errors are
-one or two lines on stderr, never a traceback (set LOG_LEVEL=DEBUG to see one).
+one or two lines on stderr, never a traceback (set LOG_LEVEL=DEBUG to see one). Log lines go
+to stderr too (`--log-format json`: one JSON object each); progress bars only on a terminal.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
-from ecompipe.config import Settings, load_settings, redacted_settings, setting_docs
+from ecompipe import logs
+from ecompipe.config import Settings, load_settings, redacted_settings, secret_values, setting_docs
 from ecompipe.contracts import DATASET_NAMES
+from ecompipe.display import working as _status
 from ecompipe.errors import EcompipeError, IncompleteSetError
 from ecompipe.workspace import Workspace, workspace_from
 
@@ -82,23 +84,10 @@ def pipeline_options(where: str) -> Callable[[F], F]:
 
 
 def _settings(ws: Workspace, **explicit: Any) -> Settings:
-    return load_settings(ws.config_file, explicit=explicit)
-
-
-def _interactive() -> bool:
-    return sys.stderr.isatty()
-
-
-@contextmanager
-def _status(text: str, quiet: bool = False) -> Iterator[Callable[[str], None]]:
-    """A spinner on a terminal; silent when piped or ``quiet``."""
-    if quiet or not _interactive():
-        yield lambda _msg: None
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status(text) as status:
-        yield lambda msg: status.update(msg)
+    settings = load_settings(ws.config_file, explicit=explicit)
+    # A secret may come from the workspace's file, which logging never read.
+    logs.protect(secret_values(settings))
+    return settings
 
 
 def _debug() -> bool:
@@ -120,7 +109,7 @@ class EcompipeGroup(click.Group):
         except EcompipeError as exc:
             problems = getattr(exc, "problems", None) or [str(exc)]
             for problem in problems:
-                click.echo(f"ecompipe: error: {problem}", err=True)
+                click.echo(f"ecompipe: error: {logs.redact(problem)}", err=True)
             if _debug():
                 raise
             ctx.exit(2)
@@ -147,7 +136,7 @@ class EcompipeGroup(click.Group):
         except OSError as exc:
             # A file or folder the user pointed us at (permissions, a full disk...).
             where = f": {exc.filename}" if exc.filename else ""
-            click.echo(f"ecompipe: error: {exc.strerror or exc}{where}", err=True)
+            click.echo(f"ecompipe: error: {logs.redact(f'{exc.strerror or exc}{where}')}", err=True)
             if _debug():
                 raise
             ctx.exit(2)
@@ -155,7 +144,9 @@ class EcompipeGroup(click.Group):
             # A bug, not a user error: still one line (the traceback with LOG_LEVEL=DEBUG).
             if _debug():
                 raise
-            click.echo(f"ecompipe: internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo(
+                f"ecompipe: internal error: {type(exc).__name__}: {logs.redact(str(exc))}", err=True
+            )
             click.echo(
                 "  run again with LOG_LEVEL=DEBUG to see the traceback; please report it", err=True
             )
@@ -164,13 +155,23 @@ class EcompipeGroup(click.Group):
 
 @click.group(cls=EcompipeGroup, epilog=EXIT_CODES_HELP)
 @click.version_option(package_name="ecompipe")
-def main() -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice([logs.TEXT, logs.JSON]),
+    default=None,
+    help="Log lines on stderr: text, or one JSON object each (time, level, execution_id, "
+    "state...) [env ECOMPIPE_LOG_FORMAT; default text, json for `ecompipe task`]. "
+    "LOG_LEVEL: default WARNING, INFO with json.",
+)
+@click.pass_context
+def main(ctx: click.Context, log_format: str | None) -> None:
     """ecompipe: validate e-commerce CSV batches and compute daily KPIs, exactly once.
 
     Start with `ecompipe demo`, or `ecompipe init` then `generate` and `run`.
     """
-    level = os.environ.get("LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(message)s")
+    # The ECS tasks' lines go to CloudWatch, where JSON fields can be queried.
+    default = logs.JSON if ctx.invoked_subcommand == "task" else logs.TEXT
+    logs.configure(log_format, default_format=default)
 
 
 @main.command()
@@ -236,7 +237,7 @@ def _usage(message: str) -> EcompipeError:
 @workspace_option
 @pipeline_options("the bucket, lock and metrics")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-@click.option("--quiet", "-q", is_flag=True, help="No notification line on stderr.")
+@click.option("--quiet", "-q", is_flag=True, help="No notification line and no progress on stderr.")
 def run(
     workspace: Path | None, backend: str, engine: str | None, as_json: bool, quiet: bool
 ) -> None:
@@ -247,12 +248,13 @@ def run(
     settings = _settings(ws, engine=engine)
     started = time.monotonic()
     try:
-        with _status("starting") as update:
+        with _status("starting", quiet=quiet or as_json) as update:
             pipeline = new_pipeline(
                 backend,
                 settings,
                 ws,
-                quiet or as_json,
+                # JSON logs: the ending's log line carries the notification's subject.
+                quiet or as_json or logs.is_json(),
                 on_state=lambda eid, state: update(f"{eid}: {state}"),
             )
             result = pipeline.run()
@@ -328,7 +330,7 @@ def watch(
     require_engine(settings)
 
     def local_pipeline() -> Pipeline:
-        return new_pipeline("local", settings, ws, quiet)
+        return new_pipeline("local", settings, ws, quiet or logs.is_json())
 
     watch_landing(
         ws.landing,
@@ -708,10 +710,18 @@ def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
     init_workspace(ws.root, settings)
     click.echo(f"workspace: {ws.root}")
     stem = f"demo_{time.strftime('%Y%m%dT%H%M%S')}"
-    summary = generate_sample(ws.landing, n_orders, seed=seed, name=stem)
+    with _status(f"generating {n_orders:,} orders"):
+        summary = generate_sample(ws.landing, n_orders, seed=seed, name=stem)
     click.echo("generated " + ", ".join(f"{summary.rows[d]:,} {d}" for d in DATASET_NAMES))
-    pipeline = new_pipeline("local", settings, ws, quiet=False)
-    result = pipeline.run()
+    with _status("running the pipeline") as update:
+        pipeline = new_pipeline(
+            "local",
+            settings,
+            ws,
+            quiet=logs.is_json(),
+            on_state=lambda eid, state: update(f"{eid}: {state}"),
+        )
+        result = pipeline.run()
     orders = [asdict(m) for m in pipeline.b.metrics.order_metrics()]
     categories = [asdict(m) for m in pipeline.b.metrics.category_metrics()]
     _print_table(f"{settings.order_metrics_table} ({len(orders)} rows)", orders, limit=10)

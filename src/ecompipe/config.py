@@ -119,7 +119,8 @@ def _dynamodb_batch(raw: Any) -> int:
 
 
 def _log_level(raw: Any) -> str:
-    return _choice("debug", "info", "warning", "error", "critical")(raw).upper()
+    # Empty: automatic (logs.configure: INFO for JSON logs, WARNING for text).
+    return _choice("", "debug", "info", "warning", "error", "critical")(raw).upper()
 
 
 def _jvm_memory(raw: Any) -> str:
@@ -269,7 +270,19 @@ class Settings:
     dynamodb_max_retries: int = _setting(
         8, "DYNAMODB_MAX_RETRIES", _positive_int, "Retries of unprocessed DynamoDB items."
     )
-    log_level: str = _setting("WARNING", "LOG_LEVEL", _log_level, "Logging level.")
+    log_level: str = _setting(
+        "",
+        "LOG_LEVEL",
+        _log_level,
+        "Logging level; empty: INFO with JSON logs, else WARNING (env only, as log_format).",
+    )
+    log_format: str = _setting(
+        "auto",
+        "ECOMPIPE_LOG_FORMAT",
+        _choice("auto", "text", "json"),
+        "Log lines: text, or json (one object per line); auto: json in `ecompipe task` and the "
+        "Lambda, else text. Env or --log-format only: logging starts before a workspace is read.",
+    )
 
     def prefix_of(self, dataset: str) -> str:
         """The landing prefix (folder) a dataset's files arrive under (setting
@@ -297,16 +310,41 @@ def is_secret(name: str) -> bool:
     return any(word in lowered for word in SECRET_WORDS)
 
 
+def _secret_field(f: Any) -> bool:
+    return is_secret(f.name) or is_secret(str(f.metadata.get("env", "")))
+
+
 def redacted_settings(settings: Any) -> list[dict[str, str]]:
     """Every field of a settings dataclass as {name, env, value}, shown as text, a secret's
     value (by its field or env var name) replaced by REDACTED when it is set."""
     shown = []
     for f in fields(settings):
         value, env = str(getattr(settings, f.name)), str(f.metadata.get("env", ""))
-        if value and (is_secret(f.name) or is_secret(env)):
+        if value and _secret_field(f):
             value = REDACTED
         shown.append({"name": f.name, "env": env, "value": value})
     return shown
+
+
+def secret_values(settings: Any) -> list[str]:
+    """The values of a settings dataclass's secret fields that are set (what logs redact)."""
+    values = (str(getattr(settings, f.name)) for f in fields(settings) if _secret_field(f))
+    return [v for v in values if v]
+
+
+def setting_from_env(name: str, env: Mapping[str, str] | None = None) -> Any:
+    """One setting from the environment alone, else its default: for what must be known
+    before a workspace is read (logging). A bad value is a ConfigError as load_settings says
+    it."""
+    env = os.environ if env is None else env
+    f = next(f for f in fields(Settings) if f.name == name)
+    raw = env.get(f.metadata["env"], "")
+    if raw == "":
+        return f.default
+    try:
+        return f.metadata["parse"](raw)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError([f"env {f.metadata['env']}={raw!r}: {exc}"]) from None
 
 
 def setting_docs() -> list[tuple[str, str, str, str]]:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import duckdb
 
+from ecompipe import progress
+
 # --------------------------------------------------------------------------------------------
 # Shapes (TheLook's column lists, extra columns included: the pipeline must ignore them)
 # --------------------------------------------------------------------------------------------
@@ -317,6 +319,7 @@ def generate_sample(
             con.execute("SET preserve_insertion_order = true")
             # Library code: no progress bar on the caller's terminal.
             con.execute("SET enable_progress_bar = false")
+            progress.report("generate", 0, len(all_targets), "files")
             _create_macros(con, seed)
             _create_lookups(con)
             con.execute(_products_sql(n_products))
@@ -342,10 +345,12 @@ def generate_sample(
                 crlf = dirty and ds == _ORDERS
                 rows[ds] = _copy(con, query, tmp, crlf=crlf)
                 staged[tmp] = targets[ds]
+                progress.report("generate", len(staged), len(all_targets), "files")
             if dirty:
                 tmp = work / nocol_target.name
                 _copy(con, _nocol_sql(n_items + n_orphans, orders, n_products), tmp, crlf=False)
                 staged[tmp] = nocol_target
+                progress.report("generate", len(staged), len(all_targets), "files")
         finally:
             con.close()
 

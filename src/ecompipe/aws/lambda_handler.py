@@ -26,7 +26,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from ecompipe import recovery, trigger
+from ecompipe import logs, recovery, trigger
 from ecompipe.aws.state_machine import EXECUTION_FAILED_ERROR, SFN_LEASE_SECONDS
 from ecompipe.config import Settings, load_settings
 from ecompipe.errors import ConfigError, LockBusyError
@@ -70,6 +70,7 @@ def handler(
     event: dict[str, Any], context: Any = None, clients: AwsClients | None = None
 ) -> dict[str, Any]:
     """The trigger's entry point. Returns what it decided (also logged, for CloudWatch)."""
+    logs.configure(default_format=logs.JSON)
     settings = load_settings()
     require_settings(settings, "bucket_name", "state_machine_arn")
     clients = clients or AwsClients(settings)
@@ -176,6 +177,7 @@ def acquire_lock(
     with the same rule as every Python acquirer; LockBusyError when every slot is held."""
     from ecompipe.wiring import AwsPorts
 
+    logs.configure(default_format=logs.JSON)
     name = str(event.get("execution_name") or "")
     if not name:
         raise ConfigError(["acquire_lock needs the event's execution_name"])

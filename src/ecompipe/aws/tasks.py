@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ecompipe import recovery
+from ecompipe import logs, recovery
 from ecompipe.aws.state_machine import HEARTBEAT_EVERY, SFN_LEASE_SECONDS
 from ecompipe.config import Settings, load_settings
 from ecompipe.engines import require_engine
@@ -72,20 +72,26 @@ def run_task(
     clients = clients or AwsClients(settings)  # first: without boto3 nothing can be reported
     token = _required(env, "TASK_TOKEN")
     sfn = clients("stepfunctions")
-    try:
-        output = _run(worker, env, settings, clients, engine_factory, sfn, token, heartbeat_every)
-    except EcompipeError as exc:
-        cause = getattr(exc, "cause", None) or json.dumps(
-            {"error": {"type": exc.code, "message": str(exc)}, "retryable": _transient(exc)}
-        )
-        sfn.send_task_failure(taskToken=token, error=exc.code[:MAX_ERROR], cause=cause[:MAX_CAUSE])
-        return {"status": "failure", "error": exc.code, "cause": cause}
-    except Exception as exc:
-        # A bug, not bad data: report it (not retried) rather than leave the state hanging.
-        log.exception("task %s crashed", worker)
-        cause = f"{type(exc).__name__}: {exc}"
-        sfn.send_task_failure(taskToken=token, error="Ecompipe.Error", cause=cause[:MAX_CAUSE])
-        return {"status": "failure", "error": "Ecompipe.Error", "cause": cause}
+    # The ECS task's log lines say which execution and state they are for (CloudWatch).
+    with logs.context(execution_id=env.get("EXECUTION_ID", ""), state=WORKERS.get(worker, "")):
+        try:
+            output = _run(
+                worker, env, settings, clients, engine_factory, sfn, token, heartbeat_every
+            )
+        except EcompipeError as exc:
+            cause = getattr(exc, "cause", None) or json.dumps(
+                {"error": {"type": exc.code, "message": str(exc)}, "retryable": _transient(exc)}
+            )
+            sfn.send_task_failure(
+                taskToken=token, error=exc.code[:MAX_ERROR], cause=cause[:MAX_CAUSE]
+            )
+            return {"status": "failure", "error": exc.code, "cause": cause}
+        except Exception as exc:
+            # A bug, not bad data: report it (not retried) rather than leave the state hanging.
+            log.exception("task %s crashed", worker)
+            cause = f"{type(exc).__name__}: {exc}"
+            sfn.send_task_failure(taskToken=token, error="Ecompipe.Error", cause=cause[:MAX_CAUSE])
+            return {"status": "failure", "error": "Ecompipe.Error", "cause": cause}
     sfn.send_task_success(taskToken=token, output=json.dumps(output, default=str))
     return {"status": "success", "output": output}
 

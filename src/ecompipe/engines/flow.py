@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from ecompipe import kpis, validation
+from ecompipe import kpis, progress, validation
 from ecompipe.contracts import DATASETS, Dataset, FileReason, Reason
 from ecompipe.dialect import Dialect
 from ecompipe.engines import records
@@ -185,11 +185,13 @@ class EngineFlow(ABC):
         file_reports: dict[int, FileReport] = {}
         parts: dict[int, str] = {}
         for idx, f in enumerate(files):
+            progress.report(f"validate {ds.name}", idx, len(files), "files")
             fr = FileReport(key=f.key, dataset=ds.name, accepted=False)
             file_reports[idx] = fr
             part = self._read(ds, idx, f, fr, batch)
             if part is not None:
                 parts[idx] = part
+        progress.report(f"validate {ds.name}", len(files), len(files), "files")
         batch.report.files.extend(file_reports.values())
         if not parts:
             return  # every file has its verdict: none could be read

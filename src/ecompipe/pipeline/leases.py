@@ -8,6 +8,7 @@ the same tick, for the local runner and the tasks alike.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
@@ -65,7 +66,13 @@ class Heartbeat:
         self.guard = threading.Lock()
         self._stop = threading.Event()
         self.lost = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="ecompipe-heartbeat", daemon=True)
+        # In the creator's context: its warnings carry the execution it keeps (logs.context).
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._beat,),
+            name="ecompipe-heartbeat",
+            daemon=True,
+        )
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

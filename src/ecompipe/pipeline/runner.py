@@ -8,11 +8,13 @@ lock, so an upload during a run is left for the next one.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from ecompipe import logs
 from ecompipe.config import Settings
 from ecompipe.engines.base import Engine
 from ecompipe.errors import (
@@ -41,6 +43,8 @@ from ecompipe.pipeline.results import (
 from ecompipe.pipeline.states import States, report_of
 from ecompipe.stores.base import Backend, ExecutionRecord, ManifestEntry, ObjectInfo
 from ecompipe.workflow import SPECS, State, Status, next_state
+
+log = logging.getLogger("ecompipe")
 
 
 class Pipeline:
@@ -166,15 +170,28 @@ class Pipeline:
         through it (``ecompipe task ...``), so both run the same code. Raises the state's
         EcompipeError once the retries this layer owns are used up.
         """
-        self.b.log.record_event(execution_id, state, "entered")
-        try:
-            result = self.states.run(execution_id, state)
-        except EcompipeError as exc:
-            self.b.log.record_event(
-                execution_id, state, "failed", {"error": exc.code, "message": str(exc)}
-            )
-            raise
-        self.b.log.record_event(execution_id, state, "succeeded")
+        with logs.context(execution_id=execution_id, state=state):
+            self.b.log.record_event(execution_id, state, "entered")
+            log.info("%s entered", state)
+            began = time.monotonic()
+            try:
+                result = self.states.run(execution_id, state)
+            except EcompipeError as exc:
+                self.b.log.record_event(
+                    execution_id, state, "failed", {"error": exc.code, "message": str(exc)}
+                )
+                seconds = round(time.monotonic() - began, 3)
+                log.info(
+                    "%s failed after %.1fs: %s",
+                    state,
+                    seconds,
+                    exc.code,
+                    extra={"seconds": seconds, "error": exc.code, "reason": str(exc)},
+                )
+                raise
+            self.b.log.record_event(execution_id, state, "succeeded")
+            seconds = round(time.monotonic() - began, 3)
+            log.info("%s succeeded in %.1fs", state, seconds, extra={"seconds": seconds})
         return result
 
     def open_execution(self, execution_id: str) -> bool:
@@ -238,12 +255,19 @@ class Pipeline:
             for o in objects
         ]
         self.b.log.save_manifest(execution_id, entries)
+        waited = round(acquired - waited_from, 3)
         self.b.log.record_event(
             execution_id,
             State.ACQUIRE_LOCK,
             "succeeded",
-            {"holder": self.holder, "waited_seconds": round(acquired - waited_from, 3)},
+            {"holder": self.holder, "waited_seconds": waited},
         )
+        with logs.context(execution_id=execution_id, state=State.ACQUIRE_LOCK):
+            log.info(
+                "execution started with %d files",
+                len(entries),
+                extra={"files": len(entries), "holder": self.holder, "waited_seconds": waited},
+            )
         return execution_id
 
     def _resume(self, record: ExecutionRecord) -> Outcome:
@@ -262,6 +286,12 @@ class Pipeline:
         self.b.log.record_event(
             record.execution_id, State.ACQUIRE_LOCK, "resumed", {"holder": self.holder}
         )
+        with logs.context(execution_id=record.execution_id, state=State.ACQUIRE_LOCK):
+            log.info(
+                "execution resumed (%d resumes without progress so far)",
+                stalled,
+                extra={"holder": self.holder, "resumes": stalled},
+            )
         state: State | None = State.VALIDATE_FILES
         while state is not None and state in done:
             state = next_state(state, usable=self.states.usable(record.execution_id))
@@ -319,15 +349,17 @@ class Pipeline:
         self.b.log.finish(execution_id, Status.SUCCEEDED, {"notification": message["subject"]})
         self.b.log.record_event(execution_id, State.SUCCESS, "succeeded")
         crash_point(f"after:{State.SUCCESS}")
-        return Outcome(
-            execution_id, Status.SUCCEEDED, EXIT_OK, message["subject"], resumed, message
+        return self._ended(
+            State.SUCCESS,
+            Outcome(execution_id, Status.SUCCEEDED, EXIT_OK, message["subject"], resumed, message),
         )
 
     def _fail(self, execution_id: str, error: EcompipeError, resumed: bool) -> Outcome:
         if isinstance(error, TransientError):
             # Leave the execution RUNNING and its files claimed: the next run resumes it
             # from the last completed state (nothing is redone twice, nothing is lost).
-            return Outcome(execution_id, Status.RUNNING, EXIT_ERROR, str(error), resumed)
+            outcome = Outcome(execution_id, Status.RUNNING, EXIT_ERROR, str(error), resumed)
+            return self._ended(State.FAILURE, outcome)
         self.b.log.record_event(execution_id, State.FAILURE, "entered")
         self.states.withdraw_unfinished_batch(execution_id)
         # Files without a verdict go back to landing untouched: a failure that is not in the
@@ -346,7 +378,32 @@ class Pipeline:
             code = EXIT_REJECTED
         elif isinstance(error, ReturnedToLandingError):
             code = EXIT_NO_COMPLETE_SET
-        return Outcome(execution_id, Status.FAILED, code, message["subject"], resumed, message)
+        return self._ended(
+            State.FAILURE,
+            Outcome(execution_id, Status.FAILED, code, message["subject"], resumed, message),
+        )
+
+    def _ended(self, state: State, outcome: Outcome) -> Outcome:
+        """Log how an execution ended. The text line leaves the subject out: the notifier
+        prints it (JSON logs carry it, and the CLI then silences the notifier's line)."""
+        record = self.b.log.get(outcome.execution_id)
+        seconds = round(time.time() - record.started_at, 3) if record else None
+        text = "execution ended %s (exit %d)"
+        if outcome.status == Status.RUNNING:
+            text = "execution stopped, still %s: the next run resumes it (exit %d)"
+        with logs.context(execution_id=outcome.execution_id, state=state):
+            log.info(
+                text,
+                outcome.status,
+                outcome.exit_code,
+                extra={
+                    "status": outcome.status,
+                    "exit_code": outcome.exit_code,
+                    "subject": outcome.message,
+                    "execution_seconds": seconds,
+                },
+            )
+        return outcome
 
 
 def _stalled(events: list[dict[str, Any]]) -> tuple[int, str]:

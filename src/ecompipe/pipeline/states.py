@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ecompipe import trigger
+from ecompipe import progress, trigger
 from ecompipe.config import Settings
 from ecompipe.engines.base import Engine, InputFile
 from ecompipe.errors import ResourceError, ReturnedToLandingError, TransientError, from_os_error
@@ -141,7 +141,9 @@ class States:
         if report.rejects_file:
             store.put_report(execution_id, "rejects.csv", staging / report.rejects_file)
         store.save_staging(execution_id)
-        self.b.log.save_summary(execution_id, {"validation": report.to_dict()})
+        summary = report.to_dict()
+        self.b.log.save_summary(execution_id, {"validation": summary})
+        _log_verdicts(report, summary)
         self._quarantine_rejected(execution_id, entries, report)
         return None
 
@@ -206,17 +208,29 @@ class States:
         assert record is not None
         # Publish + recompute + write metrics is one critical section: two runs computing
         # from different snapshots of the curated log could each overwrite a shared date.
+        step = f"transform batch #{record.seq}"
         with self.leases.critical() as span:
+            progress.report(step, 0, 3, "steps")
             self.b.store.publish_batch(execution_id, record.seq)
             crash_point("transform:after-publish")
+            progress.report(step, 1, 3, "steps")
             curated = self.b.store.curated_log(uri=self.engine.reads_uris)
             result = self.engine.transform(curated, record.seq)
+            progress.report(step, 2, 3, "steps")
             self.b.metrics.replace_dates(
                 result.affected_dates, result.order_metrics, result.category_metrics
             )
+            progress.report(step, 3, 3, "steps")
         self.b.log.record_event(execution_id, State.TRANSFORM_DATA, "critical", span)
+        headline = result.headline()
         self.b.log.save_summary(
-            execution_id, {"transform": result.headline(), "curated_rows": result.curated_rows}
+            execution_id, {"transform": headline, "curated_rows": result.curated_rows}
+        )
+        log.info(
+            "batch #%d published; metrics of %d dates rewritten",
+            record.seq,
+            len(result.affected_dates),
+            extra={"seq": record.seq, **headline},
         )
         return None
 
@@ -240,9 +254,9 @@ class States:
 
     def archive(self, execution_id: str) -> None:
         """Verified move of every claimed file to the archive."""
-        for entry in self.b.log.manifest(execution_id):
-            if entry.status != "claimed":
-                continue
+        claimed = [e for e in self.b.log.manifest(execution_id) if e.status == "claimed"]
+        for done, entry in enumerate(claimed):
+            progress.report("archive", done, len(claimed), "files")
             if entry.regular and self.b.store.still_being_written(execution_id, entry):
                 # Written to after its rows were counted: archived, its new bytes would never
                 # count. Back to landing, a later run reads it whole; its rows counted now have
@@ -252,4 +266,32 @@ class States:
                 continue
             self.b.store.archive(execution_id, entry)
             self.b.log.update_entry(execution_id, entry)
+        progress.report("archive", len(claimed), len(claimed), "files")
+        archived = sum(e.status == "archived" for e in claimed)
+        log.info("%d of %d files archived", archived, len(claimed), extra={"archived": archived})
         return None
+
+
+def _log_verdicts(report: ValidationReport, summary: dict[str, object]) -> None:
+    """The verdict counts at INFO, and each rejected file with its reason."""
+    log.info(
+        "%s of %d files accepted, %s rejected; %s rows rejected in accepted files",
+        summary["files_accepted"],
+        len(report.files),
+        summary["files_rejected"],
+        summary["rejected_rows"],
+        extra={
+            k: summary[k]
+            for k in ("files_accepted", "files_rejected", "rejected_rows", "accepted_rows")
+        },
+    )
+    for f in report.files:
+        if not f.accepted:
+            # %r: a landed key may hold control characters (they must not reach a terminal).
+            log.info(
+                "rejected %r: %s (%s)",
+                f.key,
+                f.reason,
+                f.detail,
+                extra={"key": f.key, "reason": f.reason},
+            )

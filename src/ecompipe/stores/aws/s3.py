@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ecompipe import trigger
+from ecompipe import progress, trigger
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path
@@ -172,9 +172,11 @@ class S3ObjectStore:
         tmp = path.with_name(f".{hashlib.sha256(path.name.encode()).hexdigest()[:16]}.part")
         try:
             body = self.s3.get_object(Bucket=self.bucket, Key=entry.key, IfMatch=entry.etag)["Body"]
+            step = f"download {entry.key}"
             with tmp.open("wb") as out:
                 for chunk in iter(lambda: body.read(1 << 20), b""):
                     out.write(chunk)
+                    progress.report(step, out.tell(), entry.size, "bytes")
         except Exception as exc:
             if error_code(exc) in ("PreconditionFailed", "412"):
                 # Overwritten after the claim: retrying the state re-claims and drops it.
@@ -294,16 +296,22 @@ class S3ObjectStore:
         return body
 
     def _upload(self, source: Path, key: str) -> None:
+        step = progress.bytes_callback(f"upload {key}", source.stat().st_size)
         try:
-            self.s3.upload_file(str(source), self.bucket, key, Config=_transfer_config())
+            self.s3.upload_file(
+                str(source), self.bucket, key, Config=_transfer_config(), Callback=step
+            )
         except Exception as exc:
             raise translate(exc, f"uploading s3://{self.bucket}/{key}") from None
 
-    def _download(self, key: str, path: Path) -> None:
+    def _download(self, key: str, path: Path, size: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.part")
+        step = progress.bytes_callback(f"download {key}", size)
         try:
-            self.s3.download_file(self.bucket, key, str(tmp), Config=_transfer_config())
+            self.s3.download_file(
+                self.bucket, key, str(tmp), Config=_transfer_config(), Callback=step
+            )
         except Exception as exc:
             raise translate(exc, f"downloading s3://{self.bucket}/{key}") from None
         tmp.replace(path)
@@ -318,7 +326,8 @@ class S3ObjectStore:
             path.mkdir(parents=True)
             prefix = self._staging_prefix(execution_id)
             for obj in self._objects(self.bucket, prefix):
-                self._download(obj["Key"], self._local(path, obj["Key"][len(prefix) :]))
+                local = self._local(path, obj["Key"][len(prefix) :])
+                self._download(obj["Key"], local, int(obj["Size"]))
         return path
 
     def save_staging(self, execution_id: str) -> None:
@@ -352,7 +361,7 @@ class S3ObjectStore:
         for obj, name in zip(objects, names, strict=True):
             local = self._local(path, name)
             if not (local.is_file() and local.stat().st_size == int(obj["Size"])):
-                self._download(obj["Key"], local)
+                self._download(obj["Key"], local, int(obj["Size"]))
         return CuratedLog.listed(str(path), names)
 
     def publish_batch(self, execution_id: str, seq: int) -> None:
