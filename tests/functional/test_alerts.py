@@ -45,7 +45,11 @@ def test_each_ending_has_its_severity_everywhere(
     write_batch(workspace, clean_batch(extra, n=50))
     with webhook_server([200]) as hook:
         result = ecompipe(
-            "run", "-q", workspace=workspace, ECOMPIPE_WEBHOOK_URL=hook.url, ECOMPIPE_NOTIFY_ON=EVERY
+            "run",
+            "-q",
+            workspace=workspace,
+            ECOMPIPE_WEBHOOK_URL=hook.url,
+            ECOMPIPE_NOTIFY_ON=EVERY,
         )
     assert result.exit_code == code, result.output
     [line] = notifications(workspace)

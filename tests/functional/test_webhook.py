@@ -114,4 +114,6 @@ def test_notify_on_picks_the_severities_sent(notify_on: tuple[str, ...], sent: l
             for s in ("success", "warning", "failure")
         ]
     assert [b["severity"] for b in hook.bodies] == sent
-    assert outcomes == ["sent" if s in sent else "skipped" for s in ("success", "warning", "failure")]
+    assert outcomes == [
+        "sent" if s in sent else "skipped" for s in ("success", "warning", "failure")
+    ]
