@@ -316,14 +316,16 @@ def watch(
     timeout: float | None,
     quiet: bool,
 ) -> None:
-    """Watch landing/ and run whenever a complete set has landed and landing is quiet.
+    """Watch landing/ and run whenever a complete set has landed and landing is quiet;
+    check the deadlines (as `ecompipe check` does) once a minute when one is set.
 
     Ctrl-C stops after the current run (a second Ctrl-C interrupts it; the next run resumes
     it). Exit 0 when stopped, at --max-runs or at --timeout.
     """
     from ecompipe.engines import require_engine
+    from ecompipe.pipeline import check
     from ecompipe.watch import watch as watch_landing
-    from ecompipe.wiring import new_pipeline
+    from ecompipe.wiring import new_pipeline, open_backend
 
     ws = workspace_from(workspace).require()
     settings = _settings(ws, debounce_seconds=debounce)
@@ -331,6 +333,9 @@ def watch(
 
     def local_pipeline() -> Pipeline:
         return new_pipeline("local", settings, ws, quiet or logs.is_json())
+
+    def check_deadlines() -> None:
+        check(open_backend("local", settings, ws, quiet), settings)
 
     watch_landing(
         ws.landing,
@@ -340,7 +345,51 @@ def watch(
         max_runs=max_runs,
         timeout=timeout,
         echo=lambda line: click.echo(f"ecompipe: {line}", err=True),
+        check=check_deadlines
+        if settings.complete_set_deadline or settings.freshness_deadline
+        else None,
     )
+
+
+CHECK_EXIT_CODES_HELP = """
+\b
+Exit codes:
+  0  every deadline is met (or both are off)
+  2  operational error (bad config, missing workspace, I/O)
+  4  a deadline has passed: a set is incomplete past complete_set_deadline, or nothing
+     has landed for freshness_deadline (notified the first time only)
+"""
+
+
+@main.command(epilog=CHECK_EXIT_CODES_HELP)
+@workspace_option
+@backend_option("the bucket and the execution log")
+@click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No notification line on stderr.")
+def check(workspace: Path | None, backend: str, as_json: bool, quiet: bool) -> None:
+    """Check the deadlines once (for cron): an incomplete set past complete_set_deadline,
+    nothing landed for freshness_deadline. Each condition is notified once until it clears."""
+    from ecompipe.pipeline import EXIT_LATE, EXIT_OK
+    from ecompipe.pipeline import check as check_deadlines
+    from ecompipe.wiring import open_backend
+
+    ws = workspace_from(workspace)
+    settings = _settings(ws)
+    result = check_deadlines(open_backend(backend, settings, ws, quiet or as_json), settings)
+    if as_json:
+        click.echo(json.dumps(asdict(result), default=str, indent=2))
+    elif not (settings.complete_set_deadline or settings.freshness_deadline):
+        click.echo(
+            "ecompipe: both deadlines are off: set complete_set_deadline and/or "
+            "freshness_deadline (e.g. 2h, 26h)",
+            err=True,
+        )
+    else:
+        for condition in result.holding:
+            click.echo(f"ecompipe: still holds (notified before): {condition}", err=True)
+        for condition in result.cleared:
+            click.echo(f"ecompipe: cleared: {condition}", err=True)
+    sys.exit(EXIT_LATE if result.late else EXIT_OK)
 
 
 def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:

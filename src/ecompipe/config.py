@@ -130,6 +130,42 @@ def _jvm_memory(raw: Any) -> str:
     return value
 
 
+#: Seconds per unit of a duration ("90m", "2h", "1d"); a bare number is seconds.
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The severities of a notification, mildest first (pipeline/messages.py decides each one).
+SEVERITIES = ("success", "warning", "failure")
+
+
+def parse_duration(raw: Any) -> float:
+    """Seconds of a duration such as ``90m``, ``2h``, ``26h``, ``1d`` or ``45`` (seconds);
+    ``0`` or empty: off."""
+    text = str(raw).strip().lower()
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)", text)
+    if text == "":
+        return 0.0
+    if isinstance(raw, bool) or match is None:
+        raise ValueError("must be a duration such as 90m, 2h, 26h or 1d (0: off)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+
+
+def _severities(raw: Any) -> str:
+    """A comma-separated subset of SEVERITIES (or a TOML list), kept in SEVERITIES' order."""
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    chosen = {str(item).strip().lower() for item in items if str(item).strip()}
+    unknown = sorted(chosen - set(SEVERITIES))
+    if unknown or not chosen:
+        raise ValueError("must be one or more of " + ", ".join(SEVERITIES) + " (comma-separated)")
+    return ",".join(s for s in SEVERITIES if s in chosen)
+
+
+def _webhook_url(raw: Any) -> str:
+    # The URL is a secret (a Slack hook's path is its key): the message never repeats it.
+    value = str(raw).strip()
+    if value and not re.fullmatch(r"https?://[^\s/]+\S*", value):
+        raise ValueError("must be an http:// or https:// URL (or empty: no webhook)")
+    return value
+
+
 def _spark_conf(raw: Any) -> str:
     """``key=value`` pairs separated by ';' (values may hold commas), or a TOML table."""
     if isinstance(raw, dict):
@@ -282,6 +318,36 @@ class Settings:
         _choice("auto", "text", "json"),
         "Log lines: text, or json (one object per line); auto: json in `ecompipe task` and the "
         "Lambda, else text. Env or --log-format only: logging starts before a workspace is read.",
+    )
+    webhook_url: str = _setting(
+        "",
+        "ECOMPIPE_WEBHOOK_URL",
+        _webhook_url,
+        "A URL every notification is POSTed to as well (a secret: never shown); empty: none.",
+    )
+    webhook_format: str = _setting(
+        "json",
+        "ECOMPIPE_WEBHOOK_FORMAT",
+        _choice("json", "slack"),
+        "The webhook's payload: json (the message) or slack (text + blocks).",
+    )
+    notify_on: str = _setting(
+        "warning,failure",
+        "ECOMPIPE_NOTIFY_ON",
+        _severities,
+        "Severities the webhook is sent for (success, warning, failure; comma-separated).",
+    )
+    complete_set_deadline: float = _setting(
+        0.0,
+        "ECOMPIPE_COMPLETE_SET_DEADLINE",
+        parse_duration,
+        "Warn when part of a set landed and the rest is still missing after this (2h); 0: off.",
+    )
+    freshness_deadline: float = _setting(
+        0.0,
+        "ECOMPIPE_FRESHNESS_DEADLINE",
+        parse_duration,
+        "Warn when nothing at all has landed for this long (26h); 0: off.",
     )
 
     def prefix_of(self, dataset: str) -> str:

@@ -21,10 +21,14 @@ from types import FrameType
 from typing import Any
 
 from ecompipe import trigger
-from ecompipe.errors import IncompleteSetError, TransientError
+from ecompipe.errors import EcompipeError, IncompleteSetError, TransientError
 from ecompipe.pipeline import Pipeline, RunResult
 
 log = logging.getLogger("ecompipe")
+
+#: Seconds between two deadline checks: a deadline is hours, so a minute late is on time,
+#: and the listing it takes stays cheap.
+CHECK_EVERY = 60.0
 
 
 @dataclass
@@ -80,8 +84,11 @@ def watch(
     max_runs: int | None = None,
     timeout: float | None = None,
     echo: Callable[[str], None] = print,
+    check: Callable[[], None] | None = None,
+    check_every: float = CHECK_EVERY,
 ) -> WatchResult:
-    """Watch ``landing`` and run a fresh pipeline for every complete set, until stopped."""
+    """Watch ``landing`` and run a fresh pipeline for every complete set, until stopped;
+    call ``check`` (the deadline check) at start and every ``check_every`` seconds."""
     changes = _Changes()
     stop = threading.Event()
     running = threading.Event()
@@ -100,11 +107,15 @@ def watch(
     try:
         checked_at = float("-inf")  # look once at start: files may have landed unwatched
         again = False
+        next_check = time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 reason = "timeout"
                 break
+            if check is not None and now >= next_check:
+                next_check = now + check_every
+                _check(check)
             pending = again or changes.last > checked_at
             quiet_for = now - changes.last
             if pending and quiet_for >= debounce:
@@ -151,6 +162,14 @@ def _ready(pipeline: Pipeline) -> bool:
     return not trigger.missing_datasets(keys, pipeline.settings) or bool(
         pipeline.b.log.unfinished()
     )
+
+
+def _check(check: Callable[[], None]) -> None:
+    """One deadline check; a failure is said and watch goes on (the next one retries)."""
+    try:
+        check()
+    except EcompipeError as exc:
+        log.warning("deadline check failed: %s", exc)
 
 
 def _run(pipeline: Pipeline) -> RunResult | None:

@@ -28,6 +28,7 @@ from ecompipe.engines.base import Engine
 from ecompipe.errors import ConfigError, WorkspaceError
 from ecompipe.pipeline import Pipeline
 from ecompipe.stores.aws.clients import AwsClients, require_settings
+from ecompipe.stores.aws.conditions import DynamoDBConditions
 from ecompipe.stores.aws.dynamodb import (
     DynamoDBExecutionLog,
     DynamoDBLock,
@@ -35,10 +36,19 @@ from ecompipe.stores.aws.dynamodb import (
 )
 from ecompipe.stores.aws.s3 import S3ObjectStore
 from ecompipe.stores.aws.sns import SNSNotifier
-from ecompipe.stores.base import Backend, ExecutionLog, Lock, MetricsStore, Notifier, ObjectStore
+from ecompipe.stores.base import (
+    Backend,
+    Conditions,
+    ExecutionLog,
+    Lock,
+    MetricsStore,
+    Notifier,
+    ObjectStore,
+)
 from ecompipe.stores.local.folder import FolderObjectStore
 from ecompipe.stores.local.notifier import LocalNotifier
 from ecompipe.stores.local.sqlite import (
+    SQLiteConditions,
     SQLiteExecutionLog,
     SQLiteLock,
     SQLiteMetricsStore,
@@ -46,12 +56,14 @@ from ecompipe.stores.local.sqlite import (
 )
 from ecompipe.stores.memory import (
     CollectingNotifier,
+    MemoryConditions,
     MemoryExecutionLog,
     MemoryLock,
     MemoryMetricsStore,
     MemoryObjectStore,
     MemoryState,
 )
+from ecompipe.stores.webhook import WebhookAlert
 from ecompipe.workflow import critical_lock_id
 from ecompipe.workspace import Workspace, default_config_text
 
@@ -88,6 +100,10 @@ class Ports(Protocol):
 
     def notifier(self, quiet: bool) -> Notifier:
         """The backend's notifier; ``quiet``: no line on stderr."""
+        ...
+
+    def conditions(self) -> Conditions:
+        """The conditions the deadline checks raised."""
         ...
 
 
@@ -141,6 +157,10 @@ class LocalPorts:
     def notifier(self, quiet: bool) -> LocalNotifier:
         """Console and notifications.jsonl."""
         return LocalNotifier(self.workspace.notifications, sys.stderr, quiet=quiet)
+
+    def conditions(self) -> SQLiteConditions:
+        """The raised conditions in the workspace database."""
+        return SQLiteConditions(self.workspace.db)
 
 
 class AwsPorts:
@@ -199,6 +219,10 @@ class AwsPorts:
         sns, topic = self.clients("sns"), self.settings.sns_topic_arn
         return SNSNotifier(sns, topic, sys.stderr, quiet=quiet)
 
+    def conditions(self) -> DynamoDBConditions:
+        """The raised conditions, as items of EXECUTIONS_TABLE."""
+        return DynamoDBConditions(self.clients("dynamodb"), self.settings.executions_table)
+
 
 class MemoryPorts:
     """The in-memory backend's adapters, every one a handle on the same MemoryState.
@@ -237,6 +261,10 @@ class MemoryPorts:
     def notifier(self, quiet: bool) -> CollectingNotifier:
         """Keeps every message in the state's ``notifications``."""
         return CollectingNotifier(self.state.notifications)
+
+    def conditions(self) -> MemoryConditions:
+        """The raised conditions in the state."""
+        return MemoryConditions(self.state)
 
 
 def open_ports(
@@ -290,6 +318,18 @@ def open_backend(
         notifier=notifier or ports.notifier(quiet),
         new_lock=ports.lock,
         new_critical_lock=partial(ports.lock, critical=True),
+        conditions=ports.conditions(),
+        alert=webhook(settings),
+    )
+
+
+def webhook(settings: Settings) -> WebhookAlert | None:
+    """The webhook alert channel ``webhook_url`` asks for (None: no URL set); it goes with
+    every backend's own notifier."""
+    if not settings.webhook_url:
+        return None
+    return WebhookAlert(
+        settings.webhook_url, settings.webhook_format, settings.notify_on.split(",")
     )
 
 

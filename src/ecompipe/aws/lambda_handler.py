@@ -11,6 +11,9 @@
   when it was stopped from outside), and re-check landing for a complete set, which then
   starts without a new upload. Idempotent: EventBridge delivers at least once.
 
+- an EventBridge "Scheduled Event" (the DeadlineCheckRule): the deadline check of
+  `ecompipe check` (pipeline.check), each condition notified once.
+
 ``acquire_lock`` is AcquireLock: a lease for the execution with the one lease rule of
 DynamoDBLock.try_acquire (reap expired holders, then a conditional acquire), or LockBusyError,
 which the state machine retries with the workflow's LOCK_RETRY.
@@ -23,6 +26,7 @@ import json
 import logging
 import tempfile
 import urllib.parse
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,8 @@ log = logging.getLogger("ecompipe")
 
 #: EventBridge's detail-type for Step Functions status changes.
 STATUS_CHANGE = "Step Functions Execution Status Change"
+#: EventBridge's detail-type for a schedule rule's events.
+SCHEDULED = "Scheduled Event"
 #: How many times in a row an execution ended by a stop is started again for its files
 #: without a new upload: a failure outside any Catch would fail every restart the same way.
 MAX_RESTARTS = 3
@@ -76,6 +82,8 @@ def handler(
     clients = clients or AwsClients(settings)
     if event.get("source") == "aws.states" and event.get("detail-type") == STATUS_CHANGE:
         return _decided(after_execution(event["detail"], settings, clients))
+    if event.get("source") == "aws.events" and event.get("detail-type") == SCHEDULED:
+        return _decided(check_deadlines(settings, clients))
     keys = event_keys(event)
     if keys and not any(settings.dataset_of_key(k) and trigger.is_csv_key(k) for k in keys):
         return _decided({"started": False, "reason": "no landing CSV in the event", "keys": keys})
@@ -121,7 +129,7 @@ def after_execution(
     that went through our own failure ending (error Ecompipe.ExecutionFailed) was notified
     and had its retries: its record is closed quietly and nothing restarts.
     """
-    from ecompipe.wiring import AwsPorts
+    from ecompipe.wiring import AwsPorts, webhook
 
     if detail.get("stateMachineArn") != settings.state_machine_arn:
         return {"started": False, "reason": "another state machine's execution"}
@@ -144,17 +152,20 @@ def after_execution(
             if detail.get("error"):
                 message += f" ({detail['error']})"
             message += "; its files stay in landing for the next run"
+            stopped = {
+                "subject": f"{name} FAILED: {message}",
+                "execution_id": name,
+                "status": "FAILED",
+                "severity": "failure",
+                "error": {"type": recovery.STOPPED, "message": message},
+            }
             # Notify first: a crash before the close then notifies again on the re-delivered
-            # event (at least once), never not at all.
-            ports.notifier(quiet=True).notify(
-                {
-                    "subject": f"{name} FAILED: {message}",
-                    "execution_id": name,
-                    "status": "FAILED",
-                    "error": {"type": recovery.STOPPED, "message": message},
-                }
-            )
+            # event (at least once), never not at all. The webhook, best effort, after.
+            ports.notifier(quiet=True).notify(stopped)
             closed = recovery.close_running(executions, name, recovery.STOPPED, message)
+            alert = webhook(settings)
+            if alert is not None:
+                alert.send(stopped)
     result: dict[str, Any] = {
         "execution": name,
         "execution_status": status,
@@ -168,6 +179,16 @@ def after_execution(
         reason = f"{restarts} restarts in a row already: the files wait for the next upload"
         return {**result, "started": False, "reason": reason}
     return {**result, **start_if_complete(settings, clients, after=name, restarts=restarts + 1)}
+
+
+def check_deadlines(settings: Settings, clients: AwsClients) -> dict[str, Any]:
+    """The scheduled deadline check: what ``ecompipe check --backend aws`` does once."""
+    from ecompipe.pipeline import check
+    from ecompipe.wiring import open_backend
+
+    backend = open_backend("aws", settings, quiet=True, clients=clients, work_dir=_no_local_files())
+    found = asdict(check(backend, settings))
+    return {"started": False, "reason": "deadline check", **found}
 
 
 def acquire_lock(

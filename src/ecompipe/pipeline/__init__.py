@@ -5,13 +5,16 @@
 - ``leases``: taking the pipeline and critical-section locks, one heartbeat keeping them;
 - ``landing``: what landed and may be taken (complete sets, files still being written);
 - ``recompute``: rebuilding the metrics from the curated store;
-- ``messages``: the notification an ending sends; ``results``: exit codes and outcomes.
+- ``messages``: the notification an ending sends; ``results``: exit codes and outcomes;
+- ``checks``: the deadline check (complete set, freshness), each condition notified once.
 """
 
+from ecompipe.pipeline.checks import CheckResult, check
 from ecompipe.pipeline.landing import Landing
 from ecompipe.pipeline.leases import Heartbeat
 from ecompipe.pipeline.results import (
     EXIT_ERROR,
+    EXIT_LATE,
     EXIT_NO_COMPLETE_SET,
     EXIT_OK,
     EXIT_REJECTED,
@@ -25,15 +28,18 @@ from ecompipe.pipeline.runner import Pipeline
 
 __all__ = [
     "EXIT_ERROR",
+    "EXIT_LATE",
     "EXIT_NO_COMPLETE_SET",
     "EXIT_OK",
     "EXIT_REJECTED",
+    "CheckResult",
     "Heartbeat",
     "Landing",
     "Outcome",
     "Pipeline",
     "RecomputeResult",
     "RunResult",
+    "check",
     "everything_rejected",
     "new_execution_id",
 ]

@@ -23,6 +23,7 @@ def message(
         "subject": subject(execution_id, report, summary, error),
         "execution_id": execution_id,
         "status": status,
+        "severity": severity(report, summary, error),
         "files": len(manifest),
         "files_accepted": sum(f.accepted for f in report.files),
         "files_rejected": sum(not f.accepted for f in report.files),
@@ -35,6 +36,23 @@ def message(
         "kpis": summary.get("transform"),
         "error": None if error is None else {"type": error.code, "message": str(error)},
     }
+
+
+def severity(report: ValidationReport, summary: dict[str, Any], error: EcompipeError | None) -> str:
+    """``failure`` when the execution failed; ``warning`` when it succeeded with something
+    to look at (rows or files rejected, items waiting for their order or product, statuses
+    the KPIs do not know); else ``success``. One of config.SEVERITIES."""
+    if error is not None:
+        return "failure"
+    kpi = summary.get("transform") or {}
+    flagged = (
+        report.rejected_rows,
+        sum(not f.accepted for f in report.files),
+        sum(f.unknown_status for f in report.files),
+        kpi.get("waiting_for_order", 0),
+        kpi.get("waiting_for_product", 0),
+    )
+    return "warning" if any(flagged) else "success"
 
 
 def subject(

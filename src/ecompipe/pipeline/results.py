@@ -17,6 +17,8 @@ EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_ERROR = 2
 EXIT_NO_COMPLETE_SET = 3
+#: `ecompipe check`: a deadline has passed (complete set or freshness), notified once.
+EXIT_LATE = 4
 
 
 @dataclass

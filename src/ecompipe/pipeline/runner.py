@@ -339,6 +339,20 @@ class Pipeline:
             error,
         )
 
+    def _alert(self, execution_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        """Send the ending's message to the alert channel (a webhook), once the ending is
+        recorded: a slow or failing hook neither delays the ending nor changes it. What the
+        channel did is kept in the execution's summary and returned in the message."""
+        if self.b.alert is None:
+            return message
+        delivery = self.b.alert.send(message)
+        try:
+            self.b.log.save_summary(execution_id, {delivery.channel: delivery.as_dict()})
+        except EcompipeError as exc:
+            # The run's outcome stands; only this record of the delivery is missing.
+            log.warning("%s: %s delivery not recorded: %s", execution_id, delivery.channel, exc)
+        return {**message, delivery.channel: delivery.as_dict()}
+
     def _succeed(self, execution_id: str, resumed: bool) -> Outcome:
         self.b.log.record_event(execution_id, State.SUCCESS, "entered")
         message = self._message(execution_id, Status.SUCCEEDED, None)
@@ -349,6 +363,7 @@ class Pipeline:
         self.b.log.finish(execution_id, Status.SUCCEEDED, {"notification": message["subject"]})
         self.b.log.record_event(execution_id, State.SUCCESS, "succeeded")
         crash_point(f"after:{State.SUCCESS}")
+        message = self._alert(execution_id, message)
         return self._ended(
             State.SUCCESS,
             Outcome(execution_id, Status.SUCCEEDED, EXIT_OK, message["subject"], resumed, message),
@@ -373,6 +388,8 @@ class Pipeline:
         self.b.store.cleanup(execution_id)
         self.b.log.finish(execution_id, Status.FAILED, {"error": message["error"]})
         self.b.log.record_event(execution_id, State.FAILURE, "succeeded")
+        if not isinstance(error, ReturnedToLandingError):
+            message = self._alert(execution_id, message)
         code = EXIT_ERROR
         if isinstance(error, DataRejectedError):
             code = EXIT_REJECTED

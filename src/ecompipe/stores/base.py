@@ -28,6 +28,8 @@ class ObjectInfo:
     ``changed_at`` is when it last changed (seconds since the epoch) where objects can be
     written in place, as files in a folder can; None where they appear whole (S3).
     ``held_open`` is True when a writer has it open now (where the store can tell).
+    ``landed_at``: when it landed there (seconds since the epoch; its last change locally,
+    its LastModified on S3), None where the store cannot tell: the deadline checks use it.
     """
 
     key: str
@@ -36,6 +38,7 @@ class ObjectInfo:
     regular: bool = True
     changed_at: float | None = None
     held_open: bool = False
+    landed_at: float | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -298,10 +301,61 @@ class Notifier(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What an alert channel did with one message: ``sent``, ``skipped`` (its severity is
+    not in ``notify_on``) or ``failed`` (after ``attempts`` tries; ``error`` says why, in a
+    few words that never hold the channel's address)."""
+
+    channel: str
+    outcome: str
+    attempts: int = 0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The delivery as the execution summary and ``check --json`` record it."""
+        return {"outcome": self.outcome, "attempts": self.attempts, "error": self.error}
+
+
+class Alert(Protocol):
+    """A best-effort channel (a webhook) sent to after an execution's ending is recorded:
+    slow or failing, it never changes how a run ended."""
+
+    def send(self, message: dict[str, Any]) -> Delivery:
+        """Deliver one message if its severity is wanted; never raises."""
+        ...
+
+
+@dataclass(frozen=True)
+class RaisedCondition:
+    """A condition (a deadline passed) that was notified and has not cleared since."""
+
+    condition_id: str
+    raised_at: float
+    detail: dict[str, Any]
+
+
+class Conditions(Protocol):
+    """The conditions notified and not yet cleared: each is notified once, by whichever
+    checker raises it first, until it clears."""
+
+    def raise_once(self, condition_id: str, detail: dict[str, Any]) -> bool:
+        """Record the condition; True only for the call that recorded it (atomic)."""
+        ...
+
+    def raised(self) -> list[RaisedCondition]:
+        """Every raised condition, oldest first."""
+        ...
+
+    def clear(self, condition_id: str) -> None:
+        """Forget a condition (no error if it is not raised)."""
+        ...
+
+
 @dataclass
 class Backend:
-    """The five ports a pipeline runs against. ``new_lock`` opens a second lock handle
-    for the heartbeat thread.
+    """The five ports a pipeline runs against (and the optional conditions and alert).
+    ``new_lock`` opens a second lock handle for the heartbeat thread.
 
     ``new_critical_lock`` opens a handle on the *critical-section* lock (limit 1, id
     ``<lock_id>-transform``). With a lock limit above 1, several runs validate at once, but
@@ -316,3 +370,7 @@ class Backend:
     notifier: Notifier
     new_lock: Callable[[], Lock]
     new_critical_lock: Callable[[], Lock] | None = None
+    #: Where the deadline checks remember what they notified (None: no checks here).
+    conditions: Conditions | None = None
+    #: Sent to after each ending is recorded (a webhook); None: no such channel.
+    alert: Alert | None = None

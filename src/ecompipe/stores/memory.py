@@ -42,6 +42,7 @@ from ecompipe.stores.base import (
     LockHolder,
     ManifestEntry,
     ObjectInfo,
+    RaisedCondition,
     metrics_read,
 )
 from ecompipe.stores.host import HOST, lease_over
@@ -63,11 +64,14 @@ class Blob:
 
     data: bytes
     etag: str
+    #: When it was put (seconds since the epoch): ObjectInfo.landed_at.
+    landed_at: float = field(default=0.0, compare=False)
 
     @classmethod
-    def of(cls, data: bytes) -> Blob:
-        """The object holding ``data``."""
-        return cls(data, hashlib.md5(data, usedforsecurity=False).hexdigest())
+    def of(cls, data: bytes, landed_at: float | None = None) -> Blob:
+        """The object holding ``data``, put now (or at ``landed_at``)."""
+        digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return cls(data, digest, time.time() if landed_at is None else landed_at)
 
 
 @dataclass
@@ -95,6 +99,7 @@ class MemoryState:
     manifests: dict[str, dict[str, ManifestEntry]] = field(default_factory=dict)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    conditions: dict[str, RaisedCondition] = field(default_factory=dict)
     last_seq: int = 0
     guard: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _work: Path | None = field(default=None, init=False, repr=False)
@@ -158,7 +163,7 @@ class MemoryObjectStore:
         for key, blob in objects:
             prefix, _, name = key.rpartition("/")
             if prefix in prefixes and name and not name.startswith("."):
-                found.append(ObjectInfo(key, len(blob.data), blob.etag))
+                found.append(ObjectInfo(key, len(blob.data), blob.etag, landed_at=blob.landed_at))
         return sorted(found, key=lambda o: o.key)
 
     def claim(self, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
@@ -601,3 +606,33 @@ class CollectingNotifier:
     def notify(self, message: dict[str, Any]) -> None:
         """Keep the message, as JSON would carry it."""
         self.messages.append(plain(message))
+
+
+# ---------------------------------------------------------------------- conditions
+
+
+class MemoryConditions:
+    """The raised conditions, in the state's ``conditions`` (the Conditions port)."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self.state = state
+
+    def raise_once(self, condition_id: str, detail: dict[str, Any]) -> bool:
+        """Keep the condition unless it is there; True when this call kept it."""
+        with self.state.guard:
+            if condition_id in self.state.conditions:
+                return False
+            self.state.conditions[condition_id] = RaisedCondition(
+                condition_id, time.time(), plain(detail)
+            )
+            return True
+
+    def raised(self) -> list[RaisedCondition]:
+        """Every raised condition, oldest first."""
+        with self.state.guard:
+            return sorted(self.state.conditions.values(), key=lambda c: c.raised_at)
+
+    def clear(self, condition_id: str) -> None:
+        """Forget the condition, if raised."""
+        with self.state.guard:
+            self.state.conditions.pop(condition_id, None)

@@ -112,7 +112,13 @@ class S3ObjectStore:
     def list_landing(self) -> list[ObjectInfo]:
         """Objects directly under each dataset prefix (sub-prefixes are not objects)."""
         return [
-            ObjectInfo(o["Key"], int(o["Size"]), _etag(o["ETag"])) for o in self.landing_objects()
+            ObjectInfo(
+                o["Key"],
+                int(o["Size"]),
+                _etag(o["ETag"]),
+                landed_at=o["LastModified"].timestamp() if "LastModified" in o else None,
+            )
+            for o in self.landing_objects()
         ]
 
     # ------------------------------------------------------------------ claim and read

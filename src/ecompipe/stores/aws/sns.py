@@ -32,11 +32,16 @@ class SNSNotifier:
     def notify(self, message: dict[str, Any]) -> None:
         """Publish one message (Subject: its subject line; Message: the JSON document)."""
         message = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **message}
+        # The severity as an attribute too: a subscription's filter policy can pick by it.
+        attributes = {}
+        if message.get("severity"):
+            attributes["severity"] = {"DataType": "String", "StringValue": str(message["severity"])}
         try:
             self.sns.publish(
                 TopicArn=self.topic_arn,
                 Subject=subject_line(str(message.get("subject", "ecompipe"))),
                 Message=json.dumps(message, default=str, sort_keys=True),
+                MessageAttributes=attributes,
             )
         except Exception as exc:
             raise translate(exc, f"publishing to {self.topic_arn}") from None

@@ -176,14 +176,16 @@ class FolderObjectStore:
                 except FileNotFoundError:
                     continue  # renamed or removed since the listing: not landed
                 regular = stat.S_ISREG(st.st_mode)
+                changed = max(st.st_mtime, st.st_ctime)
                 found.append(
                     ObjectInfo(
                         f"{prefix}/{entry.name}",
                         st.st_size,
                         etag_of(st),
                         regular,
-                        max(st.st_mtime, st.st_ctime),
+                        changed,
                         regular and held_for_writing(Path(entry.path)),
+                        landed_at=changed,
                     )
                 )
         return sorted(found, key=lambda o: o.key)

@@ -26,7 +26,7 @@ from ecompipe.kpis import (
     OrderMetrics,
     R,
 )
-from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry
+from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry, RaisedCondition
 from ecompipe.stores.host import HOST, lease_over
 
 SCHEMA_VERSION = 1
@@ -77,6 +77,7 @@ def create_schema(path: Path, order_table: str, category_table: str) -> None:
                 state TEXT NOT NULL, event TEXT NOT NULL, at REAL NOT NULL, detail TEXT);
             CREATE INDEX IF NOT EXISTS execution_events_by_execution
                 ON execution_events (execution_id, id);
+            {_CONDITIONS_DDL}
             CREATE TABLE IF NOT EXISTS manifest (
                 execution_id TEXT NOT NULL, key TEXT NOT NULL, dataset TEXT,
                 size INTEGER NOT NULL, etag TEXT NOT NULL, regular INTEGER NOT NULL,
@@ -89,6 +90,12 @@ def create_schema(path: Path, order_table: str, category_table: str) -> None:
         )
     finally:
         con.close()
+
+
+#: The conditions the deadline checks raised (SQLiteConditions); also created on first use,
+#: for a workspace made before they existed.
+_CONDITIONS_DDL = """CREATE TABLE IF NOT EXISTS conditions (
+    condition_id TEXT PRIMARY KEY, raised_at REAL NOT NULL, detail TEXT NOT NULL);"""
 
 
 @contextmanager
@@ -486,3 +493,35 @@ class SQLiteExecutionLog:
     def close(self) -> None:
         """Close the connection."""
         self._con.close()
+
+
+class SQLiteConditions:
+    """The raised conditions, in the workspace database (the Conditions port)."""
+
+    def __init__(self, db: Path) -> None:
+        self._con = connect(db)
+        try:
+            self._con.execute(_CONDITIONS_DDL)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{db}: cannot create the conditions table ({exc})") from None
+
+    def raise_once(self, condition_id: str, detail: dict[str, Any]) -> bool:
+        """Insert the condition unless it is there; True when this call inserted it."""
+        with _immediate(self._con) as con:
+            cursor = con.execute(
+                "INSERT OR IGNORE INTO conditions VALUES (?, ?, ?)",
+                (condition_id, time.time(), json.dumps(detail, default=str)),
+            )
+            return cursor.rowcount == 1
+
+    def raised(self) -> list[RaisedCondition]:
+        """Every raised condition, oldest first."""
+        rows = self._con.execute(
+            "SELECT condition_id, raised_at, detail FROM conditions ORDER BY raised_at"
+        ).fetchall()
+        return [RaisedCondition(c, at, json.loads(d)) for c, at, d in rows]
+
+    def clear(self, condition_id: str) -> None:
+        """Delete the condition, if raised."""
+        with _immediate(self._con) as con:
+            con.execute("DELETE FROM conditions WHERE condition_id = ?", (condition_id,))
