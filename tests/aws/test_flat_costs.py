@@ -62,9 +62,9 @@ def counted_clients(aws: Aws, calls: ApiCalls) -> Any:
 
 
 def seed_history(aws: Aws, first: int, count: int) -> None:
-    """``count`` earlier executions, finished, as a run leaves them: record, manifest,
-    state events, reports in the landing bucket, archived files, and the metrics of one
-    order date each (one earlier date per execution: the tables grow with them)."""
+    """``count`` earlier executions, finished, as a run leaves them: record, manifest, a
+    state event, a report in the landing bucket, and the metrics of one order date each
+    (one earlier date per execution: the tables grow with them)."""
     from ecompipe.kpis import CategoryMetrics, OrderMetrics
     from ecompipe.stores.base import ManifestEntry
     from ecompipe.wiring import AwsPorts
@@ -86,9 +86,6 @@ def seed_history(aws: Aws, first: int, count: int) -> None:
             Bucket=aws.env["BUCKET_NAME"],
             Key=f"quarantine/{eid}/validation_report.json",
             Body=b"{}",
-        )
-        s3.put_object(
-            Bucket=aws.env["S3_ARCHIVE_BUCKET"], Key=f"archive/{eid}/orders/old.csv", Body=b"x"
         )
         day = date(2020, 1, 1) + timedelta(days=n)
         days.append(day)
