@@ -219,3 +219,34 @@ def test_the_sample_status_change_event_matches_the_rule() -> None:
     assert not rule.matches_event({**event, "detail": {**event["detail"], "status": "SUCCEEDED"}})
     other = {**event["detail"], "stateMachineArn": "arn:aws:states:us-east-1:1:stateMachine:x"}
     assert not rule.matches_event({**event, "detail": other})
+
+
+@pytest.mark.fast
+def test_template_tables_are_those_bootstrap_creates_and_no_role_may_scan() -> None:
+    """Keys, TTL and indexes of every table as `ecompipe aws bootstrap` makes them (one
+    spec, aws.cli.table_specs); the task and trigger roles cannot Scan: a run and an S3
+    event read DynamoDB by key only, whatever the history holds."""
+    from ecompipe.aws.cli import table_specs
+    from ecompipe.config import load_settings
+
+    resources = _template()["Resources"]
+    declared = {}
+    for res in resources.values():
+        if res["Type"] != "AWS::DynamoDB::Table":
+            continue
+        props = res["Properties"]
+        keys = [(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]]
+        ttl = props.get("TimeToLiveSpecification", {}).get("AttributeName")
+        indexes = {
+            i["IndexName"]: [(k["AttributeName"], k["KeyType"]) for k in i["KeySchema"]]
+            for i in props.get("GlobalSecondaryIndexes", [])
+        }
+        for index in props.get("GlobalSecondaryIndexes", []):
+            assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+        declared[props["TableName"]] = (keys, ttl, indexes)
+    assert declared == table_specs(load_settings(env={}))
+    for role in ("TaskRole", "TriggerRole", "LockRole"):
+        for policy in resources[role]["Properties"]["Policies"]:
+            for st in policy["PolicyDocument"]["Statement"]:
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                assert "dynamodb:Scan" not in actions, role

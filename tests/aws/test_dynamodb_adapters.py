@@ -227,3 +227,122 @@ def test_a_manifest_entry_of_a_key_too_long_for_a_sort_key_round_trips(aws: Aws)
     assert set(got) == {long_key, "orders/a.csv"}
     assert (got[long_key].status, got[long_key].location) == ("quarantined", "s3://b/quarantine/x")
     assert got["orders/a.csv"].status == "claimed"
+
+
+@pytest.mark.timeout(60)
+def test_bootstrap_upgrades_the_tables_an_older_version_left(aws: Aws) -> None:
+    """A category table without the by-date index and an execution recorded RUNNING before
+    the log had its RUNNING item, as an older version left them: bootstrap adds the index
+    and lists the execution as running, so its files count as owned again."""
+    from ecompipe.aws.cli import bootstrap_resources
+    from ecompipe.stores.aws.dynamodb import BY_DATE_INDEX, DynamoDBExecutionLog
+
+    settings = aws.settings()
+    ddb = aws.client("dynamodb")
+    categories, executions = settings.category_metrics_table, settings.executions_table
+    ddb.delete_table(TableName=categories)
+    ddb.create_table(
+        TableName=categories,
+        KeySchema=[
+            {"AttributeName": "category", "KeyType": "HASH"},
+            {"AttributeName": "order_date", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "category", "AttributeType": "S"},
+            {"AttributeName": "order_date", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    old = {"pk": {"S": "EXEC#exec-old"}, "execution_id": {"S": "exec-old"}}
+    ddb.put_item(
+        TableName=executions,
+        Item={
+            **old,
+            "sk": {"S": "RECORD"},
+            "seq": {"N": "1"},
+            "status": {"S": "RUNNING"},
+            "started_at": {"N": "1"},
+            "summary": {"S": "{}"},
+        },
+    )
+    entry = {"key": {"S": "orders/a.csv"}, "size": {"N": "1"}, "etag": {"S": "e"}}
+    entry.update(regular={"BOOL": True}, status={"S": "claimed"})
+    ddb.put_item(TableName=executions, Item={**old, "sk": {"S": "ENTRY#orders/a.csv"}, **entry})
+    log = DynamoDBExecutionLog(ddb, executions)
+    assert log.unfinished() == []
+
+    done = bootstrap_resources(settings, aws.clients())
+
+    assert f"table {categories}: index {BY_DATE_INDEX} created" in done
+    assert f"table {executions}: 1 running execution(s) indexed" in done
+    assert [r.execution_id for r in log.unfinished()] == ["exec-old"]
+    assert log.owned_keys() == {"orders/a.csv"}
+    store = _metrics(aws, ddb)
+    dates, orders, cats = _rows(days=1, categories=2)
+    store.replace_dates(dates, orders, cats)
+    store.replace_dates(dates, orders, cats[:1])  # the other row found by date, deleted
+    assert store.category_metrics() == cats[:1]
+    again = bootstrap_resources(settings, aws.clients())
+    assert not [line for line in again if "index" in line and "created" in line]
+    log.finish("exec-old", "FAILED", {})
+    assert log.unfinished() == [] and log.owned_keys() == set()
+
+
+class LateReader:
+    """A DynamoDB client whose first GetItem finds nothing: a create that read before
+    another create of the same execution wrote."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.fooled = client, False
+
+    def get_item(self, **kwargs: Any) -> Any:
+        if not self.fooled:
+            self.fooled = True
+            return {}
+        return self.client.get_item(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+@pytest.mark.timeout(60)
+def test_a_create_that_lost_the_race_keeps_the_first_record(aws: Aws) -> None:
+    """Two creates of one execution: the second one's transaction is cancelled by the
+    record's condition (nothing of it written) and it returns the first record."""
+    from ecompipe.stores.aws.dynamodb import DynamoDBExecutionLog
+
+    table = aws.settings().executions_table
+    first = DynamoDBExecutionLog(aws.client("dynamodb"), table).create("exec-twice", "a")
+    late = DynamoDBExecutionLog(LateReader(aws.client("dynamodb")), table)
+    second = late.create("exec-twice", "b")
+    assert (second.seq, second.holder) == (first.seq, "a")
+    assert [r.execution_id for r in late.unfinished()] == ["exec-twice"]
+
+
+@pytest.mark.fast
+def test_a_transaction_cancelled_by_a_conflict_is_transient() -> None:
+    """Another transaction on the RUNNING item at the same moment cancels this one: a
+    StoreError, which the state's owner retries, not a terminal error."""
+    from botocore.exceptions import ClientError
+
+    from ecompipe.errors import StoreError
+    from ecompipe.stores.aws.dynamodb import DynamoDBExecutionLog
+
+    class Conflicting:
+        def transact_write_items(self, **_: Any) -> None:
+            raise ClientError(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                    "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+                },
+                "TransactWriteItems",
+            )
+
+        def get_item(self, **_: Any) -> Any:
+            return {}
+
+        def update_item(self, **_: Any) -> None:
+            return None
+
+    with pytest.raises(StoreError, match="TransactionConflict"):
+        DynamoDBExecutionLog(Conflicting(), "t").finish("exec-x", "SUCCEEDED", {})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import click
@@ -68,19 +69,14 @@ def bootstrap_resources(settings: Settings, clients: Any) -> list[str]:
                 raise translate(exc, f"creating bucket {bucket}") from None
             done.append(f"bucket {bucket}: exists")
     ddb = clients("dynamodb")
-    tables = {
-        settings.lock_table: ([("LockId", "HASH")], "expires_at"),
-        settings.order_metrics_table: ([("order_date", "HASH")], None),
-        settings.category_metrics_table: ([("category", "HASH"), ("order_date", "RANGE")], None),
-        settings.executions_table: ([("pk", "HASH"), ("sk", "RANGE")], None),
-    }
-    for table, (keys, ttl) in tables.items():
+    for table, (keys, ttl, indexes) in table_specs(settings).items():
         try:
             ddb.create_table(
                 TableName=table,
-                KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
+                KeySchema=_key_schema(keys),
                 AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
                 BillingMode="PAY_PER_REQUEST",
+                **({"GlobalSecondaryIndexes": _indexes(indexes)} if indexes else {}),
             )
             ddb.get_waiter("table_exists").wait(TableName=table)
             if ttl:
@@ -93,7 +89,12 @@ def bootstrap_resources(settings: Settings, clients: Any) -> list[str]:
             if error_code(exc) != "ResourceInUseException":
                 raise translate(exc, f"creating table {table}") from None
             done.append(f"table {table}: exists")
-    AwsPorts(settings, clients).lock().ensure_item()
+            done.extend(_add_missing_indexes(ddb, table, indexes))
+    ports = AwsPorts(settings, clients)
+    ports.lock().ensure_item()
+    # Executions recorded RUNNING before the log had its RUNNING item (an upgrade).
+    if indexed := ports.log().index_running():
+        done.append(f"table {settings.executions_table}: {indexed} running execution(s) indexed")
     name = settings.sns_topic_arn.rsplit(":", 1)[-1] if settings.sns_topic_arn else TOPIC_NAME
     try:
         arn = clients("sns").create_topic(Name=name)["TopicArn"]  # idempotent by name
@@ -102,6 +103,86 @@ def bootstrap_resources(settings: Settings, clients: Any) -> list[str]:
     done.append(f"topic {arn}")
     done.append(f"export SNS_TOPIC_ARN={arn}")
     return done
+
+
+#: A table's keys, TTL attribute and global secondary indexes: (name, type) pairs, as
+#: deploy/template.yaml declares them (tests/aws/test_deploy_artifacts.py compares).
+Keys = list[tuple[str, str]]
+TableSpec = tuple[Keys, str | None, dict[str, Keys]]
+
+
+def table_specs(settings: Settings) -> dict[str, TableSpec]:
+    """Every table of the aws backend by name: its keys, TTL attribute and indexes."""
+    from ecompipe.stores.aws.dynamodb import BY_DATE_INDEX
+
+    return {
+        settings.lock_table: ([("LockId", "HASH")], "expires_at", {}),
+        settings.order_metrics_table: ([("order_date", "HASH")], None, {}),
+        settings.category_metrics_table: (
+            [("category", "HASH"), ("order_date", "RANGE")],
+            None,
+            {BY_DATE_INDEX: [("order_date", "HASH"), ("category", "RANGE")]},
+        ),
+        settings.executions_table: ([("pk", "HASH"), ("sk", "RANGE")], None, {}),
+    }
+
+
+def _key_schema(keys: Keys) -> list[dict[str, str]]:
+    return [{"AttributeName": k, "KeyType": t} for k, t in keys]
+
+
+def _indexes(indexes: dict[str, Keys]) -> list[dict[str, Any]]:
+    # Keys only: the index serves to find keys; the rows are read and written by key.
+    return [
+        {
+            "IndexName": name,
+            "KeySchema": _key_schema(keys),
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+        for name, keys in indexes.items()
+    ]
+
+
+def _add_missing_indexes(ddb: Any, table: str, indexes: dict[str, Keys]) -> list[str]:
+    """Create the indexes an existing table lacks (one made by an older bootstrap), each
+    waited for until DynamoDB has filled it (it takes one index change at a time)."""
+    from ecompipe.stores.aws.clients import translate
+
+    done = []
+    try:
+        described = ddb.describe_table(TableName=table)["Table"]
+        have = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
+        for spec in _indexes({n: k for n, k in indexes.items() if n not in have}):
+            ddb.update_table(
+                TableName=table,
+                AttributeDefinitions=[
+                    {"AttributeName": k["AttributeName"], "AttributeType": "S"}
+                    for k in spec["KeySchema"]
+                ],
+                GlobalSecondaryIndexUpdates=[{"Create": spec}],
+            )
+            _wait_for_index(ddb, table, spec["IndexName"])
+            done.append(f"table {table}: index {spec['IndexName']} created")
+    except Exception as exc:
+        raise translate(exc, f"adding indexes to table {table}") from None
+    return done
+
+
+def _wait_for_index(ddb: Any, table: str, name: str, timeout: float = 1800) -> None:
+    """Until the index is ACTIVE (its backfill done); TerminalError after ``timeout``."""
+    from ecompipe.errors import TerminalError
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = ddb.describe_table(TableName=table)["Table"]
+        status = {i["IndexName"]: i.get("IndexStatus") for i in described["GlobalSecondaryIndexes"]}
+        if status.get(name) == "ACTIVE":
+            return
+        time.sleep(5)
+    raise TerminalError(
+        f"index {name} of table {table} is still being built after {timeout:.0f}s: "
+        "run `ecompipe aws bootstrap` again later"
+    )
 
 
 def _bucket_exists(s3: Any, bucket: str) -> bool:

@@ -17,6 +17,14 @@ Execution log (table EXECUTIONS_TABLE, hash pk (S), range sk (S)):
                                     for a sort key; the key itself is in its ``key``)
   pk EXEC#<id>, sk EVENT#<ns>#<rnd> one state event
   pk COUNTER,   sk SEQ              the batch sequence counter
+  pk RUNNING,   sk EXECUTIONS       ``ids``: the RUNNING executions (a string set)
+The RUNNING item is the log's index of what runs: a record is created and finished in one
+transaction with its entry there, so every S3 event and every run finds the unfinished
+executions (and the files they own) with reads by key, whatever the history holds.
+
+Metrics: category_metrics_table (hash category, range order_date) has the index
+BY_DATE_INDEX (hash order_date, range category, keys only), so a run finds the rows of
+the dates it replaces by key.
 """
 
 from __future__ import annotations
@@ -68,8 +76,15 @@ def _str(attr: dict[str, Any] | None) -> str | None:
     return attr["S"] if attr and "S" in attr else None
 
 
+#: category_metrics_table's index of its keys by date (hash order_date, range category).
+BY_DATE_INDEX = "by_order_date"
+
 #: DynamoDB's limit on a sort key, in bytes.
 _MAX_SORT_KEY_BYTES = 1024
+
+
+#: The execution log's item listing the RUNNING executions.
+_RUNNING_KEY = {"pk": _s("RUNNING"), "sk": _s("EXECUTIONS")}
 
 
 def _entry_sk(key: str) -> str:
@@ -273,7 +288,8 @@ def batch_write(
 
 class DynamoDBMetricsStore:
     """order_metrics_table (hash order_date) and category_metrics_table (hash category,
-    range order_date). Numbers are DynamoDB numbers written from Decimal, never floats."""
+    range order_date; index BY_DATE_INDEX). Numbers are DynamoDB numbers written from
+    Decimal, never floats. A run writes by key; only the operators' reads scan."""
 
     def __init__(
         self,
@@ -297,6 +313,25 @@ class DynamoDBMetricsStore:
         except Exception as exc:
             raise translate(exc, f"reading {table}") from None
 
+    def _categories_on(self, day: str) -> Iterator[str]:
+        """The categories with a row on ``day``, read by key from BY_DATE_INDEX.
+
+        An index is read eventually consistent (DynamoDB offers no other read of one): a row
+        written a moment ago may be missing. The rows read here were written by an earlier
+        run or recompute, which the critical section and the states between put well
+        before this one; a retry of this write reads them again.
+        """
+        try:
+            for page in self.ddb.get_paginator("query").paginate(
+                TableName=self.categories,
+                IndexName=BY_DATE_INDEX,
+                KeyConditionExpression="order_date = :d",
+                ExpressionAttributeValues={":d": _s(day)},
+            ):
+                yield from (item["category"]["S"] for item in page.get("Items", []))
+        except Exception as exc:
+            raise translate(exc, f"reading {self.categories} by date") from None
+
     def _write(self, table: str, requests: list[dict[str, Any]]) -> None:
         batch_write(self.ddb, table, requests, self.batch_size, self.max_retries, self._sleep)
 
@@ -314,13 +349,7 @@ class DynamoDBMetricsStore:
         wanted = {d.isoformat() for d in dates}
         new_orders = {m.order_date.isoformat() for m in order_rows}
         new_cats = {(m.category, m.order_date.isoformat()) for m in category_rows}
-        # The category table is keyed by category first, so finding a date's rows is a scan;
-        # only the key attributes are read.
-        stale_cats = [
-            (c["category"]["S"], c["order_date"]["S"])
-            for c in self._scan(self.categories, ProjectionExpression="category, order_date")
-            if c["order_date"]["S"] in wanted
-        ]
+        stale_cats = [(c, d) for d in sorted(wanted) for c in self._categories_on(d)]
         puts_o = [{"PutRequest": {"Item": _item(ORDER_TABLE, m)}} for m in order_rows]
         dels_o = [
             {"DeleteRequest": {"Key": {"order_date": _s(d)}}} for d in sorted(wanted - new_orders)
@@ -336,7 +365,7 @@ class DynamoDBMetricsStore:
     def order_metrics(
         self, date_from: date | None = None, date_to: date | None = None
     ) -> list[OrderMetrics]:
-        """Order metrics in date order (a scan: the table holds one item per day)."""
+        """Order metrics in date order (a scan: operators' reads, never a run's)."""
         rows = (_row(ORDER_TABLE, i) for i in self._scan(self.orders))
         return metrics_read(rows, date_from, date_to)
 
@@ -346,7 +375,7 @@ class DynamoDBMetricsStore:
         date_to: date | None = None,
         category: str | None = None,
     ) -> list[CategoryMetrics]:
-        """Category metrics ordered by date then category."""
+        """Category metrics ordered by date then category (a scan, as order_metrics)."""
         rows = (_row(CATEGORY_TABLE, i) for i in self._scan(self.categories))
         return metrics_read(rows, date_from, date_to, category)
 
@@ -399,6 +428,40 @@ class DynamoDBExecutionLog:
     def _key(execution_id: str, sk: str = "RECORD") -> dict[str, Any]:
         return {"pk": _s(f"EXEC#{execution_id}"), "sk": _s(sk)}
 
+    def _running(self, action: str, execution_id: str) -> dict[str, Any]:
+        """The transaction item that adds (``ADD``) or removes (``DELETE``) an execution
+        from the RUNNING item."""
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": _RUNNING_KEY,
+                "UpdateExpression": f"{action} ids :id",
+                "ExpressionAttributeValues": {":id": {"SS": [execution_id]}},
+            }
+        }
+
+    def _transact(self, doing: str, items: list[dict[str, Any]]) -> bool:
+        """TransactWriteItems; False when a condition in it did not hold (nothing written).
+
+        A transaction that met another one on the RUNNING item is cancelled with
+        TransactionConflict: transient, retried by the state's owner as any StoreError.
+        """
+        try:
+            self.ddb.transact_write_items(TransactItems=items)
+        except Exception as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise translate(exc, f"{doing} in {self.table}") from None
+            reasons = {
+                r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])
+            }
+            if "ConditionalCheckFailed" in reasons:
+                return False
+            raise StoreError(
+                f"{doing} in {self.table}: cancelled ({', '.join(sorted(map(str, reasons)))}; "
+                "transient; retried)"
+            ) from None
+        return True
+
     @staticmethod
     def _record(item: dict[str, Any]) -> ExecutionRecord:
         finished = item.get("finished_at")
@@ -436,10 +499,16 @@ class DynamoDBExecutionLog:
         }
         if holder:
             item["holder"] = _s(holder)
-        # A lost race (two creates) keeps the first record; the spent number is harmless.
-        self._call(
-            "put_item", "creating", Item=item, ConditionExpression="attribute_not_exists(pk)"
-        )
+        put = {
+            "Put": {
+                "TableName": self.table,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        # A lost race (two creates) keeps the first record, which its transaction listed as
+        # running; the spent number is harmless.
+        self._transact("creating", [put, self._running("ADD", execution_id)])
         record = self.get(execution_id)
         assert record is not None
         return record
@@ -451,6 +520,7 @@ class DynamoDBExecutionLog:
         return self._record(item) if item else None
 
     def _records(self) -> list[ExecutionRecord]:
+        """Every execution record: a scan, for the operators' listings only."""
         try:
             pages = self.ddb.get_paginator("scan").paginate(
                 TableName=self.table,
@@ -473,9 +543,32 @@ class DynamoDBExecutionLog:
             key=lambda r: r.seq,
         )
 
+    def _running_ids(self) -> list[str]:
+        got = self._call("get_item", "reading", Key=_RUNNING_KEY, ConsistentRead=True)
+        ids: list[str] = ((got or {}).get("Item") or {}).get("ids", {}).get("SS", [])
+        return ids
+
     def unfinished(self) -> list[ExecutionRecord]:
-        """RUNNING executions, oldest first."""
-        return sorted((r for r in self._records() if r.status == "RUNNING"), key=lambda r: r.seq)
+        """RUNNING executions, oldest first: the RUNNING item, then each one's record."""
+        records = (self.get(execution_id) for execution_id in self._running_ids())
+        # Only RUNNING ones: index_running may add an id that finished meanwhile.
+        return sorted(
+            (r for r in records if r is not None and r.status == "RUNNING"), key=lambda r: r.seq
+        )
+
+    def index_running(self) -> int:
+        """Add to the RUNNING item every RUNNING record written before it existed (a scan:
+        ``ecompipe aws bootstrap`` runs it once when upgrading); returns how many."""
+        ids = [r.execution_id for r in self._records() if r.status == "RUNNING"]
+        if ids:
+            self._call(
+                "update_item",
+                "indexing running executions",
+                Key=_RUNNING_KEY,
+                UpdateExpression="ADD ids :ids",
+                ExpressionAttributeValues={":ids": {"SS": ids}},
+            )
+        return len(ids)
 
     def set_holder(self, execution_id: str, holder: str) -> None:
         """Record which lock holder runs the execution now."""
@@ -601,14 +694,16 @@ class DynamoDBExecutionLog:
     def finish(self, execution_id: str, status: str, summary: dict[str, Any]) -> None:
         """Close the execution with its status and summary."""
         self.save_summary(execution_id, summary)
-        self._call(
-            "update_item",
-            "finishing",
-            Key=self._key(execution_id),
-            UpdateExpression="SET #st = :s, finished_at = :t",
-            ExpressionAttributeNames={"#st": "status"},
-            ExpressionAttributeValues={":s": _s(status), ":t": _n(time.time())},
-        )
+        close = {
+            "Update": {
+                "TableName": self.table,
+                "Key": self._key(execution_id),
+                "UpdateExpression": "SET #st = :s, finished_at = :t",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": {":s": _s(status), ":t": _n(time.time())},
+            }
+        }
+        self._transact("finishing", [close, self._running("DELETE", execution_id)])
 
     def save_summary(self, execution_id: str, summary: dict[str, Any]) -> None:
         """Merge keys into the summary (one writer per execution: it holds the lock)."""
