@@ -54,6 +54,15 @@ def test_recent_find_and_unfinished(adapter: Adapter) -> None:
     assert ids(log.unfinished()) == ["exec-20260101-a", "set-c"]
 
 
+def test_last_started_at_is_the_newest_executions_start(adapter: Adapter) -> None:
+    log = adapter.ports().log()
+    assert log.last_started_at() is None, "no execution yet"
+    log.create("exec-old", None)
+    newest = log.create("exec-new", None)
+    log.finish("exec-new", "SUCCEEDED", {})
+    assert log.last_started_at() == newest.started_at, "finished or not, the newest start"
+
+
 def test_find_matches_the_prefix_literally(adapter: Adapter) -> None:
     """Step Functions names may hold ``_`` and capitals: a prefix is text, not a pattern."""
     log = adapter.ports().log()

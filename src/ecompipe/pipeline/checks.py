@@ -49,8 +49,7 @@ def check(backend: Backend, settings: Settings, now: float | None = None) -> Che
         for o in backend.store.list_landing()
         if o.key not in owned and not trigger.is_in_progress(o.key)
     ]
-    latest = backend.log.recent(1)
-    found = deadlines.conditions(landed, latest[0].started_at if latest else None, now, settings)
+    found = deadlines.conditions(landed, backend.log.last_started_at(), now, settings)
     ids = {c.condition_id for c in found}
     for raised in backend.conditions.raised():
         if raised.condition_id not in ids:

@@ -241,6 +241,11 @@ class ExecutionLog(Protocol):
         """Latest executions first."""
         ...
 
+    def last_started_at(self) -> float | None:
+        """When the newest execution started (None: none yet), read by key: the deadline
+        check asks it on every tick, so it must not cost more as the history grows."""
+        ...
+
     def find(self, prefix: str) -> list[ExecutionRecord]:
         """Executions whose id starts with ``prefix`` (short ids on the command line), oldest
         first."""

@@ -516,6 +516,11 @@ class MemoryExecutionLog:
         """Executions whose id starts with ``prefix``, oldest first."""
         return self._records(lambda r: r.execution_id.startswith(prefix))
 
+    def last_started_at(self) -> float | None:
+        """When the newest execution started."""
+        latest = self.recent(1)
+        return latest[0].started_at if latest else None
+
     def unfinished(self) -> list[ExecutionRecord]:
         """RUNNING executions, oldest first."""
         return self._records(lambda r: r.status == Status.RUNNING)

@@ -428,15 +428,23 @@ class DynamoDBExecutionLog:
     def _key(execution_id: str, sk: str = "RECORD") -> dict[str, Any]:
         return {"pk": _s(f"EXEC#{execution_id}"), "sk": _s(sk)}
 
-    def _running(self, action: str, execution_id: str) -> dict[str, Any]:
+    def _running(
+        self, action: str, execution_id: str, started_at: float | None = None
+    ) -> dict[str, Any]:
         """The transaction item that adds (``ADD``) or removes (``DELETE``) an execution
-        from the RUNNING item."""
+        from the RUNNING item; with ``started_at`` it also becomes the item's
+        ``last_started_at`` (last_started_at reads it by key)."""
+        values: dict[str, Any] = {":id": {"SS": [execution_id]}}
+        expression = f"{action} ids :id"
+        if started_at is not None:
+            expression += " SET last_started_at = :t"
+            values[":t"] = _n(started_at)
         return {
             "Update": {
                 "TableName": self.table,
                 "Key": _RUNNING_KEY,
-                "UpdateExpression": f"{action} ids :id",
-                "ExpressionAttributeValues": {":id": {"SS": [execution_id]}},
+                "UpdateExpression": expression,
+                "ExpressionAttributeValues": values,
             }
         }
 
@@ -508,7 +516,8 @@ class DynamoDBExecutionLog:
         }
         # A lost race (two creates) keeps the first record, which its transaction listed as
         # running; the spent number is harmless.
-        self._transact("creating", [put, self._running("ADD", execution_id)])
+        started = _num(item["started_at"])
+        self._transact("creating", [put, self._running("ADD", execution_id, started)])
         record = self.get(execution_id)
         assert record is not None
         return record
@@ -543,10 +552,20 @@ class DynamoDBExecutionLog:
             key=lambda r: r.seq,
         )
 
-    def _running_ids(self) -> list[str]:
+    def _running_item(self) -> dict[str, Any]:
         got = self._call("get_item", "reading", Key=_RUNNING_KEY, ConsistentRead=True)
-        ids: list[str] = ((got or {}).get("Item") or {}).get("ids", {}).get("SS", [])
+        item: dict[str, Any] = (got or {}).get("Item") or {}
+        return item
+
+    def _running_ids(self) -> list[str]:
+        ids: list[str] = self._running_item().get("ids", {}).get("SS", [])
         return ids
+
+    def last_started_at(self) -> float | None:
+        """The RUNNING item's ``last_started_at``, set by each create's transaction (one
+        GetItem; None for a log whose executions all predate it: the next one sets it)."""
+        found = self._running_item().get("last_started_at")
+        return _num(found) if found else None
 
     def unfinished(self) -> list[ExecutionRecord]:
         """RUNNING executions, oldest first: the RUNNING item, then each one's record."""

@@ -377,6 +377,13 @@ class SQLiteExecutionLog:
         ).fetchall()
         return [r for r in (self._record(x) for x in rows) if r is not None]
 
+    def last_started_at(self) -> float | None:
+        """When the newest execution started (the seq's primary-key index, one row)."""
+        row = self._con.execute(
+            "SELECT started_at FROM executions ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return float(row[0]) if row else None
+
     def unfinished(self) -> list[ExecutionRecord]:
         """RUNNING executions, oldest first."""
         rows = self._con.execute(
