@@ -791,6 +791,51 @@ def rejects_summary(
         )
 
 
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("execution_id")
+@workspace_option
+@pipeline_options("the bucket, lock and metrics")
+@click.option(
+    "--file", "keys", multiple=True, help="Only this quarantined file (its key); repeatable."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No notification line on stderr.")
+def replay(
+    execution_id: str,
+    workspace: Path | None,
+    backend: str,
+    engine: str | None,
+    keys: tuple[str, ...],
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Put an execution's quarantined files (fixed in place, or judged by a changed contract
+    or max_error_rate) through the whole pipeline as a new execution, once: the originals
+    stay in quarantine, and a file already replayed is left out (exit 0, nothing done)."""
+    from ecompipe.wiring import new_pipeline
+
+    ws = workspace_from(workspace)
+    settings = _settings(ws, engine=engine)
+    matches = _ports(workspace, backend).log().find(execution_id)
+    if len(matches) != 1:
+        what = "no execution" if not matches else f"{len(matches)} executions"
+        raise _usage(f"{what} matching {execution_id!r}; see `ecompipe executions`")
+    pipeline = new_pipeline(backend, settings, ws, quiet or as_json or logs.is_json())
+    result = pipeline.replay(matches[0].execution_id, list(keys) or None)
+    if as_json:
+        outcomes = [asdict(o) for o in result.outcomes]
+        click.echo(
+            json.dumps(
+                {"exit_code": result.exit_code, "message": result.message, "executions": outcomes},
+                default=str,
+                indent=2,
+            )
+        )
+    elif not result.outcomes:
+        click.echo(result.message)
+    sys.exit(result.exit_code)
+
+
 @main.group(invoke_without_command=True)
 @workspace_option
 @backend_option("the lock")
