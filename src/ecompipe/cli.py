@@ -737,9 +737,9 @@ def rejects(
     query = RejectsQuery(execution, dataset, reason, file_, limit)
     store = _rejects(ctx, workspace, backend)
     if as_json or as_csv:
-        out = click.get_binary_stream("stdout")
-        total = store.write(query, "json" if as_json else "csv", out)
-        out.flush()
+        sys.stdout.flush()
+        total = store.write(query, "json" if as_json else "csv", sys.stdout.buffer)
+        sys.stdout.buffer.flush()
     else:
         rows, total = store.rows(query)
         for r in rows:
