@@ -164,6 +164,7 @@ class Pipeline:
                     done = sorted(set(todo.already.values()))
                     why = f"already replayed by {', '.join(done)}" if done else "none quarantined"
                     return RunResult(EXIT_OK, [], f"{source}: nothing to replay ({why})")
+                crash_point(f"after:{State.ACQUIRE_LOCK}")
                 outcome = self._walk(started, State.VALIDATE_FILES, resumed=False)
         finally:
             self.leases.release()
