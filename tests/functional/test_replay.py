@@ -126,6 +126,39 @@ def test_replay_of_a_file_fixed_in_place_and_of_a_replay(workspace: Path) -> Non
 
 @pytest.mark.fast
 @pytest.mark.local
+def test_replayed_rows_follow_latest_wins(workspace: Path, tmp_path: Path) -> None:
+    # Batch 1 counts orders 2001 and 2002; batch 2 restates them in a file missing a column
+    # (quarantined; its other files count). Fixed in place and replayed, batch 3's statuses
+    # replace batch 1's, as any later batch's would.
+    first = {d: HAND / f"{d}.csv" for d in DATASETS}
+    land(workspace, first)
+    assert ecompipe("run", "--quiet", workspace=workspace).exit_code == 0
+    broken = tmp_path / "late.csv"
+    broken.write_text("order_id,user_id,created_at\n2001,1,2024-05-01 09:00:00\n")
+    fixed = tmp_path / "fixed" / "late.csv"
+    fixed.parent.mkdir()
+    fixed.write_text(
+        "order_id,user_id,created_at,status\n"
+        "2001,1,2024-05-01 09:00:00,returned\n2002,2,2024-05-01 10:15:30,cancelled\n"
+    )
+    again = {"order_items": tmp_path / "items2.csv", "products": tmp_path / "products2.csv"}
+    shutil.copyfile(FIXTURES / "hand" / "order_items.csv", again["order_items"])
+    shutil.copyfile(FIXTURES / "hand" / "products.csv", again["products"])
+    land(workspace, {"orders": broken, **again})
+    assert ecompipe("run", "--quiet", workspace=workspace).exit_code == 0
+    source = json.loads(ecompipe("executions", "--json", workspace=workspace).stdout)[0]
+    shutil.copyfile(fixed, workspace / "quarantine" / source["execution_id"] / "orders/late.csv")
+
+    assert _replay(workspace, source["execution_id"])["exit_code"] == 0
+    assert metrics_json(workspace) == _expected(
+        ({d: [p] for d, p in first.items()}, "0.05"),
+        ({d: [p] for d, p in again.items()}, "0.05"),
+        ({"orders": [fixed]}, "0.05"),
+    )
+
+
+@pytest.mark.fast
+@pytest.mark.local
 def test_replay_refusals(workspace: Path) -> None:
     land(workspace, {d: FIXTURES / "hand" / f"{d}.csv" for d in DATASETS})
     assert ecompipe("run", "--quiet", workspace=workspace).exit_code == 0
