@@ -649,6 +649,10 @@ def executions_show(
         )
         return
     click.echo(f"{record.execution_id}  {record.status}  batch #{record.seq}")
+    if record.summary.get("replay_of"):
+        click.echo(f"replay of {record.summary['replay_of']} (its quarantined files)")
+    for key, by in record.summary.get("replays", {}).items():
+        click.echo(f"  {_printable(key)} replayed by {by}")
     for ev in events:
         at = datetime.fromtimestamp(ev["at"]).strftime("%H:%M:%S.%f")[:-3]
         detail = f"  {json.dumps(ev['detail'])}" if ev["detail"] else ""

@@ -206,7 +206,7 @@ def _fill(
             "filename = true, quote = '\"', escape = '\"')"
         )
     con.execute(
-        "CREATE TEMP TABLE rejects AS "
+        "CREATE TEMP VIEW rejects AS "
         'SELECT e.execution, e.seq, e.day, v.dataset, r.file, r.line, r."column", r.reason, '
         f"r.text FROM ({rows}) AS r JOIN executions e ON e.csv = r.filename "
         "LEFT JOIN verdicts v ON v.execution = e.execution AND v.file = r.file "
