@@ -32,6 +32,7 @@ from ecompipe.workspace import Workspace, workspace_from
 
 if TYPE_CHECKING:
     from ecompipe.pipeline import Pipeline
+    from ecompipe.pipeline.rejects import Rejects
     from ecompipe.wiring import Ports
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -648,6 +649,10 @@ def executions_show(
         )
         return
     click.echo(f"{record.execution_id}  {record.status}  batch #{record.seq}")
+    if record.summary.get("replay_of"):
+        click.echo(f"replay of {record.summary['replay_of']} (its quarantined files)")
+    for key, by in record.summary.get("replays", {}).items():
+        click.echo(f"  {_printable(key)} replayed by {by}")
     for ev in events:
         at = datetime.fromtimestamp(ev["at"]).strftime("%H:%M:%S.%f")[:-3]
         detail = f"  {json.dumps(ev['detail'])}" if ev["detail"] else ""
@@ -673,6 +678,166 @@ def executions_show(
             f"waiting for parent: {kpi.get('waiting_for_order', 0)} items for their order, "
             f"{kpi.get('waiting_for_product', 0)} for their product (counted when it arrives)"
         )
+
+
+def rejects_filters(func: F) -> F:
+    """The filters of `rejects` and `rejects summary`."""
+    for option in reversed(
+        (
+            click.option("--execution", default=None, help="Only this execution (id or prefix)."),
+            click.option("--dataset", default=None, help="Only this dataset."),
+            click.option("--reason", default=None, help="Only this reason (bad_int, ...)."),
+            click.option("--file", "file_", default=None, help="Only this file (key or glob)."),
+        )
+    ):
+        func = option(func)
+    return func
+
+
+def _rejects(ctx: click.Context, workspace: Path | None, backend: str | None) -> Rejects:
+    from ecompipe.pipeline.rejects import Rejects
+
+    ports = _group_ports(ctx, workspace, backend)
+    return Rejects(ports.store(), ports.log())
+
+
+@main.group(invoke_without_command=True)
+@workspace_option
+@backend_option("the quarantine and the executions")
+@rejects_filters
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="At most this many (0: all).",
+)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array (written by DuckDB).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header (written by DuckDB).")
+@click.pass_context
+def rejects(
+    ctx: click.Context,
+    workspace: Path | None,
+    backend: str,
+    execution: str | None,
+    dataset: str | None,
+    reason: str | None,
+    file_: str | None,
+    limit: int,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """List rejected rows and files of every execution (`rejects summary` counts them):
+    execution, day, dataset, file, line, column, reason, original text. A file rejected
+    whole has no line: its reason is the file's."""
+    from ecompipe.pipeline.rejects import RejectsQuery
+
+    ctx.ensure_object(dict)
+    ctx.obj.update(workspace=workspace, backend=backend)
+    if ctx.invoked_subcommand is not None:
+        return
+    if as_json and as_csv:
+        raise _usage("--json and --csv exclude each other: choose one")
+    query = RejectsQuery(execution, dataset, reason, file_, limit)
+    store = _rejects(ctx, workspace, backend)
+    if as_json or as_csv:
+        sys.stdout.flush()
+        total = store.write(query, "json" if as_json else "csv", sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    else:
+        rows, total = store.rows(query)
+        for r in rows:
+            where = f"{r['file']}:{r['line']}" if r["line"] is not None else f"{r['file']} (file)"
+            column = f" {r['column']}" if r["column"] else ""
+            text = _printable(r["text"] or "")
+            click.echo(
+                f"{r['execution']}  {_printable(where)}{column}  {r['reason']}  "
+                f"{text if len(text) <= 80 else text[:77] + '...'}"
+            )
+        if not total:
+            click.echo("no rejects")
+    if limit and total > limit:
+        click.echo(f"({total - limit} more not shown: --limit 0 shows all)", err=True)
+
+
+@rejects.command("summary")
+@workspace_option
+@backend_option("the quarantine and the executions", default=None)
+@rejects_filters
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def rejects_summary(
+    ctx: click.Context,
+    workspace: Path | None,
+    backend: str | None,
+    execution: str | None,
+    dataset: str | None,
+    reason: str | None,
+    file_: str | None,
+    as_json: bool,
+) -> None:
+    """Rejects counted per day (of the execution, UTC), dataset and reason: rejected values
+    and files, the files they are in, and the executions."""
+    from ecompipe.pipeline.rejects import RejectsQuery
+
+    rows = _rejects(ctx, workspace, backend).summary(
+        RejectsQuery(execution, dataset, reason, file_)
+    )
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    if not rows:
+        click.echo("no rejects")
+    for r in rows:
+        click.echo(
+            f"{r['day']}  {r['dataset']:<12} {r['reason']:<22} {r['rejects']:>9,}  "
+            f"in {_count(r['files'], 'file')}, {_count(r['executions'], 'execution')}"
+        )
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("execution_id")
+@workspace_option
+@pipeline_options("the bucket, lock and metrics")
+@click.option(
+    "--file", "keys", multiple=True, help="Only this quarantined file (its key); repeatable."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No notification line on stderr.")
+def replay(
+    execution_id: str,
+    workspace: Path | None,
+    backend: str,
+    engine: str | None,
+    keys: tuple[str, ...],
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Put an execution's quarantined files (fixed in place, or judged by a changed contract
+    or max_error_rate) through the whole pipeline as a new execution, once: the originals
+    stay in quarantine, and a file already replayed is left out (exit 0, nothing done)."""
+    from ecompipe.wiring import new_pipeline
+
+    ws = workspace_from(workspace)
+    settings = _settings(ws, engine=engine)
+    matches = _ports(workspace, backend).log().find(execution_id)
+    if len(matches) != 1:
+        what = "no execution" if not matches else f"{len(matches)} executions"
+        raise _usage(f"{what} matching {execution_id!r}; see `ecompipe executions`")
+    pipeline = new_pipeline(backend, settings, ws, quiet or as_json or logs.is_json())
+    result = pipeline.replay(matches[0].execution_id, list(keys) or None)
+    if as_json:
+        outcomes = [asdict(o) for o in result.outcomes]
+        click.echo(
+            json.dumps(
+                {"exit_code": result.exit_code, "message": result.message, "executions": outcomes},
+                default=str,
+                indent=2,
+            )
+        )
+    elif not result.outcomes:
+        click.echo(result.message)
+    sys.exit(result.exit_code)
 
 
 @main.group(invoke_without_command=True)

@@ -3,7 +3,8 @@
 ``ECOMPIPE_CRASH_AT=<point>`` kills the process there. Points: ``after:<State>`` (a state has
 recorded its completion; also after the success ending, before the lease is released),
 ``acquire:after-create``, ``validate:after-claim``, ``transform:after-publish``,
-``success:after-notify`` and ``move:after-copy-before-delete`` (every verified move).
+``success:after-notify``, ``replay:after-restore`` (a replay's copies made, its manifest not
+yet recorded) and ``move:after-copy-before-delete`` (every verified move).
 ``ECOMPIPE_CRASH_AT`` may list several, comma-separated; ``ECOMPIPE_CRASH_SKIP=N`` lets the
 first N hits pass (to kill the Nth move, for instance).
 SIGKILL, not an exception: nothing gets to clean up, exactly as when a machine dies.

@@ -172,6 +172,36 @@ def test_a_move_never_overwrites_other_bytes(adapter: Adapter, move: str) -> Non
     assert store.local_path(EID, entry).read_bytes() == LANDED[entry.key], "nothing lost"
 
 
+def test_restore_copies_quarantined_bytes_into_a_claim_and_keeps_them(adapter: Adapter) -> None:
+    """A replay's claim: the quarantined bytes, copied (the original stays); idempotent. S3
+    refuses with a ConfigError (replay is not on the aws backend yet)."""
+    from ecompipe.errors import ConfigError, PermanentStoreError
+
+    store, entries = claimed(adapter)
+    entry = entries[0]
+    store.quarantine(EID, entry)
+    fixed = LANDED[entry.key] + b"2,2,2024-03-02 10:00:00,complete\n"  # fixed in place
+    adapter.place("quarantine", f"{EID}/{entry.key}", fixed)
+    again = replace(entry, status="claimed", location=None)
+    if adapter.name == "aws":
+        with pytest.raises(ConfigError, match="not available on the aws backend"):
+            store.restore(EID, OTHER, [again])
+        return
+    store.restore(EID, OTHER, [again])
+    store.restore(EID, OTHER, [again])  # again, after a crash
+    assert (again.status, again.size) == ("claimed", len(fixed)) and again.location
+    assert store.local_path(OTHER, again).read_bytes() == fixed
+    assert adapter.read("quarantine", f"{EID}/{entry.key}") == fixed, "the original is kept"
+    store.claim(OTHER, [again])  # ValidateFiles claims the manifest: the copy stays claimed
+    assert again.status == "claimed" and store.local_path(OTHER, again).read_bytes() == fixed
+    store.archive(OTHER, again)
+    assert adapter.read("archive", f"{OTHER}/{entry.key}") == fixed
+    assert adapter.read("quarantine", f"{EID}/{entry.key}") == fixed
+    gone = replace(entries[1], status="claimed", location=None)
+    with pytest.raises(PermanentStoreError, match="cannot replay"):
+        store.restore(EID, "exec-contract-3", [gone])
+
+
 def test_unclaim_gives_the_object_back_to_landing(adapter: Adapter) -> None:
     store, entries = claimed(adapter)
     entry = entries[0]

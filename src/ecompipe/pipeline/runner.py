@@ -29,6 +29,8 @@ from ecompipe.pipeline import messages
 from ecompipe.pipeline.landing import Landing, LandingView
 from ecompipe.pipeline.leases import Leases
 from ecompipe.pipeline.recompute import recompute
+from ecompipe.pipeline.replay import ReplayPlan, mark
+from ecompipe.pipeline.replay import plan as replay_plan
 from ecompipe.pipeline.results import (
     EXIT_ERROR,
     EXIT_NO_COMPLETE_SET,
@@ -143,6 +145,32 @@ class Pipeline:
         code = max(o.exit_code for o in outcomes)
         return RunResult(code, outcomes, "; ".join(o.message for o in outcomes))
 
+    def replay(self, source: str, keys: list[str] | None = None) -> RunResult:
+        """Put ``source``'s quarantined files (only ``keys``, when given) through the whole
+        pipeline as a new execution, once (pipeline.replay). Files an execution already
+        replayed are left out; with none left, nothing is written and the exit code is 0."""
+        self.leases.take()
+        try:
+            with self.leases.renewing(self.settings.lease_seconds):
+                with self.leases.critical():
+                    todo = replay_plan(self.b.log, source, keys)
+                    started = None
+                    if todo.entries:
+                        started = new_execution_id()
+                        mark(self.b.log, source, [e.key for e in todo.entries], started)
+                        now = time.time()
+                        self._begin([], now, now, execution_id=started, replay=todo)
+                if started is None:
+                    done = sorted(set(todo.already.values()))
+                    why = f"already replayed by {', '.join(done)}" if done else "none quarantined"
+                    return RunResult(EXIT_OK, [], f"{source}: nothing to replay ({why})")
+                crash_point(f"after:{State.ACQUIRE_LOCK}")
+                outcome = self._walk(started, State.VALIDATE_FILES, resumed=False)
+        finally:
+            self.leases.release()
+            self.close()
+        return RunResult(outcome.exit_code, [outcome], outcome.message)
+
     def recompute(
         self,
         date_from: date | None = None,
@@ -244,8 +272,10 @@ class Pipeline:
         waited_from: float,
         acquired: float,
         execution_id: str | None = None,
+        replay: ReplayPlan | None = None,
     ) -> str:
-        """Create the execution and record its manifest: the objects it owns from now on."""
+        """Create the execution and record its manifest: the objects it owns from now on
+        (landed ``objects``, or the quarantined files a ``replay`` copies into its claim)."""
         execution_id = execution_id or new_execution_id()
         self.b.log.create(execution_id, self.holder)
         crash_point("acquire:after-create")
@@ -254,6 +284,20 @@ class Pipeline:
             ManifestEntry(o.key, self.settings.dataset_of_key(o.key), o.size, o.etag, o.regular)
             for o in objects
         ]
+        if replay is not None:
+            entries = replay.entries
+            # Copied before the manifest is recorded: a resumed replay finds its claim whole.
+            self.b.store.restore(replay.source, execution_id, entries)
+            self.b.log.save_summary(
+                execution_id,
+                {
+                    "replay_of": replay.source,
+                    "replayed_from": {
+                        e.key: f"quarantine/{replay.source}/{e.key}" for e in entries
+                    },
+                },
+            )
+            crash_point("replay:after-restore")
         self.b.log.save_manifest(execution_id, entries)
         waited = round(acquired - waited_from, 3)
         self.b.log.record_event(

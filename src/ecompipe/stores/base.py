@@ -119,6 +119,12 @@ class ObjectStore(Protocol):
         """Verified move to ``quarantine/<execution_id>/<key>``; idempotent."""
         ...
 
+    def restore(self, source: str, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Copy each entry's quarantined object ``quarantine/<source>/<key>`` into the claim
+        of ``execution_id`` (a replay), recording its size and version; the original stays.
+        Idempotent. Raises StoreError when a quarantined object is gone."""
+        ...
+
     def put_report(self, execution_id: str, name: str, source: Path) -> str:
         """Store a report file under ``quarantine/<execution_id>/<name>``; returns its address."""
         ...

@@ -248,6 +248,22 @@ class MemoryObjectStore:
                 del self.state.landing[entry.key]
         entry.status, entry.location = status, where
 
+    def restore(self, source: str, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Claim the bytes kept as ``quarantine/<source>/<key>`` (they stay there)."""
+        with self.state.guard:
+            for entry in entries:
+                where = f"{source}/{trigger.settled_key(entry.key)}"
+                blob = self.state.claims.get((execution_id, entry.key))
+                if blob is None:
+                    blob = self.state.quarantine.get(where)
+                    if blob is None:
+                        raise PermanentStoreError(
+                            f"cannot replay {entry.key}: {SCHEME}quarantine/{where} is gone"
+                        )
+                    self.state.claims[(execution_id, entry.key)] = blob
+                entry.etag, entry.size = blob.etag, len(blob.data)
+                entry.location = f"{SCHEME}quarantine/{where}"
+
     def put_report(self, execution_id: str, name: str, source: Path) -> str:
         """Keep a report as ``quarantine/<execution>/<name>`` (a redo replaces it)."""
         blob = Blob.of(source.read_bytes())

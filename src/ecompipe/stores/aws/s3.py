@@ -33,7 +33,7 @@ from ecompipe import progress, trigger
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path
-from ecompipe.errors import PermanentStoreError, StoreError
+from ecompipe.errors import ConfigError, PermanentStoreError, StoreError
 from ecompipe.faults import crash_point
 from ecompipe.stores.aws import copies
 from ecompipe.stores.aws.clients import error_code, translate
@@ -283,6 +283,16 @@ class S3ObjectStore:
         return False
 
     # ------------------------------------------------------------------ reports and data
+
+    def restore(self, source: str, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Not yet on S3: a claim there names a landing object's version, and a replayed
+        file lives in quarantine."""
+        raise ConfigError(
+            [
+                "replay is not available on the aws backend yet: copy the fixed files "
+                f"from quarantine/{source}/ into landing instead"
+            ]
+        )
 
     def put_report(self, execution_id: str, name: str, source: Path) -> str:
         """Upload a report to s3://BUCKET_NAME/quarantine/<execution>/<name>."""

@@ -253,6 +253,22 @@ class FolderObjectStore:
         verified_move(self._inflight(execution_id, entry.key), dst)
         entry.status, entry.location = status, str(dst.relative_to(self.ws.root))
 
+    def restore(self, source: str, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Verified copy of quarantine/<source>/<key> into inflight/<execution>/ (a replay)."""
+        for entry in entries:
+            src = self.ws.quarantine / source / trigger.settled_key(entry.key)
+            dst = self._inflight(execution_id, entry.key)
+            if not os.path.lexists(dst):
+                if not src.is_file():
+                    raise PermanentStoreError(
+                        f"cannot replay {entry.key}: {src} is gone (or not a file)"
+                    )
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                _copy_verified(src, dst)
+            st = dst.lstat()
+            entry.etag, entry.size = etag_of(st), st.st_size
+            entry.location = str(dst.relative_to(self.ws.root))
+
     def put_report(self, execution_id: str, name: str, source: Path) -> str:
         """Copy a report into quarantine/<execution>/ atomically."""
         dst = self.ws.quarantine / execution_id / name
