@@ -22,10 +22,10 @@ import pytest
 from tests.aws.conftest import Aws, wait_for
 from tests.aws.podman import Podman, base_tarball, missing_tools
 from tests.aws.test_step_functions_e2e import (
-    container,
     deploy_state_machine,
     history_states,
     s3_event,
+    waiting_task,
 )
 
 pytestmark = [
@@ -51,18 +51,6 @@ def podman() -> Iterator[Podman]:
         yield builder
     finally:
         builder.close()
-
-
-def waiting_task(aws: Aws, execution: str, worker: str) -> dict[str, str] | None:
-    """The environment of the ECS task the state machine started for ``worker`` of
-    ``execution`` (moto never starts its container), or None while there is none."""
-    ecs = aws.client("ecs")
-    arns = ecs.list_tasks(cluster="ecompipe")["taskArns"]
-    for task in ecs.describe_tasks(cluster="ecompipe", tasks=arns)["tasks"] if arns else []:
-        name, env = container(aws, task)
-        if name == worker and env["EXECUTION_ID"] == execution:
-            return env
-    return None
 
 
 def reported(build_output: str) -> dict[str, Any]:

@@ -164,6 +164,18 @@ def container(aws: Aws, task: dict[str, Any]) -> tuple[str, dict[str, str]]:
     return override["command"][1], {**aws.env, **env}
 
 
+def waiting_task(aws: Aws, execution: str, worker: str) -> dict[str, str] | None:
+    """The environment of the ECS task the state machine started for ``worker`` of
+    ``execution`` (moto never starts its container), or None while there is none."""
+    ecs = aws.client("ecs")
+    arns = ecs.list_tasks(cluster="ecompipe")["taskArns"]
+    for task in ecs.describe_tasks(cluster="ecompipe", tasks=arns)["tasks"] if arns else []:
+        name, env = container(aws, task)
+        if name == worker and env["EXECUTION_ID"] == execution:
+            return env
+    return None
+
+
 def _engine_for(factory: Callable[[str, int], Any], worker: str, n: int, _settings: Any) -> Any:
     return factory(worker, n)
 
