@@ -156,9 +156,9 @@ def _invoke_in_process(
     return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": result}
 
 
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    """One in-process moto server for the whole session (127.0.0.1, a free port)."""
+def start_moto_server() -> tuple[Any, str]:
+    """An in-process moto server (127.0.0.1, a free port) with the gaps patched: the server
+    (``stop()`` it) and its URL. The fixture's, and bench/sizing.py's."""
     from moto.server import ThreadedMotoServer
 
     port = _free_port()
@@ -167,7 +167,14 @@ def moto_url() -> Iterator[str]:
     _patch_moto_gaps()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    yield f"http://127.0.0.1:{port}"
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """One in-process moto server for the whole session."""
+    server, url = start_moto_server()
+    yield url
     server.stop()
 
 
@@ -242,8 +249,14 @@ class Aws:
 
 
 @pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Aws:
     """A clean moto account with the buckets, tables and topic bootstrap creates."""
+    return clean_account(moto_url, monkeypatch)
+
+
+def clean_account(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Aws:
+    """Reset the moto server; bootstrap's resources, and the env the original system uses
+    (set through ``monkeypatch``: undo it to restore the environment)."""
     _post(f"{moto_url}/moto-api/reset")
     _post(f"{moto_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
     env = {
@@ -263,4 +276,4 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
 
     lines = bootstrap_resources(aws.settings(), aws.clients())
     aws.setenv("SNS_TOPIC_ARN", lines[-1].split("=", 1)[1])
-    yield aws
+    return aws

@@ -139,12 +139,9 @@ def play_containers(
         arns = [a for a in ecs.list_tasks(cluster="ecompipe")["taskArns"] if a not in done]
         for task in ecs.describe_tasks(cluster="ecompipe", tasks=arns)["tasks"] if arns else []:
             done.add(task["taskArn"])
-            override = task["overrides"]["containerOverrides"][0]
-            env = {**aws.env, **{e["name"]: e["value"] for e in override["environment"]}}
+            worker, env = container(aws, task)
             if env["EXECUTION_ID"] != name:
                 continue
-            assert override["command"][0] == "task"
-            worker = override["command"][1]
             factory = None
             if engine_factory is not None:
                 n = len(reports)
@@ -155,6 +152,28 @@ def play_containers(
 
     wait_for(step, timeout=timeout, what="the execution to end")
     return reports
+
+
+def container(aws: Aws, task: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """What the container of an ECS task the state machine started runs: its worker
+    (command ``task <worker>``) and its environment (the task definition's, which is the
+    test's ``aws.env`` here, plus the state's overrides: TASK_TOKEN, EXECUTION_ID)."""
+    override = task["overrides"]["containerOverrides"][0]
+    assert override["command"][0] == "task"
+    env = {e["name"]: e["value"] for e in override["environment"]}
+    return override["command"][1], {**aws.env, **env}
+
+
+def waiting_task(aws: Aws, execution: str, worker: str) -> dict[str, str] | None:
+    """The environment of the ECS task the state machine started for ``worker`` of
+    ``execution`` (moto never starts its container), or None while there is none."""
+    ecs = aws.client("ecs")
+    arns = ecs.list_tasks(cluster="ecompipe")["taskArns"]
+    for task in ecs.describe_tasks(cluster="ecompipe", tasks=arns)["tasks"] if arns else []:
+        name, env = container(aws, task)
+        if name == worker and env["EXECUTION_ID"] == execution:
+            return env
+    return None
 
 
 def _engine_for(factory: Callable[[str, int], Any], worker: str, n: int, _settings: Any) -> Any:
