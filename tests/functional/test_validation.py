@@ -577,7 +577,8 @@ def _many_files() -> dict[str, dict[str, bytes]]:
     would land, and among them every kind of file a split export can hold. Clean chunks
     with disjoint keys, some with bad values (kept under the error rate, or not), in
     another column order, with blank lines before the header, a BOM, CRLF ends or a quoted
-    line break; a header alone, an empty file, a missing column; and mutated files
+    line break; a header alone, an empty file, a missing column, a record too wide; and
+    mutated files
     (tests/support.mutated_batch, keys repeated across them)."""
     files: dict[str, dict[str, bytes]] = {d: {} for d in DATASETS}
     for n in range(30):
@@ -603,7 +604,9 @@ def _many_files() -> dict[str, dict[str, bytes]]:
         files[dataset]["empty.csv"] = b""
         files[dataset]["header_only.csv"] = (header + "\n").encode()
         files[dataset]["missing.csv"] = b"id,x\n1,2\n"
-    for seed in range(100, 117):
+        # Its one record is too wide to split into values: a row of the wrong shape only.
+        files[dataset]["too_wide.csv"] = f"{header}\n{'1,' * 8}1\n".encode()
+    for seed in range(100, 116):
         for dataset, content in mutated_batch(seed).items():
             files[dataset][f"m{seed:03d}.csv"] = content
     return files

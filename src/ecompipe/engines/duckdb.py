@@ -293,8 +293,10 @@ class DuckDBEngine(EngineFlow):
             files = f"files_{table}"
             self._register(
                 files,
+                # Every readable file, though no row of it is in the table: the records of
+                # one may all be in the rejects table (too wide to split into values).
                 f"SELECT _in_group, _file_idx, _first FROM (VALUES {places}) AS f(_in_group, "
-                f"_file_idx) JOIN (SELECT _in_group, min(rowid) AS _first FROM {table} "
+                f"_file_idx) LEFT JOIN (SELECT _in_group, min(rowid) AS _first FROM {table} "
                 "GROUP BY _in_group) AS r USING (_in_group)",
                 keep=True,
             )
