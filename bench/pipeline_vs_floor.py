@@ -1,11 +1,17 @@
 """Benchmark: the whole `ecompipe run` against the engine floor (bench/floor_duckdb.py).
 
-    python bench/pipeline_vs_floor.py [--items 1M,10M]
+    python bench/pipeline_vs_floor.py [--items 1M,10M] [--shape plain|files500 [--files N]]
 
 For each size: generate TheLook-shaped data once (cached under bench/out/), then in one run
 time (a) the bare DuckDB script and (b) `ecompipe run` on a fresh workspace holding the same
 files (hard links, no copy), and print wall time, peak RSS of the process tree, and the ratio.
 Run on a quiet machine; the numbers in the README come from this script.
+
+``--shape files500`` splits the same rows once into ``--files`` files per dataset (an export
+split per store or per hour; cached too) and times, in the same run, `ecompipe run` on the
+split files too, and prints it against the run on one file per dataset. (The floor script
+is not run on the split files: DuckDB's sniffer, on by its defaults, reads each file's start
+first, which costs it more than the rows.)
 """
 
 from __future__ import annotations
@@ -36,6 +42,35 @@ def dataset(label: str) -> Path:
     return landing
 
 
+def split(landing: Path, label: str, files: int) -> Path:
+    """The landing folder ``landing`` with each dataset's rows split into ``files`` files of
+    consecutive rows, every one with the header (cached). DuckDB reads every value as text
+    and writes them back unchanged, one PARTITION_BY pass per dataset."""
+    import duckdb
+
+    target = OUT / f"data_{label}_files{files}" / "landing"
+    if target.exists():
+        return target
+    work = target.parent / "work"
+    shutil.rmtree(target.parent, ignore_errors=True)
+    work.mkdir(parents=True)
+    con = duckdb.connect()
+    for source in sorted(landing.glob("*/*.csv")):
+        dataset = source.parent.name
+        read = f"read_csv('{source}', header = true, all_varchar = true, auto_detect = true)"
+        con.execute(
+            f"COPY (SELECT *, (row_number() OVER () - 1) * {files} // count(*) OVER () AS part "
+            f"FROM {read}) TO '{work / dataset}' (FORMAT csv, HEADER, PARTITION_BY (part))"
+        )
+        (target / dataset).mkdir(parents=True)
+        for part in (work / dataset).glob("part=*/*.csv"):
+            number = int(part.parent.name.removeprefix("part="))
+            part.rename(target / dataset / f"{source.stem}_{number:04d}.csv")
+    shutil.rmtree(work)
+    print(f"split {label} into {files} files per dataset", flush=True)
+    return target
+
+
 def fresh_workspace(landing: Path, label: str) -> Path:
     """A new workspace whose landing holds hard links to the cached files."""
     ws = OUT / f"ws_{label}"
@@ -53,6 +88,15 @@ def fresh_workspace(landing: Path, label: str) -> Path:
     return ws
 
 
+def run_on(landing: Path, name: str, label: str) -> Measurement:
+    """`ecompipe run` on a fresh workspace holding the files of ``landing``."""
+    exe = str(Path(sys.executable).with_name("ecompipe"))
+    ws = fresh_workspace(landing, name)
+    return measure(
+        label, [exe, "run", "--workspace", str(ws), "--quiet"], log=OUT / f"run_{name}.log"
+    )
+
+
 def main() -> None:
     """Run the comparison for each requested size and print markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -64,14 +108,21 @@ def main() -> None:
         help="alternate the two sides this many times; "
         "the table shows each side's median run (the machine is shared and noisy)",
     )
+    parser.add_argument(
+        "--shape",
+        choices=("plain", "files500"),
+        default="plain",
+        help="plain: one file per dataset; files500: also the same rows in --files files each",
+    )
+    parser.add_argument("--files", type=int, default=500, help="files per dataset (files500)")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
-    exe = str(Path(sys.executable).with_name("ecompipe"))
     report = []
     for label in args.items.split(","):
         landing = dataset(label)
         size = sum(p.stat().st_size for p in landing.rglob("*.csv")) / 2**20
-        floors, runs = [], []
+        split_landing = split(landing, label, args.files) if args.shape == "files500" else None
+        floors, runs, split_runs = [], [], []
         for _ in range(args.repeat):
             floors.append(
                 measure(
@@ -80,17 +131,30 @@ def main() -> None:
                     log=OUT / f"floor_{label}.log",
                 )
             )
-            ws = fresh_workspace(landing, label)
-            runs.append(
-                measure(
-                    "ecompipe run (DuckDB, whole pipeline)",
-                    [exe, "run", "--workspace", str(ws), "--quiet"],
-                    log=OUT / f"run_{label}.log",
+            runs.append(run_on(landing, label, "ecompipe run (DuckDB, whole pipeline)"))
+            if split_landing is not None:
+                split_runs.append(
+                    run_on(
+                        split_landing,
+                        f"{label}_files{args.files}",
+                        f"ecompipe run, {args.files} files per dataset",
+                    )
                 )
-            )
         floor, run = median(floors), median(runs)
         rows: list[Measurement] = [floor, run]
+        if split_runs:
+            rows.append(median(split_runs))
         text = table(rows, floor, f"{label} order items ({size:,.0f} MiB of CSV)")
+        if split_runs:
+            # The split layout's own cost: against the run on one file per dataset, as medians
+            # and pairwise (runs next to each other share the machine's load).
+            pairs = ", ".join(
+                f"{b.seconds / a.seconds:.2f}" for a, b in zip(runs, split_runs, strict=True)
+            )
+            text += (
+                f"\n\n{args.files} files per dataset against one: "
+                f"{rows[2].seconds / run.seconds:.2f}x (medians; each repeat: {pairs})"
+            )
         print(text, flush=True)
         report.append(text)
     (OUT / "pipeline_vs_floor.md").write_text("\n\n".join(report) + "\n")

@@ -222,7 +222,7 @@ def test_a_manifest_entry_of_a_key_too_long_for_a_sort_key_round_trips(aws: Aws)
     ]
     log.save_manifest("exec-long", entries)
     entries[0].status, entries[0].location = "quarantined", "s3://b/quarantine/x"
-    log.update_entry("exec-long", entries[0])
+    log.update_entries("exec-long", [entries[0]])
     got = {e.key: e for e in log.manifest("exec-long")}
     assert set(got) == {long_key, "orders/a.csv"}
     assert (got[long_key].status, got[long_key].location) == ("quarantined", "s3://b/quarantine/x")

@@ -116,9 +116,9 @@ def test_the_manifest_is_saved_once_and_entries_are_updated(adapter: Adapter) ->
     log.save_manifest("exec-a", [replace(e, size=99, status="gone") for e in entries])
     assert log.manifest("exec-a") == sorted(entries, key=lambda e: e.key), "saved once"
     moved = replace(entries[1], status="archived", location="archive/a", etag="t2", size=11)
-    log.update_entry("exec-a", moved)
-    log.update_entry("exec-a", replace(entries[4], location="somewhere"))
-    log.update_entry("exec-a", replace(entries[4], status="returned", location=None))
+    log.update_entries("exec-a", [moved, replace(entries[4], location="somewhere")])
+    log.update_entries("exec-a", [replace(entries[4], status="returned", location=None)])
+    log.update_entries("exec-a", [])
     got = {e.key: e for e in log.manifest("exec-a")}
     assert got["orders/a.csv"] == moved
     assert (got[long_key].status, got[long_key].location) == ("returned", None)
@@ -136,7 +136,7 @@ def test_owned_keys_are_claimed_by_unfinished_executions(adapter: Adapter) -> No
     )
     log.save_manifest("exec-b", [entry("orders/c.csv")])
     returned = replace(log.manifest("exec-a")[-1], status="returned")
-    log.update_entry("exec-a", returned)
+    log.update_entries("exec-a", [returned])
     log.finish("exec-b", "FAILED", {})
     assert log.owned_keys() == {"orders/a.csv"}
 

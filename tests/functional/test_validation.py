@@ -11,6 +11,7 @@ import json
 import shutil
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -554,3 +555,106 @@ def test_mutated_batches_reach_every_verdict(tmp_path: Path) -> None:
         "bad_timestamp",
         "missing_value",
     } <= reasons
+
+
+def _chunk(dataset: str, first: int, rows: int) -> list[str]:
+    """A clean file's lines (header first): ``rows`` rows with keys from ``first`` on."""
+    keys = range(first, first + rows)
+    if dataset == "orders":
+        status = ("complete", "returned")
+        return ["order_id,user_id,created_at,status"] + [
+            f"{k},{k % 7},2024-05-0{k % 3 + 1} {k % 14 + 10}:00:00,{status[k % 2]}" for k in keys
+        ]
+    if dataset == "order_items":
+        return ["id,order_id,product_id,sale_price"] + [f"{k},{k},{k % 5},{k}.25" for k in keys]
+    return ["id,sku,cost,category,retail_price"] + [
+        f"{k},SKU{k},1.00,{('Jeans', 'Tops')[k % 2]},2.00" for k in keys
+    ]
+
+
+def _many_files() -> dict[str, dict[str, bytes]]:
+    """Dataset -> file name -> content: 50 files per dataset, as an export split by store
+    would land, and among them every kind of file a split export can hold. Clean chunks
+    with disjoint keys, some with bad values (kept under the error rate, or not), in
+    another column order, with blank lines before the header, a BOM, CRLF ends or a quoted
+    line break; a header alone, an empty file, a missing column, a record too wide; and
+    mutated files
+    (tests/support.mutated_batch, keys repeated across them)."""
+    files: dict[str, dict[str, bytes]] = {d: {} for d in DATASETS}
+    for n in range(30):
+        for dataset in DATASETS:
+            lines = _chunk(dataset, 1000 + 20 * n, 20)
+            if n % 5 == 1:  # a bad value: rejected row, file accepted
+                lines[3] = lines[3].replace(",", ",x", 1)
+            if n == 7:  # too many bad values: file rejected
+                lines[1:] = [line.replace(",", ",-", 1) for line in lines[1:]]
+            if n == 8:  # columns in another order
+                lines = [",".join(reversed(line.split(","))) for line in lines]
+            if n == 13:  # a record over two lines: a file DuckDB reads with one thread
+                head, last = lines[2].rsplit(",", 1)
+                lines[2] = f'{head},"{last}\n"'
+            text = "\n".join(lines) + "\n"
+            if n == 9:
+                text = "\n \n" + text
+            if n == 11:
+                text = "\ufeff" + text.replace("\n", "\r\n")
+            files[dataset][f"chunk{n:02d}.csv"] = text.encode()
+    for dataset in DATASETS:
+        header = _chunk(dataset, 0, 0)[0]
+        files[dataset]["empty.csv"] = b""
+        files[dataset]["header_only.csv"] = (header + "\n").encode()
+        files[dataset]["missing.csv"] = b"id,x\n1,2\n"
+        # Its one record is too wide to split into values: a row of the wrong shape only.
+        files[dataset]["too_wide.csv"] = f"{header}\n{'1,' * 8}1\n".encode()
+    for seed in range(100, 116):
+        for dataset, content in mutated_batch(seed).items():
+            files[dataset][f"m{seed:03d}.csv"] = content
+    return files
+
+
+@pytest.mark.fast
+def test_many_files_each_get_their_verdict_and_the_kpis(workspace: Path, tmp_path: Path) -> None:
+    """Fifty files per dataset in one batch (DuckDB reads those of one header layout
+    together): each file's verdict, the rejected rows with their lines, the duplicates,
+    the accepted rows and the KPIs are the reference's, as for files read one by one."""
+    many = _many_files()
+    assert {len(f) for f in many.values()} == {50}
+    for dataset, files in many.items():
+        for name, content in files.items():
+            (workspace / "landing" / dataset / name).write_bytes(content)
+    got, ref = _run_against_reference(workspace, tmp_path / "snapshot")
+    reasons = {v.reason for v in ref.verdicts}
+    assert reasons >= {None, "error_rate", "no_rows", "missing_column"}, reasons
+    assert sum(v.accepted for v in ref.verdicts) > 90
+    assert {line for f, line, _c, _r in got if f.endswith("chunk01.csv")} == {4}
+    orders, categories = reference.kpis(ref.orders, ref.items, ref.products)
+    assert metrics_json(workspace) == expected_json(orders, categories)
+
+
+@pytest.mark.fast
+def test_files_read_alone_when_duckdb_fails_on_them_together(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When DuckDB fails on a read of several files at once, each is read by itself and
+    gets the verdict it would alone: the reference's, as are the rejects and the KPIs."""
+    import duckdb
+
+    from ecompipe.engines.duckdb import DuckDBEngine
+
+    read_checked = DuckDBEngine._read_checked
+    refused: list[int] = []
+
+    def failing_together(engine: DuckDBEngine, table: str, group: list[Any]) -> None:
+        if len(group) > 1:
+            refused.append(len(group))
+            raise duckdb.InvalidInputException("Invalid Input Error: refused (test)")
+        read_checked(engine, table, group)
+
+    monkeypatch.setattr(DuckDBEngine, "_read_checked", failing_together)
+    for dataset, files in _mutated_files(0, 0).items():
+        for name, content in files.items():
+            (workspace / "landing" / dataset / name).write_bytes(content)
+    _got, ref = _run_against_reference(workspace, tmp_path / "snapshot")
+    assert refused, "no read of several files was tried"
+    orders, categories = reference.kpis(ref.orders, ref.items, ref.products)
+    assert metrics_json(workspace) == expected_json(orders, categories)

@@ -29,7 +29,7 @@ from ecompipe.engines.base import (
     CuratedLog,
     resource_error_in,
 )
-from ecompipe.engines.flow import EngineFlow, FileRead
+from ecompipe.engines.flow import EngineFlow, FileRead, Loading
 from ecompipe.engines.framing import Framing
 from ecompipe.engines.header import Located
 from ecompipe.errors import EngineError, ResourceError
@@ -137,6 +137,8 @@ class DuckDBEngine(EngineFlow):
         self._scratch = Path(self._temp)
         # Registered relations and their kind (VIEW or TABLE): DuckDB drops each by its kind.
         self._relations: dict[str, str] = {}
+        # A table of several files' rows (_load_all) -> the table of its readable files.
+        self._shared: dict[str, str] = {}
         self.con = connect(settings, self._temp)
 
     def close(self) -> None:
@@ -188,6 +190,7 @@ class DuckDBEngine(EngineFlow):
     def _drop_all(self) -> None:
         for name in list(self._relations):
             self._drop(name)
+        self._shared.clear()
 
     def _write_parquet(self, sql: str, target: Path) -> None:
         self.con.execute(
@@ -211,66 +214,150 @@ class DuckDBEngine(EngineFlow):
         """Read one file and check its rows into a table (the file is read as text and
         checked in the same statement: a text copy of it would cost more to write than the
         checks themselves)."""
-        ds = read.dataset
         table = f"checked_{read.name}"
-        select = ", ".join(
-            f"c{located.positions[c]} AS {DIALECT.quote(c)}" for c in ds.column_names
-        )
-        raw = _read_sql(sql_string(str(located.path)), located.width, read.one_line, table, select)
         try:
-            self._register(
-                table,
-                validation.checked_sql(ds, raw, DIALECT, carried=("_shape_ok",)),
-                keep=True,
-            )
+            self._read_checked(table, [Loading(read, located, fr)])
         except duckdb.Error as exc:
             self._raise_resource(exc, f"reading {read.file.key}")
             fr.reason = FileReason.UNREADABLE
             fr.detail = f"cannot read as CSV: {_first_line(exc)}"
             return None
-        problem = self._unreadable(table, located.lines_before)
+        problem = self._unreadable(table, [located.lines_before]).get(0)
         if problem:
             self._drop(table)
             fr.reason, fr.detail = FileReason.UNREADABLE, problem
             return None
         return table
 
+    def _load_all(self, ds: Dataset, loads: list[Loading]) -> dict[int, str]:
+        """Files whose contract columns sit at the same places are read by one read_csv into
+        one table (a statement a file costs 10-15 ms: an export split into 500 files would
+        cost more than its rows), ``_in_group`` the file's place in the read; a file alone in
+        its layout, or every file of a read DuckDB fails on as a whole, is read by itself
+        (``_load``), so that each file's verdict is what a read of it alone gives."""
+        layouts: dict[tuple[int, tuple[int, ...], bool], list[Loading]] = {}
+        for loading in loads:
+            located = loading.located
+            layout = tuple(located.positions[c] for c in ds.column_names)
+            layouts.setdefault((located.width, layout, loading.read.one_line), []).append(loading)
+        parts: dict[int, str] = {}
+        for number, group in enumerate(layouts.values()):
+            table = f"checked_{ds.name}_files{number}"
+            if len(group) > 1:
+                try:
+                    self._read_checked(table, group)
+                except duckdb.Error as exc:
+                    self._raise_resource(exc, f"reading {len(group)} {ds.name} files")
+                    self._drop(table)
+                else:
+                    parts.update(self._readable(table, group))
+                    continue
+            parts.update(super()._load_all(ds, group))
+        return parts
+
+    def _read_checked(self, table: str, group: list[Loading]) -> None:
+        """The table ``table`` of the checked rows of the files of ``group``, which share a
+        layout, read by one read_csv (with ``_in_group``, a file's place in it, for more
+        than one file)."""
+        first = group[0]
+        ds, located = first.read.dataset, first.located
+        select = ", ".join(
+            f"c{located.positions[c]} AS {DIALECT.quote(c)}" for c in ds.column_names
+        )
+        carried: tuple[str, ...] = ("_shape_ok",)
+        if len(group) > 1:
+            select, carried = f"file_index AS _in_group, {select}", (*carried, "_in_group")
+        paths = [sql_string(str(g.located.path)) for g in group]
+        listed = paths[0] if len(paths) == 1 else "[" + ", ".join(paths) + "]"
+        raw = _read_sql(listed, located.width, first.read.one_line, table, select)
+        self._register(table, validation.checked_sql(ds, raw, DIALECT, carried), keep=True)
+
+    def _readable(self, table: str, group: list[Loading]) -> dict[int, str]:
+        """Of the files read together into ``table``, those DuckDB could read (the others get
+        their verdict), by file index; recorded in ``files_<table>`` with the rowid of each
+        one's first row (its rows are consecutive in file order: insertion order is kept
+        while validating), so that a row's place in its file is its rowid less that."""
+        problems = self._unreadable(table, [g.located.lines_before for g in group])
+        readable: dict[int, str] = {}
+        for place, loading in enumerate(group):
+            if place in problems:
+                loading.fr.reason, loading.fr.detail = FileReason.UNREADABLE, problems[place]
+            else:
+                readable[loading.read.idx] = table
+        if readable:
+            places = ", ".join(
+                f"({place}, {g.read.idx})"
+                for place, g in enumerate(group)
+                if g.read.idx in readable
+            )
+            files = f"files_{table}"
+            self._register(
+                files,
+                # Every readable file, though no row of it is in the table: the records of
+                # one may all be in the rejects table (too wide to split into values).
+                f"SELECT _in_group, _file_idx, _first FROM (VALUES {places}) AS f(_in_group, "
+                f"_file_idx) LEFT JOIN (SELECT _in_group, min(rowid) AS _first FROM {table} "
+                "GROUP BY _in_group) AS r USING (_in_group)",
+                keep=True,
+            )
+            self._shared[table] = files
+        else:
+            self._drop(table)
+        return readable
+
     def _checked(self, ds: Dataset, parts: dict[int, str]) -> tuple[str, str]:
         # A row's index among its file's records is its rowid in the file's table; blank
         # records (_shape_ok NULL) are no rows. Records DuckDB could not split (values past
         # the extra column) are in its rejects table, by record number (records.py).
+        # A table of several files (_load_all) gives each row's file index and place by a
+        # join with its table of readable files (a file DuckDB could not read is not there).
         checked, shape = f"checked_{ds.name}", f"shape_{ds.name}"
-        self._register(
-            checked,
-            " UNION ALL ".join(
-                f"SELECT {idx} AS _file_idx, rowid AS _row, * EXCLUDE (_shape_ok) FROM {part} "
-                "WHERE _shape_ok"
-                for idx, part in parts.items()
-            ),
-        )
-        self._register(
-            shape,
-            " UNION ALL ".join(
-                f"SELECT {idx} AS _file_idx, rowid AS _row FROM {part} WHERE NOT _shape_ok "
-                f"UNION ALL SELECT {idx}, -CAST(line AS BIGINT) FROM "
-                f"(SELECT DISTINCT line FROM rej_{part}) AS s"
-                for idx, part in parts.items()
-            ),
-        )
+        rows: list[str] = []
+        shapes: list[str] = []
+        shared: set[str] = set()
+        for idx, part in parts.items():
+            files = self._shared.get(part)
+            if files is None:
+                rows.append(
+                    f"SELECT {idx} AS _file_idx, rowid AS _row, * EXCLUDE (_shape_ok) "
+                    f"FROM {part} WHERE _shape_ok"
+                )
+                shapes.append(
+                    f"SELECT {idx} AS _file_idx, rowid AS _row FROM {part} WHERE NOT _shape_ok "
+                    f"UNION ALL SELECT {idx}, -CAST(line AS BIGINT) FROM "
+                    f"(SELECT DISTINCT line FROM rej_{part}) AS s"
+                )
+            elif part not in shared:
+                shared.add(part)
+                joined = f"{part} AS t JOIN {files} AS f USING (_in_group)"
+                rows.append(
+                    f"SELECT f._file_idx, t.rowid - f._first AS _row, "
+                    f"t.* EXCLUDE (_shape_ok, _in_group) FROM {joined} WHERE _shape_ok"
+                )
+                # A rejects table's file_id is the file's place in the read, as file_index.
+                shapes.append(
+                    f"SELECT f._file_idx, t.rowid - f._first AS _row FROM {joined} "
+                    f"WHERE NOT _shape_ok UNION ALL SELECT f._file_idx, -CAST(s.line AS BIGINT) "
+                    f"FROM (SELECT DISTINCT file_id, line FROM rej_{part}) AS s "
+                    f"JOIN {files} AS f ON f._in_group = s.file_id"
+                )
+        self._register(checked, " UNION ALL ".join(rows))
+        self._register(shape, " UNION ALL ".join(shapes))
         return checked, shape
 
-    def _unreadable(self, table: str, lines_before: int) -> str | None:
-        """Why DuckDB could not read the file read as ``table`` (its rejects table says), with
-        the line in the original file: ``lines_before`` its lines are not in the file read
-        (header.Located)."""
+    def _unreadable(self, table: str, lines_before: list[int]) -> dict[int, str]:
+        """Why DuckDB could not read files read into ``table`` (its rejects table says), by
+        the file's place in the read, with the line in the original file: ``lines_before[i]``
+        lines of file ``i`` are not in the file read (header.Located)."""
         found = self.con.execute(
-            f"SELECT min(error_type), min(line) FROM rej_{table} WHERE error_type IN "
-            f"({', '.join(sql_string(e) for e in UNREADABLE_ERRORS)})"
-        ).fetchone()
-        if found and found[0]:
-            line = int(found[1]) + lines_before
-            return f"{UNREADABLE_ERRORS[str(found[0])]} (near line {line})"
-        return None
+            f"SELECT file_id, min(error_type), min(line) FROM rej_{table} WHERE error_type IN "
+            f"({', '.join(sql_string(e) for e in UNREADABLE_ERRORS)}) GROUP BY file_id"
+        ).fetchall()
+        return {
+            int(place): f"{UNREADABLE_ERRORS[str(error)]} "
+            f"(near line {int(line) + lines_before[int(place)]})"
+            for place, error, line in found
+        }
 
     def _count_records(self, read: FileRead, path: Path, width: int, lines_before: int) -> int:
         """Records of a file whose values are not checked, as DuckDB reads them: every
@@ -286,7 +373,7 @@ class DuckDBEngine(EngineFlow):
         except duckdb.Error as exc:
             self._raise_resource(exc, f"reading {read.file.key}")
             raise ValueError(f"cannot read as CSV: {_first_line(exc)}") from exc
-        problem = self._unreadable(table, lines_before)
+        problem = self._unreadable(table, [lines_before]).get(0)
         if problem:
             raise ValueError(problem)
         return int(n) + self._scalar(f"SELECT count(DISTINCT line) FROM rej_{table}")

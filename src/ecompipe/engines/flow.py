@@ -63,6 +63,16 @@ class FileRead:
         return f"{self.dataset.name}_{self.idx}"
 
 
+@dataclass(frozen=True)
+class Loading:
+    """A file framed and its columns located, for the engine to read (``_load_all``), and
+    the report that takes its verdict."""
+
+    read: FileRead
+    located: Located
+    fr: FileReport
+
+
 class EngineFlow(ABC):
     """Validation and KPIs for any engine (the Engine port of engines/base.py)."""
 
@@ -104,9 +114,21 @@ class EngineFlow(ABC):
         """Read a file whose header is ``located`` into a relation the engine names; on a
         file-level problem set ``fr``'s verdict and return None."""
 
+    def _load_all(self, ds: Dataset, loads: list[Loading]) -> dict[int, str]:
+        """Read a dataset's located files: the relation holding each readable file's rows,
+        by file index; a file with a file-level problem gets its verdict and is left out.
+        One ``_load`` a file; an engine that reads many files at once overrides this, and
+        several files then share a relation (``_checked`` knows which)."""
+        parts: dict[int, str] = {}
+        for loading in loads:
+            part = self._load(loading.read, loading.located, loading.fr)
+            if part is not None:
+                parts[loading.read.idx] = part
+        return parts
+
     @abstractmethod
     def _checked(self, ds: Dataset, parts: dict[int, str]) -> tuple[str, str]:
-        """Relations over the loaded files ``parts`` (by file index): the checked rows
+        """Relations over the loaded files ``parts`` (``_load_all``): the checked rows
         (validation.checked_sql; ``_file_idx`` the file's index for a row of the header's
         width, any negative number for the engine's other records) and the records of the
         wrong shape (``_file_idx``, ``_row``; ``_row`` may be minus the record number of a
@@ -183,14 +205,15 @@ class EngineFlow(ABC):
 
     def _validate_dataset(self, ds: Dataset, files: list[InputFile], batch: _Batch) -> None:
         file_reports: dict[int, FileReport] = {}
-        parts: dict[int, str] = {}
+        loads: list[Loading] = []
         for idx, f in enumerate(files):
             progress.report(f"validate {ds.name}", idx, len(files), "files")
             fr = FileReport(key=f.key, dataset=ds.name, accepted=False)
             file_reports[idx] = fr
-            part = self._read(ds, idx, f, fr, batch)
-            if part is not None:
-                parts[idx] = part
+            loading = self._locate(ds, idx, f, fr, batch)
+            if loading is not None:
+                loads.append(loading)
+        parts = self._load_all(ds, loads)
         progress.report(f"validate {ds.name}", len(files), len(files), "files")
         batch.report.files.extend(file_reports.values())
         if not parts:
@@ -244,11 +267,11 @@ class EngineFlow(ABC):
                 batch.rejected += int(n)
         self._drop_all()
 
-    def _read(
+    def _locate(
         self, ds: Dataset, idx: int, f: InputFile, fr: FileReport, batch: _Batch
-    ) -> str | None:
-        """Frame a file, locate its columns, and load it (``_load``); on a file-level
-        problem set ``fr``'s verdict and return None."""
+    ) -> Loading | None:
+        """Frame a file and locate its columns, for ``_load_all``; on a file-level problem
+        set ``fr``'s verdict and return None."""
         framed = self._frame(f.path)
         if framed.problem:
             fr.reason, fr.detail = FileReason.UNREADABLE, framed.problem
@@ -267,7 +290,7 @@ class EngineFlow(ABC):
         batch.sources[(ds.name, idx)] = records.Source(
             f.key, located.path, located.lines_before, drops
         )
-        return self._load(read, located, fr)
+        return Loading(read, located, fr)
 
     def _duplicates(
         self,

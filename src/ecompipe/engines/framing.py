@@ -21,6 +21,7 @@ are looked at closely, with regular expressions over the spans outside quotes.
 from __future__ import annotations
 
 import codecs
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,10 +65,12 @@ def needs_scan(path: Path) -> bool:
     DuckDB's reader checks the UTF-8 of only the columns a query reads, so a reader of some
     columns cannot stand in for the check.
     """
-    buffer = bytearray(CHUNK)
     with path.open("rb", buffering=0) as handle:
+        # No larger than the file (and one byte to see its end): zeroing 8 MiB costs more
+        # than reading a file of a few hundred KiB.
+        buffer = bytearray(min(CHUNK, os.fstat(handle.fileno()).st_size + 1))
         while size := handle.readinto(buffer):
-            chunk = buffer if size == CHUNK else buffer[:size]
+            chunk = buffer if size == len(buffer) else buffer[:size]
             if b'"' in chunk or b"\r" in chunk or not chunk.isascii():
                 return True
     return False

@@ -104,16 +104,16 @@ class States:
         rejected files; a claimed file still being written goes back to landing."""
         store = self.b.store
         entries = self.b.log.manifest(execution_id)
-        store.claim(execution_id, entries)
-        for entry in entries:
-            self.b.log.update_entry(execution_id, entry)
-        crash_point("validate:after-claim")
         record = self.b.log.get(execution_id)
         if record is not None and "validation" in record.summary:
-            # Killed while quarantining: the report (and staged data) are complete; redoing
-            # the checks would miss the files already quarantined. Finish the moves only.
+            # Killed while quarantining: the claim (recorded before the checks), the report
+            # and the staged data are complete; redoing the checks would miss the files
+            # already quarantined, and claiming again would find them gone. Finish the moves.
             self._quarantine_rejected(execution_id, entries, report_of(self.b.log, execution_id))
             return None
+        store.claim(execution_id, entries)
+        self.b.log.update_entries(execution_id, entries)
+        crash_point("validate:after-claim")
         staging = store.staging_dir(execution_id)
         while True:
             report = self._check(execution_id, entries, staging)
@@ -154,22 +154,22 @@ class States:
         afresh: a second pass never leaves the first one's staged rows for the transform)."""
         store = self.b.store
         owned = [e for e in entries if e.status in ("claimed", "quarantined", "archived")]
-        data = [
-            e
+        data = {
+            e.key
             for e in owned
             if e.regular
             and e.dataset
             and trigger.is_csv_key(e.key)
             and not trigger.key_problem(e.key)
-        ]
+        }
         files = [
             InputFile(e.key, e.dataset, store.local_path(execution_id, e))
-            for e in data
-            if e.dataset is not None and e.status == "claimed"
+            for e in owned
+            if e.key in data and e.dataset is not None and e.status == "claimed"
         ]
         report = self.engine.validate(execution_id, files, staging, self.settings.max_error_rate)
         for e in owned:
-            if e not in data:
+            if e.key not in data:
                 report.files.append(unread_verdict(e.key, e.dataset or ""))
         return report
 
@@ -177,9 +177,7 @@ class States:
         self, execution_id: str, entries: list[ManifestEntry], state: State, why: str
     ) -> None:
         """Return claimed objects to landing untouched (no verdict: nothing in the data)."""
-        for entry in entries:
-            self.b.store.unclaim(execution_id, entry)
-            self.b.log.update_entry(execution_id, entry)
+        self._settle_each(execution_id, entries, self.b.store.unclaim)
         if entries:
             keys = [e.key for e in entries]
             self.b.log.record_event(execution_id, state, "returned", {"keys": keys, "why": why})
@@ -188,10 +186,29 @@ class States:
         self, execution_id: str, entries: list[ManifestEntry], report: ValidationReport
     ) -> None:
         rejected = {f.key for f in report.files if not f.accepted}
-        for e in entries:
-            if e.key in rejected and e.status == "claimed":
-                self.b.store.quarantine(execution_id, e)
-                self.b.log.update_entry(execution_id, e)
+        chosen = [e for e in entries if e.key in rejected and e.status == "claimed"]
+        self._settle_each(execution_id, chosen, self.b.store.quarantine)
+
+    def _settle_each(
+        self,
+        execution_id: str,
+        entries: list[ManifestEntry],
+        move: Callable[[str, ManifestEntry], None],
+    ) -> None:
+        """``move`` each entry (a verified, idempotent move that sets its status), then
+        record them all in one write of the execution log: a write a file would cost more
+        than the move. Those moved before an error are recorded all the same (the failure
+        ending gives back only what is still claimed); after a kill, the moved files are
+        still claimed in the log, and the resumed state moves them again, which finds each
+        already in place and records it."""
+        done: list[ManifestEntry] = []
+        try:
+            for entry in entries:
+                move(execution_id, entry)
+                done.append(entry)
+        finally:
+            if done:
+                self.b.log.update_entries(execution_id, done)
 
     # ------------------------------------------------------------------ CheckValidationResult
 
@@ -255,17 +272,25 @@ class States:
     def archive(self, execution_id: str) -> None:
         """Verified move of every claimed file to the archive."""
         claimed = [e for e in self.b.log.manifest(execution_id) if e.status == "claimed"]
-        for done, entry in enumerate(claimed):
+        changed: list[ManifestEntry] = []
+        done = 0
+
+        def archive_whole(execution_id: str, entry: ManifestEntry) -> None:
+            nonlocal done
             progress.report("archive", done, len(claimed), "files")
+            done += 1
+            # Looked at just before its move: one written to after its rows were counted
+            # would, archived, have its new bytes never count. It stays claimed, goes back
+            # to landing below, and a later run reads it whole; its rows counted now have
+            # the same keys, so the later ones replace them.
             if entry.regular and self.b.store.still_being_written(execution_id, entry):
-                # Written to after its rows were counted: archived, its new bytes would never
-                # count. Back to landing, a later run reads it whole; its rows counted now have
-                # the same keys, so the later ones replace them.
-                why = "changed after its rows were counted: still being written"
-                self.give_back(execution_id, [entry], State.ARCHIVE_FILES, why)
-                continue
-            self.b.store.archive(execution_id, entry)
-            self.b.log.update_entry(execution_id, entry)
+                changed.append(entry)
+            else:
+                self.b.store.archive(execution_id, entry)
+
+        self._settle_each(execution_id, claimed, archive_whole)
+        why = "changed after its rows were counted: still being written"
+        self.give_back(execution_id, changed, State.ARCHIVE_FILES, why)
         progress.report("archive", len(claimed), len(claimed), "files")
         archived = sum(e.status == "archived" for e in claimed)
         log.info("%d of %d files archived", archived, len(claimed), extra={"archived": archived})

@@ -287,8 +287,10 @@ class ExecutionLog(Protocol):
         """The execution's manifest, with each entry's current status."""
         ...
 
-    def update_entry(self, execution_id: str, entry: ManifestEntry) -> None:
-        """Persist an entry's status and location."""
+    def update_entries(self, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Persist entries' status, location and claimed version (size, etag): in one write
+        where the store has transactions, else one entry after another (each entry's record
+        is what a resumed state reads, never a half-updated one)."""
         ...
 
     def owned_keys(self) -> set[str]:

@@ -579,13 +579,14 @@ class MemoryExecutionLog:
             entries = [replace(e) for e in self.state.manifests.get(execution_id, {}).values()]
         return sorted(entries, key=lambda e: e.key)
 
-    def update_entry(self, execution_id: str, entry: ManifestEntry) -> None:
-        """Persist an entry's status, location and claimed version (size, etag)."""
+    def update_entries(self, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Persist entries' status, location and claimed version (size, etag) at once."""
         with self.state.guard:
-            kept = self.state.manifests.get(execution_id, {}).get(entry.key)
-            if kept is not None:
-                kept.status, kept.location = entry.status, entry.location
-                kept.size, kept.etag = entry.size, entry.etag
+            for entry in entries:
+                kept = self.state.manifests.get(execution_id, {}).get(entry.key)
+                if kept is not None:
+                    kept.status, kept.location = entry.status, entry.location
+                    kept.size, kept.etag = entry.size, entry.etag
 
     def owned_keys(self) -> set[str]:
         """Keys claimed by RUNNING executions and still in their hands."""

@@ -679,8 +679,13 @@ class DynamoDBExecutionLog:
             key=lambda e: e.key,
         )
 
-    def update_entry(self, execution_id: str, entry: ManifestEntry) -> None:
-        """Persist an entry's status, location and claimed version."""
+    def update_entries(self, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Persist entries' status, location and claimed version, one item after another
+        (a transaction would hold at most 100; each item alone is what a resume reads)."""
+        for entry in entries:
+            self._update_entry(execution_id, entry)
+
+    def _update_entry(self, execution_id: str, entry: ManifestEntry) -> None:
         values: dict[str, Any] = {
             ":s": _s(entry.status),
             ":e": _s(entry.etag),

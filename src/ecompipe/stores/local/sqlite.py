@@ -461,13 +461,15 @@ class SQLiteExecutionLog:
         ).fetchall()
         return [ManifestEntry(k, d, s, e, bool(r), st, loc) for k, d, s, e, r, st, loc in rows]
 
-    def update_entry(self, execution_id: str, entry: ManifestEntry) -> None:
-        """Persist one entry's status, location and claimed version (size, etag)."""
-        self._con.execute(
-            "UPDATE manifest SET status = ?, location = ?, size = ?, etag = ? "
-            "WHERE execution_id = ? AND key = ?",
-            (entry.status, entry.location, entry.size, entry.etag, execution_id, entry.key),
-        )
+    def update_entries(self, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Persist entries' status, location and claimed version (size, etag) in one
+        transaction: a commit is a sync to disk, one a file would cost more than the move."""
+        with _immediate(self._con) as con:
+            con.executemany(
+                "UPDATE manifest SET status = ?, location = ?, size = ?, etag = ? "
+                "WHERE execution_id = ? AND key = ?",
+                [(e.status, e.location, e.size, e.etag, execution_id, e.key) for e in entries],
+            )
 
     def owned_keys(self) -> set[str]:
         """Keys still held (claimed) by RUNNING executions."""
