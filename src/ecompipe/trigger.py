@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from pathlib import PurePosixPath
 
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
@@ -63,6 +64,14 @@ def settled_key(key: str) -> str:
     if key_problem(key) is None:
         return key
     return "unsafe/" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def returned_key(key: str, execution_id: str) -> str:
+    """The name a claimed file is given back to landing under when a newer upload took its
+    key meanwhile: beside it, ``<stem>.returned-<execution><suffix>`` (a later run takes both,
+    the newer one first: it sorts before this name)."""
+    path = PurePosixPath(key)
+    return str(path.with_name(f"{path.stem}.returned-{execution_id}{path.suffix}"))
 
 
 def key_problem(key: str) -> str | None:

@@ -173,9 +173,9 @@ def test_a_move_never_overwrites_other_bytes(adapter: Adapter, move: str) -> Non
 
 
 def test_restore_copies_quarantined_bytes_into_a_claim_and_keeps_them(adapter: Adapter) -> None:
-    """A replay's claim: the quarantined bytes, copied (the original stays); idempotent. S3
-    refuses with a ConfigError (replay is not on the aws backend yet)."""
-    from ecompipe.errors import ConfigError, PermanentStoreError
+    """A replay's claim: the quarantined bytes, copied (the original stays); idempotent; read,
+    claimed and archived like any claimed object."""
+    from ecompipe.errors import PermanentStoreError
 
     store, entries = claimed(adapter)
     entry = entries[0]
@@ -183,10 +183,6 @@ def test_restore_copies_quarantined_bytes_into_a_claim_and_keeps_them(adapter: A
     fixed = LANDED[entry.key] + b"2,2,2024-03-02 10:00:00,complete\n"  # fixed in place
     adapter.place("quarantine", f"{EID}/{entry.key}", fixed)
     again = replace(entry, status="claimed", location=None)
-    if adapter.name == "aws":
-        with pytest.raises(ConfigError, match="not available on the aws backend"):
-            store.restore(EID, OTHER, [again])
-        return
     store.restore(EID, OTHER, [again])
     store.restore(EID, OTHER, [again])  # again, after a crash
     assert (again.status, again.size) == ("claimed", len(fixed)) and again.location
@@ -200,6 +196,31 @@ def test_restore_copies_quarantined_bytes_into_a_claim_and_keeps_them(adapter: A
     gone = replace(entries[1], status="claimed", location=None)
     with pytest.raises(PermanentStoreError, match="cannot replay"):
         store.restore(EID, "exec-contract-3", [gone])
+
+
+def test_unclaim_of_a_restored_entry_gives_its_copy_to_landing(adapter: Adapter) -> None:
+    """A replay that fails gives its copy back to landing (beside a newer upload of the key,
+    never over it); the quarantined original stays."""
+    store, entries = claimed(adapter)
+    first, second = entries[0], entries[1]
+    for entry in (first, second):
+        store.quarantine(EID, entry)
+    again = [replace(e, status="claimed", location=None) for e in (first, second)]
+    store.restore(EID, OTHER, again)
+    newer = b"a newer upload\n"
+    adapter.land(second.key, newer)
+    for entry in again:
+        store.unclaim(OTHER, entry)
+        store.unclaim(OTHER, entry)  # again, after a crash
+        assert entry.status == "returned"
+    on_landing = listed(store)
+    assert adapter.read("landing", first.key) == LANDED[first.key]
+    assert adapter.read("landing", second.key) == newer, "a newer upload is never overwritten"
+    beside = [k for k in on_landing if k not in LANDED]
+    assert len(beside) == 1 and OTHER in beside[0], on_landing
+    assert adapter.read("landing", beside[0]) == LANDED[second.key]
+    for entry in (first, second):
+        assert adapter.read("quarantine", f"{EID}/{entry.key}") == LANDED[entry.key]
 
 
 def test_unclaim_gives_the_object_back_to_landing(adapter: Adapter) -> None:

@@ -189,9 +189,16 @@ class MemoryObjectStore:
 
     def unclaim(self, execution_id: str, entry: ManifestEntry) -> None:
         """Drop the claim: the object never left landing (a newer upload under its key
-        replaced it there, as on S3)."""
+        replaced it there, as on S3). A replay's copy goes to landing, as on the other
+        stores: beside a newer upload of its key (trigger.returned_key), never over it."""
         with self.state.guard:
-            self.state.claims.pop((execution_id, entry.key), None)
+            blob = self.state.claims.pop((execution_id, entry.key), None)
+            if blob is not None and (entry.location or "").startswith(f"{SCHEME}quarantine/"):
+                current = self.state.landing.get(entry.key)
+                key = entry.key
+                if current is not None and current.etag != blob.etag:
+                    key = trigger.returned_key(entry.key, execution_id)
+                self.state.landing[key] = blob
         entry.status, entry.location = "returned", None
 
     def local_path(self, execution_id: str, entry: ManifestEntry) -> Path:

@@ -4,6 +4,7 @@ Layout:
   s3://BUCKET_NAME/<orders|order_items|products>/...      landing (prefixes from *_PATH)
   s3://BUCKET_NAME/quarantine/<execution-id>/<key>        rejected files and reports
   s3://BUCKET_NAME/_ecompipe/staging/<execution-id>/      validated, typed rows (Parquet)
+  s3://BUCKET_NAME/_ecompipe/replay/<execution-id>/<key>  a replay's copies of quarantined files
   s3://BUCKET_NAME/_ecompipe/curated/<dataset>/<seq>.parquet  the curated log
   s3://S3_ARCHIVE_BUCKET/archive/<execution-id>/<key>     processed files (the landing
                                                           bucket when S3_ARCHIVE_BUCKET is empty)
@@ -19,6 +20,11 @@ a backslash, a control character, too long) is never downloaded: validation quar
 object within S3, and every download here refuses such a name, or one that resolves outside
 its folder. Copies of any size (multipart above a threshold, every part pinned to the
 version) and what their verification compares: stores/aws/copies.py.
+
+A replay (``restore``) makes a verified server-side copy of ``quarantine/<source>/<key>`` under
+``_ecompipe/replay/<execution>/`` and the entry's location names it: from then on the copy is
+the claimed object (read, archived, quarantined or given back to landing like a landing object,
+by ETag), and the quarantined original is never touched.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from ecompipe import progress, trigger
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path
-from ecompipe.errors import ConfigError, PermanentStoreError, StoreError
+from ecompipe.errors import PermanentStoreError, StoreError
 from ecompipe.faults import crash_point
 from ecompipe.stores.aws import copies
 from ecompipe.stores.aws.clients import error_code, translate
@@ -145,7 +151,8 @@ class S3ObjectStore:
         for entry in entries:
             if entry.status != "claimed":
                 continue
-            head = self._head(self.bucket, entry.key)
+            key = self._claimed_key(execution_id, entry)
+            head = self._head(self.bucket, key)
             if head is None:
                 entry.status = "gone"
                 continue
@@ -154,15 +161,36 @@ class S3ObjectStore:
                 entry.status, entry.location = "gone", None
                 continue
             entry.etag, entry.size = etag, size
-            entry.location = f"s3://{self.bucket}/{entry.key}"
+            entry.location = f"s3://{self.bucket}/{key}"
+
+    def _replay_key(self, execution_id: str, key: str) -> str:
+        """Where a replay keeps its copy of a quarantined file (``restore``)."""
+        return f"{WORK_PREFIX}/replay/{execution_id}/{trigger.settled_key(key)}"
+
+    def _claimed_key(self, execution_id: str, entry: ManifestEntry) -> str:
+        """The key (in BUCKET_NAME) of the object holding the entry's claimed bytes: a
+        replay's copy when the entry's location names it, else the landing object."""
+        replayed = self._replay_key(execution_id, entry.key)
+        return replayed if entry.location == f"s3://{self.bucket}/{replayed}" else entry.key
 
     def still_being_written(self, execution_id: str, entry: ManifestEntry) -> bool:
         """Never: S3 objects appear whole, and every read names the claimed version."""
         return False
 
     def unclaim(self, execution_id: str, entry: ManifestEntry) -> None:
-        """Nothing moves on S3 (a claim only records the version): the object is in landing."""
-        entry.status, entry.location = "returned", None
+        """Nothing moves on S3 (a claim only records the version): the object is in landing.
+
+        A replay's copy is moved (verified) into landing, as the local store gives its copy
+        back: under its key, or beside a newer upload of that key (trigger.returned_key).
+        """
+        if self._claimed_key(execution_id, entry) == entry.key:
+            entry.status, entry.location = "returned", None
+            return
+        there = self._head(self.bucket, entry.key)
+        key = entry.key
+        if there is not None and _etag(there["ETag"]) != entry.etag:
+            key = trigger.returned_key(entry.key, execution_id)
+        self._settle(execution_id, entry, self.bucket, key, "returned")
 
     def local_path(self, execution_id: str, entry: ManifestEntry) -> Path:
         """Download exactly the claimed version (GetObject IfMatch) once per execution.
@@ -176,8 +204,9 @@ class S3ObjectStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Not ".<name>.part": a name of 255 bytes (allowed) would make it too long to create.
         tmp = path.with_name(f".{hashlib.sha256(path.name.encode()).hexdigest()[:16]}.part")
+        key = self._claimed_key(execution_id, entry)
         try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=entry.key, IfMatch=entry.etag)["Body"]
+            body = self.s3.get_object(Bucket=self.bucket, Key=key, IfMatch=entry.etag)["Body"]
             step = f"download {entry.key}"
             with tmp.open("wb") as out:
                 for chunk in iter(lambda: body.read(1 << 20), b""):
@@ -212,18 +241,22 @@ class S3ObjectStore:
         """Verified move to s3://S3_ARCHIVE_BUCKET/archive/<execution>/<key>
         (trigger.settled_key)."""
         key = f"archive/{execution_id}/{trigger.settled_key(entry.key)}"
-        self._settle(entry, self.archive_bucket, key, "archived")
+        self._settle(execution_id, entry, self.archive_bucket, key, "archived")
 
     def quarantine(self, execution_id: str, entry: ManifestEntry) -> None:
         """Verified move to s3://BUCKET_NAME/quarantine/<execution>/<key>
         (trigger.settled_key: an unsafe key gets a safe stand-in)."""
         key = f"quarantine/{execution_id}/{trigger.settled_key(entry.key)}"
-        self._settle(entry, self.bucket, key, "quarantined")
+        self._settle(execution_id, entry, self.bucket, key, "quarantined")
 
-    def _settle(self, entry: ManifestEntry, bucket: str, key: str, status: str) -> None:
-        """Copy (source version pinned), verify, then delete the source if still our version."""
+    def _settle(
+        self, execution_id: str, entry: ManifestEntry, bucket: str, key: str, status: str
+    ) -> None:
+        """Copy (source version pinned), verify, then delete the source if still our version
+        (the source: the claimed object, _claimed_key)."""
         where = f"s3://{bucket}/{key}"
-        found = self._head(self.bucket, entry.key)
+        src = self._claimed_key(execution_id, entry)
+        found = self._head(self.bucket, src)
         ours = found if found is not None and _etag(found["ETag"]) == entry.etag else None
         dst = self._head(bucket, key)
         if dst is not None:
@@ -242,7 +275,7 @@ class S3ObjectStore:
             return
         else:
             try:
-                copied = self._copy_checked(ours, entry.key, bucket, key)
+                copied = self._copy_checked(ours, src, bucket, key)
             except Exception as exc:
                 if error_code(exc) in GONE_CODES:
                     # Overwritten or deleted since the HeadObject above (S3 refused the copy).
@@ -250,7 +283,7 @@ class S3ObjectStore:
                     return
                 raise translate(exc, f"copying {entry.key} to {where}") from None
             if not copied:
-                now = self._head(self.bucket, entry.key)
+                now = self._head(self.bucket, src)
                 if now is None or _etag(now["ETag"]) != entry.etag:
                     # The source changed during the copy. S3 refuses such a copy
                     # (CopySourceIfMatch on every request); this covers stores that ignore
@@ -264,35 +297,57 @@ class S3ObjectStore:
         crash_point("move:after-copy-before-delete")
         try:
             # IfMatch: never delete a version uploaded after the claim.
-            self.s3.delete_object(Bucket=self.bucket, Key=entry.key, IfMatch=entry.etag)
+            self.s3.delete_object(Bucket=self.bucket, Key=src, IfMatch=entry.etag)
         except Exception as exc:
             if error_code(exc) not in GONE_CODES:
-                raise translate(exc, f"deleting s3://{self.bucket}/{entry.key}") from None
+                raise translate(exc, f"deleting s3://{self.bucket}/{src}") from None
         entry.status, entry.location = status, where
 
-    def _copy_checked(self, source: dict[str, Any], src_key: str, bucket: str, key: str) -> bool:
+    def _copy_checked(
+        self, source: dict[str, Any], src_key: str, bucket: str, key: str
+    ) -> dict[str, Any] | None:
         """Copy the version of s3://BUCKET_NAME/``src_key`` that ``source`` (its HeadObject)
-        describes to s3://``bucket``/``key`` and verify it (copies.verified); a copy that does
-        not verify is deleted (False). botocore's errors are raised as they are."""
+        describes to s3://``bucket``/``key`` and verify it (copies.verified): the copy's
+        HeadObject, or None when it did not verify (then it is deleted). botocore's errors are
+        raised as they are."""
         plan = self.copy_plan
         expected = copies.copy(self.s3, plan, source, (self.bucket, src_key), (bucket, key))
         dst = self._head(bucket, key)
         if dst is not None and copies.verified(dst, source, expected):
-            return True
+            return dst
         self.s3.delete_object(Bucket=bucket, Key=key)
-        return False
+        return None
 
     # ------------------------------------------------------------------ reports and data
 
     def restore(self, source: str, execution_id: str, entries: Sequence[ManifestEntry]) -> None:
-        """Not yet on S3: a claim there names a landing object's version, and a replayed
-        file lives in quarantine."""
-        raise ConfigError(
-            [
-                "replay is not available on the aws backend yet: copy the fixed files "
-                f"from quarantine/{source}/ into landing instead"
-            ]
-        )
+        """Verified server-side copy of quarantine/<source>/<key> to the execution's replay
+        key, which the entry then claims (the original stays); idempotent: a copy already
+        there counts once it verifies against the original."""
+        for entry in entries:
+            src = f"quarantine/{source}/{trigger.settled_key(entry.key)}"
+            dst = self._replay_key(execution_id, entry.key)
+            original, copied = self._head(self.bucket, src), self._head(self.bucket, dst)
+            if original is not None and copied is not None:
+                expected = copies.reproducible_checksum(self.copy_plan, original)
+                if not copies.verified(copied, original, expected):
+                    copied = None  # not the original's bytes (fixed in place since): copy again
+            if copied is None:
+                if original is None:
+                    raise PermanentStoreError(
+                        f"cannot replay {entry.key}: s3://{self.bucket}/{src} is gone"
+                    )
+                try:
+                    copied = self._copy_checked(original, src, self.bucket, dst)
+                except Exception as exc:
+                    raise translate(exc, f"copying s3://{self.bucket}/{src}") from None
+                if copied is None:
+                    raise StoreError(
+                        f"copy of s3://{self.bucket}/{src} for a replay did not verify "
+                        "(size, ETag or checksum): copy removed, original kept"
+                    )
+            entry.etag, entry.size = _etag(copied["ETag"]), int(copied["ContentLength"])
+            entry.location = f"s3://{self.bucket}/{dst}"
 
     def put_report(self, execution_id: str, name: str, source: Path) -> str:
         """Upload a report to s3://BUCKET_NAME/quarantine/<execution>/<name>."""

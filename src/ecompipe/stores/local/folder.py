@@ -230,9 +230,8 @@ class FolderObjectStore:
         on into the same file there)."""
         src, dst = self._inflight(execution_id, entry.key), self.ws.landing / entry.key
         if os.path.lexists(src) and os.path.lexists(dst) and not _same_regular_file(src, dst):
-            # A new upload took the name meanwhile: both are kept, ours beside it (a later
-            # run takes both, the newer one first: it sorts before this name).
-            dst = dst.with_name(f"{dst.stem}.returned-{execution_id}{dst.suffix}")
+            # A new upload took the name meanwhile: both are kept, ours beside it.
+            dst = self.ws.landing / trigger.returned_key(entry.key, execution_id)
         verified_move(src, dst)
         entry.status, entry.location = "returned", str(dst.relative_to(self.ws.root))
 
