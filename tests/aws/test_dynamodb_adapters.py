@@ -142,7 +142,13 @@ def _metrics(aws: Aws, client: Any, retries: int = 8) -> Any:
 
     s = aws.settings()
     return DynamoDBMetricsStore(
-        client, s.order_metrics_table, s.category_metrics_table, 25, retries, sleep=lambda _: None
+        client,
+        s.order_metrics_table,
+        s.category_metrics_table,
+        s.executions_table,
+        25,
+        retries,
+        sleep=lambda _: None,
     )
 
 
