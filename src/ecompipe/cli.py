@@ -433,6 +433,8 @@ def metrics(
 ) -> None:
     """Show the KPIs: order_metrics_table and category_metrics_table (`metrics history
     --date D` for how a date's KPIs were revised)."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(workspace=workspace, backend=backend)
     if ctx.invoked_subcommand is not None:
         return
     if as_json and as_csv:
@@ -464,15 +466,21 @@ def metrics(
     "--date", "day", required=True, callback=_parse_date, help="The order_date (YYYY-MM-DD)."
 )
 @click.option("--category", default=None, help="Only this category's row.")
-@backend_option("the metrics tables")
+@backend_option("the metrics tables", default=None)
 @click.option("--json", "as_json", is_flag=True, help="JSON: a list of revisions.")
+@click.pass_context
 def metrics_history(
-    workspace: Path | None, day: date, category: str | None, backend: str, as_json: bool
+    ctx: click.Context,
+    workspace: Path | None,
+    day: date,
+    category: str | None,
+    backend: str | None,
+    as_json: bool,
 ) -> None:
     """Every revision of a date's KPIs, oldest first: which execution (or recompute) changed
     its order row or category rows after they were first written, when, and each changed
     column's value before -> after ("-": the row was not there)."""
-    found = _ports(workspace, backend).metrics().revisions(day, category)
+    found = _group_ports(ctx, workspace, backend).metrics().revisions(day, category)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in found], indent=2))
         return
