@@ -223,6 +223,7 @@ class States:
                 result.category_metrics,
                 revision_of=execution_id,
             )
+            crash_point("transform:after-metrics")
             progress.report(step, 3, 3, "steps")
         self.b.log.record_event(execution_id, State.TRANSFORM_DATA, "critical", span)
         headline = result.headline()
