@@ -130,3 +130,35 @@ def test_history_prints_each_changed_column(workspace: Path) -> None:
     # `metrics` itself is as it was.
     table = ecompipe("metrics", "--json", "--category", "Tops", workspace=workspace)
     assert [m["daily_revenue"] for m in json.loads(table.stdout)["category_metrics"]] == [27.5]
+
+
+@pytest.mark.fast
+def test_a_recompute_records_what_it_restates_under_its_own_id(workspace: Path) -> None:
+    """A row restored from an old backup (D1's revenue 1.00): recompute puts back 30.00 and
+    records that under a recompute id; a second recompute changes and records nothing."""
+    import sqlite3
+
+    run_batch(workspace, "b1")
+    con = sqlite3.connect(workspace / "ecompipe.db")
+    with con:
+        con.execute(
+            "UPDATE order_metrics_table SET total_revenue = '1.00' WHERE order_date = ?", (D1,)
+        )
+    con.close()
+    result = ecompipe("recompute", "--json", workspace=workspace)
+    assert result.exit_code == 0, result.output
+    done = json.loads(result.stdout)
+    assert done["revision_id"].startswith("recompute-")
+    assert done["revisions"]["largest_revenue_change"] == {
+        "date": D1,
+        "before": "1.00",
+        "after": "30.00",
+        "delta": "+29.00",
+    }
+    revisions = history(workspace)
+    assert [(r["execution_id"], changes(r)) for r in revisions] == [
+        (done["revision_id"], [["total_revenue", "1.00", "30.00"]])
+    ]
+    again = json.loads(ecompipe("recompute", "--json", workspace=workspace).stdout)
+    assert again["revisions"]["dates_changed"] == 0
+    assert history(workspace) == revisions
