@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from ecompipe.contracts import MONEY_OUTPUT_SCALE
-from ecompipe.kpis import CATEGORY_TABLE, ORDER_TABLE, CategoryMetrics, MetricTable, OrderMetrics, R
+from ecompipe.kpis import CATEGORY_TABLE, ORDER_TABLE, CategoryMetrics, MetricTable, OrderMetrics
 
 #: A row's metric columns as a store keeps them (exact decimal text, counts as integers).
 Values = dict[str, int | str]
@@ -87,56 +87,64 @@ class RevisionSummary:
         return cls(data["dates_changed"], data["rows_changed"], data["largest_revenue_change"])
 
 
-def _metric_values(table: MetricTable[R], row: R | None) -> Values | None:
-    if row is None:
-        return None
-    stored = table.stored(row)
-    return {name: stored[name] for name, _kind in table.metrics}
+#: A row as a store keeps it, in its table's column order (MetricTable.stored_values).
+Stored = tuple[int | str, ...]
 
 
 def revise(
     execution_id: str,
     at: float,
-    before: tuple[Sequence[OrderMetrics], Sequence[CategoryMetrics]],
+    before: tuple[Iterable[Stored], Iterable[Stored]],
     after: tuple[Sequence[OrderMetrics], Sequence[CategoryMetrics]],
 ) -> list[Revision]:
-    """The revisions of replacing the rows ``before`` (what a store held on the dates being
-    replaced) with the rows ``after``: every row that differs, on dates that had an order
-    row before. A new date is no revision; a category row appearing or going on a past date
-    is. Rows are compared whole (dataclass tuples), values only built for those that differ.
+    """The revisions of replacing the rows ``before`` (the order and category rows a store
+    held on the dates being replaced, as it keeps them) with the rows ``after``: every row
+    that differs, on dates that had an order row before. A new date is no revision; a
+    category row appearing or going on a past date is.
+
+    Rows are compared as the stored tuples (one C-speed comparison each); only rows that
+    differ become Revisions: a recompute that changes nothing costs a read and a compare.
     """
-    old_orders = {m.order_date: m for m in before[0]}
-    new_orders = {m.order_date: m for m in after[0]}
-    old_cats = {(m.order_date, m.category): m for m in before[1] if m.order_date in old_orders}
-    new_cats = {(m.order_date, m.category): m for m in after[1] if m.order_date in old_orders}
+    old_orders = _by_key(ORDER_TABLE, before[0])
+    past = {day for (day,) in old_orders}
+    new_orders = _by_key(ORDER_TABLE, map(ORDER_TABLE.stored_values, after[0]))
+    old_cats = _by_key(CATEGORY_TABLE, before[1], past)
+    new_cats = _by_key(CATEGORY_TABLE, map(CATEGORY_TABLE.stored_values, after[1]), past)
     revisions = []
-    for day in sorted(old_orders):
-        old, new = old_orders[day], new_orders.get(day)
-        if old != new:
+    for table, old, new in (
+        (ORDER_TABLE, old_orders, new_orders),
+        (CATEGORY_TABLE, old_cats, new_cats),
+    ):
+        keys = old.keys() if table is ORDER_TABLE else old.keys() | new.keys()
+        for key in sorted(k for k in keys if old.get(k) != new.get(k)):
+            day, category = (key[0], None) if table is ORDER_TABLE else (key[1], str(key[0]))
             revisions.append(
                 Revision(
                     execution_id,
                     at,
-                    day,
-                    None,
-                    _metric_values(ORDER_TABLE, old),
-                    _metric_values(ORDER_TABLE, new),
-                )
-            )
-    for day, category in sorted(old_cats.keys() | new_cats.keys()):
-        was, now = old_cats.get((day, category)), new_cats.get((day, category))
-        if was != now:
-            revisions.append(
-                Revision(
-                    execution_id,
-                    at,
-                    day,
+                    date.fromisoformat(str(day)),
                     category,
-                    _metric_values(CATEGORY_TABLE, was),
-                    _metric_values(CATEGORY_TABLE, now),
+                    _metric_values(table, old.get(key)),
+                    _metric_values(table, new.get(key)),
                 )
             )
     return revisions
+
+
+def _by_key(
+    table: MetricTable[Any], rows: Iterable[Stored], dates: set[int | str] | None = None
+) -> dict[Stored, Stored]:
+    """Stored rows by their key columns (those on ``dates`` only, when given)."""
+    n = len(table.keys)
+    day = [name for name, _kind in table.keys].index("order_date")
+    return {r[:n]: r for r in rows if dates is None or r[day] in dates}
+
+
+def _metric_values(table: MetricTable[Any], row: Stored | None) -> Values | None:
+    if row is None:
+        return None
+    names = [name for name, _kind in table.metrics]
+    return dict(zip(names, row[len(table.keys) :], strict=True))
 
 
 _ZERO = Decimal(0).scaleb(-MONEY_OUTPUT_SCALE)

@@ -25,11 +25,21 @@ def _category(name: str, day: date, revenue: str) -> object:
     return CategoryMetrics(name, day, Decimal(revenue), Decimal(revenue), Decimal("0.0000"))
 
 
+def _stored(rows: list[object]) -> list[tuple[int | str, ...]]:
+    """Rows as a store hands them to revise: their stored values."""
+    from ecompipe.kpis import CATEGORY_TABLE, ORDER_TABLE, OrderMetrics
+
+    return [
+        (ORDER_TABLE if isinstance(r, OrderMetrics) else CATEGORY_TABLE).stored_values(r)  # type: ignore[arg-type]
+        for r in rows
+    ]
+
+
 def test_largest_revenue_change_is_the_largest_in_size_with_its_sign() -> None:
     from ecompipe.pipeline.messages import revised
     from ecompipe.revisions import revise, summarize
 
-    before = ([_order(D1, "10.00"), _order(D2, "50.00")], [])
+    before = (_stored([_order(D1, "10.00"), _order(D2, "50.00")]), [])
     after = ([_order(D1, "14.00"), _order(D2, "37.50"), _order(D3, "99.00")], [])
     found = revise("e", 0.0, before, after)  # type: ignore[arg-type]
     assert [(r.order_date, r.category) for r in found] == [(D1, None), (D2, None)]
@@ -54,7 +64,7 @@ def test_a_re_categorised_product_revises_category_rows_only() -> None:
     from ecompipe.revisions import revise, summarize
 
     rows = [_order(D1, "10.00")]
-    before = (rows, [_category("Jeans", D1, "10.00")])
+    before = (_stored(rows), _stored([_category("Jeans", D1, "10.00")]))
     after = (rows, [_category("Tops", D1, "10.00")])
     found = revise("e", 0.0, before, after)  # type: ignore[arg-type]
     assert [(r.category, r.before is None, r.after is None) for r in found] == [

@@ -417,8 +417,9 @@ class _Rows(Generic[R]):
         for key in [k for k, v in self._rows.items() if v["order_date"] in days]:
             del self._rows[key]
 
-    def of_dates(self, days: set[str]) -> list[R]:
-        return [self._table.from_stored(v) for v in self._rows.values() if v["order_date"] in days]
+    def of_dates(self, days: set[str]) -> list[tuple[int | str, ...]]:
+        """The rows of ``days`` as stored, in column order (``stored`` keeps that order)."""
+        return [tuple(v.values()) for v in self._rows.values() if v["order_date"] in days]
 
     def put(self, rows: Sequence[R]) -> None:
         for row in rows:
@@ -451,10 +452,13 @@ class MemoryMetricsStore:
         with self.state.guard:
             if revision_of is not None:
                 before = (self._orders.of_dates(days), self._categories.of_dates(days))
-                for r in revise(revision_of, time.time(), before, (order_rows, category_rows)):
-                    self.state.revisions.setdefault((r.order_date, r.category, revision_of), r)
+                found = revise(revision_of, time.time(), before, (order_rows, category_rows))
+                for r in found:
+                    self.state.revisions[(r.order_date, r.category, revision_of)] = r
+                # Atomic: an earlier attempt under the id recorded all, and left none to find.
                 summary = summarize(
-                    r for r in self.state.revisions.values() if r.execution_id == revision_of
+                    found
+                    or (r for r in self.state.revisions.values() if r.execution_id == revision_of)
                 )
             self._orders.drop_dates(days)
             self._categories.drop_dates(days)

@@ -377,8 +377,8 @@ class DynamoDBMetricsStore:
             execution_id,
             time.time(),
             (
-                [_row(ORDER_TABLE, i) for i in before_orders],
-                [_row(CATEGORY_TABLE, i) for i in before_cats],
+                [ORDER_TABLE.stored_values(_row(ORDER_TABLE, i)) for i in before_orders],
+                [CATEGORY_TABLE.stored_values(_row(CATEGORY_TABLE, i)) for i in before_cats],
             ),
             (order_rows, category_rows),
         )

@@ -283,13 +283,13 @@ class SQLiteMetricsStore:
     ) -> RevisionSummary:
         """Record the revisions of replacing the rows of ``keys`` (dates), inside the
         replace's transaction; the summary of every revision recorded under the id."""
-        before_orders: list[OrderMetrics] = []
-        before_cats: list[CategoryMetrics] = []
+        before_orders: list[tuple[Any, ...]] = []
+        before_cats: list[tuple[Any, ...]] = []
         for start in range(0, len(keys), _DATES_PER_DELETE):
             chunk = keys[start : start + _DATES_PER_DELETE]
             where = f"WHERE order_date IN ({', '.join('?' * len(chunk))})"
-            before_orders += _read(con, ORDER_TABLE, self._orders, where, chunk, "order_date")
-            before_cats += _read(con, CATEGORY_TABLE, self._categories, where, chunk, "order_date")
+            before_orders += _select(con, ORDER_TABLE, self._orders, where, chunk)
+            before_cats += _select(con, CATEGORY_TABLE, self._categories, where, chunk)
         found = revise(
             execution_id, time.time(), (before_orders, before_cats), (order_rows, category_rows)
         )
@@ -307,6 +307,10 @@ class SQLiteMetricsStore:
                 for r in found
             ],
         )
+        # One transaction: either this attempt recorded every revision of the id, or an
+        # earlier one did and left nothing to find.
+        if found:
+            return summarize(found)
         return summarize(self._revisions("WHERE execution_id = ?", [execution_id]))
 
     def revisions(self, order_date: date, category: str | None = None) -> list[Revision]:
@@ -392,10 +396,19 @@ def _read(
 ) -> list[R]:
     """The rows of a metrics table that ``where`` selects, in ``order``."""
     columns = [c for c, _kind in table.columns]
-    rows = con.execute(
-        f"SELECT {', '.join(columns)} FROM {name} {where} ORDER BY {order}", args
-    ).fetchall()
+    rows = _select(con, table, name, f"{where} ORDER BY {order}", args)
     return [table.from_stored(dict(zip(columns, r, strict=True))) for r in rows]
+
+
+def _select(
+    con: sqlite3.Connection, table: MetricTable[Any], name: str, where: str, args: list[Any]
+) -> list[tuple[Any, ...]]:
+    """The rows ``where`` selects as stored (MetricTable.stored_values), in column order."""
+    columns = ", ".join(c for c, _kind in table.columns)
+    rows: list[tuple[Any, ...]] = con.execute(
+        f"SELECT {columns} FROM {name} {where}", args
+    ).fetchall()
+    return rows
 
 
 def _date_filter(date_from: date | None, date_to: date | None) -> tuple[str, list[Any]]:
