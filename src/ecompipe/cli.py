@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -414,14 +414,16 @@ def date_range_options(func: F) -> F:
     return func
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @workspace_option
 @date_range_options
 @click.option("--category", default=None, help="Only this category (category metrics).")
 @backend_option("the metrics tables")
 @click.option("--json", "as_json", is_flag=True, help="JSON: {order_metrics, category_metrics}.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV: order metrics, a blank line, category.")
+@click.pass_context
 def metrics(
+    ctx: click.Context,
     workspace: Path | None,
     date_from: date | None,
     date_to: date | None,
@@ -430,7 +432,12 @@ def metrics(
     as_json: bool,
     as_csv: bool,
 ) -> None:
-    """Show the KPIs: order_metrics_table and category_metrics_table."""
+    """Show the KPIs: order_metrics_table and category_metrics_table (`metrics history
+    --date D` for how a date's KPIs were revised)."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(workspace=workspace, backend=backend)
+    if ctx.invoked_subcommand is not None:
+        return
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     from ecompipe.console.documents import metrics_document, metrics_rows, plain
@@ -452,6 +459,43 @@ def metrics(
         return
     _print_table(f"{settings.order_metrics_table} ({len(orders)} rows)", orders)
     _print_table(f"{settings.category_metrics_table} ({len(categories)} rows)", categories)
+
+
+@metrics.command("history")
+@workspace_option
+@click.option(
+    "--date", "day", required=True, callback=_parse_date, help="The order_date (YYYY-MM-DD)."
+)
+@click.option("--category", default=None, help="Only this category's row.")
+@backend_option("the metrics tables", default=None)
+@click.option("--json", "as_json", is_flag=True, help="JSON: a list of revisions.")
+@click.pass_context
+def metrics_history(
+    ctx: click.Context,
+    workspace: Path | None,
+    day: date,
+    category: str | None,
+    backend: str | None,
+    as_json: bool,
+) -> None:
+    """Every revision of a date's KPIs, oldest first: which execution (or recompute) changed
+    its order row or category rows after they were first written, when, and each changed
+    column's value before -> after ("-": the row was not there)."""
+    found = _group_ports(ctx, workspace, backend).metrics().revisions(day, category)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in found], indent=2))
+        return
+    if not found:
+        click.echo(f"no revisions of {day}{f' ({category})' if category else ''}")
+        return
+    for r in found:
+        at = datetime.fromtimestamp(r.at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        row = "order_metrics" if r.category is None else f"category {_printable(r.category)}"
+        changes = ", ".join(
+            f"{name}: {'-' if was is None else was} -> {'-' if now is None else now}"
+            for name, was, now in r.changes()
+        )
+        click.echo(f"{at}  {r.execution_id}  {row}  {changes}")
 
 
 RECOMPUTE_EXIT_CODES_HELP = """
@@ -488,6 +532,7 @@ def recompute(
     """
     if date_from is not None and date_to is not None and date_from > date_to:
         raise click.UsageError(f"--from {date_from} is after --to {date_to}")
+    from ecompipe.pipeline.messages import revised
     from ecompipe.wiring import new_pipeline
 
     ws = workspace_from(workspace)
@@ -512,6 +557,8 @@ def recompute(
                     "category_rows_written": result.category_rows,
                     "rows_changed": result.changed,
                     "rows_deleted": result.deleted,
+                    "revision_id": result.revision_id,
+                    "revisions": result.revisions.as_dict(),
                 },
                 indent=2,
             )
@@ -527,6 +574,7 @@ def recompute(
             f"{_count(result.order_rows, 'order row')} and "
             f"{_count(result.category_rows, 'category row')} written ({result.changed} changed), "
             f"{_count(result.deleted, 'row')} deleted"
+            f"{revised({'revisions': result.revisions.as_dict()})}"
         )
 
 

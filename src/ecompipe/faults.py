@@ -3,6 +3,7 @@
 ``ECOMPIPE_CRASH_AT=<point>`` kills the process there. Points: ``after:<State>`` (a state has
 recorded its completion; also after the success ending, before the lease is released),
 ``acquire:after-create``, ``validate:after-claim``, ``transform:after-publish``,
+``transform:after-metrics`` (metrics and KPI revisions written, the state not done),
 ``success:after-notify``, ``replay:after-restore`` (a replay's copies made, its manifest not
 yet recorded) and ``move:after-copy-before-delete`` (every verified move).
 ``ECOMPIPE_CRASH_AT`` may list several, comma-separated; ``ECOMPIPE_CRASH_SKIP=N`` lets the

@@ -206,6 +206,7 @@ class AwsPorts:
             self.clients("dynamodb"),
             s.order_metrics_table,
             s.category_metrics_table,
+            s.executions_table,
             s.dynamodb_batch_size,
             s.dynamodb_max_retries,
         )

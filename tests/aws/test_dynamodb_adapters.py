@@ -142,7 +142,13 @@ def _metrics(aws: Aws, client: Any, retries: int = 8) -> Any:
 
     s = aws.settings()
     return DynamoDBMetricsStore(
-        client, s.order_metrics_table, s.category_metrics_table, 25, retries, sleep=lambda _: None
+        client,
+        s.order_metrics_table,
+        s.category_metrics_table,
+        s.executions_table,
+        25,
+        retries,
+        sleep=lambda _: None,
     )
 
 
@@ -181,6 +187,64 @@ def test_replace_dates_deletes_rows_that_no_longer_exist(aws: Aws) -> None:
     assert store.category_metrics(category="cat1") == [
         c for c in cats if c.category == "cat1" and c.order_date != dates[1]
     ]
+
+
+class DiesWriting:
+    """The real (moto) client, except that the first BatchWriteItem to ``table`` raises: a
+    task killed half-way through replace_dates, after the writes before it."""
+
+    def __init__(self, real: Any, table: str) -> None:
+        self._real, self._table, self.died = real, table, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def batch_write_item(self, RequestItems: dict[str, list[Any]], **kw: Any) -> Any:
+        if self._table in RequestItems and not self.died:
+            self.died = True
+            raise ConnectionError("killed")
+        return self._real.batch_write_item(RequestItems=RequestItems, **kw)
+
+
+@pytest.mark.timeout(60)
+def test_revisions_of_a_write_that_died_half_way_are_recorded_once(aws: Aws) -> None:
+    """Killed after the order rows, before the category rows: the retry must neither take
+    the new date (its order row now there) for a past one, nor lose day 1's revision (its
+    new order row already written), and must give the whole summary."""
+    from ecompipe.kpis import OrderMetrics
+
+    s = aws.settings()
+    store = _metrics(aws, aws.client("dynamodb"))
+    dates, orders, cats = _rows(days=2, categories=2)
+    store.replace_dates(dates[:1], orders[:1], cats[:2], revision_of="e1")
+    richer = OrderMetrics(dates[0], 4, Decimal("12.00"), 5, Decimal("0.2500"), 3)
+    late = (dates, [richer, orders[1]], cats)  # day 2 is new, with its two categories
+    dying = DiesWriting(aws.client("dynamodb"), s.category_metrics_table)
+    with pytest.raises(Exception, match="killed"):
+        _metrics(aws, dying).replace_dates(*late, revision_of="e2")
+    assert store.order_metrics() == [richer, orders[1]], "died after the order rows"
+    summary = store.replace_dates(*late, revision_of="e2")
+    assert summary.as_dict() == {
+        "dates_changed": 1,
+        "rows_changed": 1,
+        "largest_revenue_change": {
+            "date": "2024-01-01",
+            "before": "10.50",
+            "after": "12.00",
+            "delta": "+1.50",
+        },
+    }
+    assert [r.changes() for r in store.revisions(dates[0])] == [
+        [
+            ("total_orders", 3, 4),
+            ("total_revenue", "10.50", "12.00"),
+            ("total_items_sold", 4, 5),
+            ("return_rate", "0.3333", "0.2500"),
+            ("unique_customers", 2, 3),
+        ]
+    ]
+    assert store.revisions(dates[1]) == [], "a new date is no revision, even on a retry"
+    assert store.category_metrics() == cats
 
 
 @pytest.mark.timeout(120)

@@ -109,3 +109,101 @@ def test_handles_share_the_tables(adapter: Adapter) -> None:
     again = adapter.ports().metrics()
     assert again.order_metrics() == [order(D1)]
     assert again.category_metrics() == [category("Tops", D1)]
+
+
+def _revised(metrics: Any, day: date, category: str | None = None) -> list[Any]:
+    """(execution, row, changes) of each revision of ``day``, in the order read."""
+    return [(r.execution_id, r.category, r.changes()) for r in metrics.revisions(day, category)]
+
+
+def test_revisions_record_each_changed_row_of_past_dates_once(adapter: Adapter) -> None:
+    """Hand-computed: D1's revenue 65.11 -> 70.00, Jeans on D1 49.86 -> 55.00, Tops gone
+    from D1, Shoes new on D2; D2's order row unchanged, D3 new: no revision."""
+    metrics = adapter.ports().metrics()
+    first = metrics.replace_dates(
+        [D1, D2],
+        [order(D1), order(D2)],
+        [category("Jeans", D1), category("Tops", D1)],
+        revision_of="e1",
+    )
+    assert first.as_dict() == {
+        "dates_changed": 0,
+        "rows_changed": 0,
+        "largest_revenue_change": None,
+    }, "new dates are no revision"
+    late = (
+        [D1, D2, D3],
+        [order(D1, revenue="70.00"), order(D2), order(D3)],
+        [category("Jeans", D1, "55.00"), category("Shoes", D2)],
+    )
+    expected = {
+        "dates_changed": 2,
+        "rows_changed": 4,
+        "largest_revenue_change": {
+            "date": "2024-03-01",
+            "before": "65.11",
+            "after": "70.00",
+            "delta": "+4.89",
+        },
+    }
+    assert metrics.replace_dates(*late, revision_of="e2").as_dict() == expected
+    # The same write again under the same id (a retried transform): recorded once, and the
+    # summary is still the whole of what e2 revised.
+    assert adapter.ports().metrics().replace_dates(*late, revision_of="e2").as_dict() == expected
+    # The same rows again under a new id (a re-delivered identical file): nothing.
+    assert metrics.replace_dates(*late, revision_of="e3").dates_changed == 0
+    rate, avg = "0.5000", "24.93"
+    assert _revised(metrics, D1) == [
+        ("e2", None, [("total_revenue", "65.11", "70.00")]),
+        ("e2", "Jeans", [("daily_revenue", "49.86", "55.00")]),
+        (
+            "e2",
+            "Tops",
+            [
+                ("daily_revenue", "49.86", None),
+                ("avg_order_value", avg, None),
+                ("avg_return_rate", rate, None),
+            ],
+        ),
+    ]
+    assert _revised(metrics, D2) == [
+        (
+            "e2",
+            "Shoes",
+            [
+                ("daily_revenue", None, "49.86"),
+                ("avg_order_value", None, avg),
+                ("avg_return_rate", None, rate),
+            ],
+        )
+    ]
+    assert _revised(metrics, D1, "Jeans") == [
+        ("e2", "Jeans", [("daily_revenue", "49.86", "55.00")])
+    ]
+    assert _revised(metrics, D3) == [] and _revised(metrics, D1, "Shoes") == []
+    assert metrics.order_metrics() == late[1], "the metrics themselves are replaced as ever"
+
+
+def test_revisions_oldest_first_and_a_write_without_an_id_records_nothing(
+    adapter: Adapter,
+) -> None:
+    metrics = adapter.ports().metrics()
+    metrics.replace_dates([D1], [order(D1)], [])
+    assert metrics.replace_dates([D1], [order(D1, orders=4)], []).rows_changed == 0
+    assert metrics.revisions(D1) == []
+    metrics.replace_dates([D1], [order(D1, orders=5)], [], revision_of="b")
+    metrics.replace_dates([D1], [], [], revision_of="a")  # D1 has no orders now
+    history = metrics.revisions(D1)
+    # Oldest first, not by id: "a" came after "b".
+    assert [(r.execution_id, r.after is None) for r in history] == [("b", False), ("a", True)]
+    assert [r.changes()[0] for r in history] == [
+        ("total_orders", 4, 5),
+        ("total_orders", 5, None),
+    ]
+    summary = metrics.replace_dates([D1], [], [], revision_of="a")
+    assert summary.largest_revenue_change == {
+        "date": "2024-03-01",
+        "before": "65.11",
+        "after": "0.00",
+        "delta": "-65.11",
+    }, "a date whose order row went: its revenue went to zero"

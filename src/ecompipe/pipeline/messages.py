@@ -34,6 +34,7 @@ def message(
         "rejected_rows": report.rejected_rows,
         "duplicates_dropped": report.duplicates_dropped,
         "kpis": summary.get("transform"),
+        "revisions": summary.get("revisions"),
         "error": None if error is None else {"type": error.code, "message": str(error)},
     }
 
@@ -70,5 +71,19 @@ def subject(
     return (
         f"{execution_id} SUCCEEDED: {files}, {rows}, {kpi.get('dates_recomputed', 0)} dates "
         f"recomputed, {kpi.get('waiting_for_order', 0)} items waiting for their order, "
-        f"{kpi.get('waiting_for_product', 0)} for their product"
+        f"{kpi.get('waiting_for_product', 0)} for their product{revised(summary)}"
     )
+
+
+def revised(summary: dict[str, Any]) -> str:
+    """The subject's words on KPI revisions: "", or ", 3 past dates revised, largest revenue
+    change -12.50 on 2024-03-02" (revisions.RevisionSummary in the summary)."""
+    revisions = summary.get("revisions") or {}
+    dates = revisions.get("dates_changed", 0)
+    if not dates:
+        return ""
+    words = f", {dates} past date{'' if dates == 1 else 's'} revised"
+    largest = revisions.get("largest_revenue_change")
+    if largest is None:
+        return f"{words} (revenue unchanged)"
+    return f"{words}, largest revenue change {largest['delta']} on {largest['date']}"

@@ -8,7 +8,7 @@ from datetime import date
 from ecompipe.engines.base import Engine
 from ecompipe.errors import TerminalError, TransientError, from_os_error
 from ecompipe.pipeline.leases import Leases
-from ecompipe.pipeline.results import RecomputeResult
+from ecompipe.pipeline.results import RecomputeResult, new_execution_id
 from ecompipe.stores.base import Backend
 
 
@@ -76,7 +76,12 @@ def _rebuild(
         # Another holder may be in the critical section now, writing newer rows.
         raise TransientError("the lock lease was lost: nothing written; recompute again")
     say(f"writing the metrics of {len(dates)} dates")
-    metrics.replace_dates(dates, result.order_metrics, result.category_metrics)
+    # A recompute restates past KPIs as a late batch does (a KPI definition changed, a
+    # table restored from an old backup): its revisions are recorded under an id of its own.
+    revision_id = new_execution_id("recompute")
+    revised = metrics.replace_dates(
+        dates, result.order_metrics, result.category_metrics, revision_of=revision_id
+    )
     return RecomputeResult(
         dates=dates,
         order_rows=len(after_orders),
@@ -85,4 +90,6 @@ def _rebuild(
         + sum(before_cats.get(k) != m for k, m in after_cats.items()),
         deleted=len(before_orders.keys() - after_orders.keys())
         + len(before_cats.keys() - after_cats.keys()),
+        revision_id=revision_id,
+        revisions=revised,
     )

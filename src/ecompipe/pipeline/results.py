@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from ecompipe.errors import DataRejectedError
+from ecompipe.revisions import RevisionSummary
 from ecompipe.workflow import SPECS, State
 
 #: Exit codes of `ecompipe run` (documented in --help and the README).
@@ -58,6 +59,9 @@ class RecomputeResult:
     changed: int
     deleted: int
     curated_empty: bool = False
+    #: The id its KPI revisions are recorded under, and their summary.
+    revision_id: str | None = None
+    revisions: RevisionSummary = field(default_factory=RevisionSummary)
 
 
 def everything_rejected() -> DataRejectedError:
@@ -65,6 +69,7 @@ def everything_rejected() -> DataRejectedError:
     return DataRejectedError(SPECS[State.CHECK_VALIDATION_RESULT].otherwise)
 
 
-def new_execution_id() -> str:
-    """Sortable, unique: exec-20261125T221500Z-1a2b3c."""
-    return time.strftime("exec-%Y%m%dT%H%M%SZ-", time.gmtime()) + uuid.uuid4().hex[:6]
+def new_execution_id(kind: str = "exec") -> str:
+    """Sortable, unique: exec-20261125T221500Z-1a2b3c (``kind`` recompute: the id a
+    recompute records its KPI revisions under)."""
+    return time.strftime(f"{kind}-%Y%m%dT%H%M%SZ-", time.gmtime()) + uuid.uuid4().hex[:6]

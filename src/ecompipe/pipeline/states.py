@@ -234,14 +234,23 @@ class States:
             curated = self.b.store.curated_log(uri=self.engine.reads_uris)
             result = self.engine.transform(curated, record.seq)
             progress.report(step, 2, 3, "steps")
-            self.b.metrics.replace_dates(
-                result.affected_dates, result.order_metrics, result.category_metrics
+            revised = self.b.metrics.replace_dates(
+                result.affected_dates,
+                result.order_metrics,
+                result.category_metrics,
+                revision_of=execution_id,
             )
+            crash_point("transform:after-metrics")
             progress.report(step, 3, 3, "steps")
         self.b.log.record_event(execution_id, State.TRANSFORM_DATA, "critical", span)
         headline = result.headline()
         self.b.log.save_summary(
-            execution_id, {"transform": headline, "curated_rows": result.curated_rows}
+            execution_id,
+            {
+                "transform": headline,
+                "curated_rows": result.curated_rows,
+                "revisions": revised.as_dict(),
+            },
         )
         log.info(
             "batch #%d published; metrics of %d dates rewritten",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ecompipe.kpis import CategoryMetrics, OrderMetrics, R
+from ecompipe.revisions import Revision, RevisionSummary
 
 if TYPE_CHECKING:
     # A type of the ObjectStore port only: the adapters that need no curated log (the
@@ -193,8 +194,20 @@ class MetricsStore(Protocol):
         dates: Sequence[date],
         order_rows: Sequence[OrderMetrics],
         category_rows: Sequence[CategoryMetrics],
-    ) -> None:
-        """Atomically make ``dates`` hold exactly the given rows (others for them deleted)."""
+        revision_of: str | None = None,
+    ) -> RevisionSummary:
+        """Atomically make ``dates`` hold exactly the given rows (others for them deleted).
+
+        With ``revision_of`` (an execution id), also record the revisions (revisions.revise)
+        under that id, exactly once with the write: a retry of the same id records nothing
+        twice, and returns the summary of everything recorded under it. Without: records
+        nothing, returns an empty summary.
+        """
+        ...
+
+    def revisions(self, order_date: date, category: str | None = None) -> list[Revision]:
+        """Every revision recorded for ``order_date`` (its order row and category rows, or
+        only ``category``'s row), oldest first (revisions.history_order)."""
         ...
 
     def order_metrics(

@@ -37,6 +37,7 @@ from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, batch_file, staged_path
 from ecompipe.errors import PermanentStoreError, StoreError
 from ecompipe.kpis import CATEGORY_TABLE, ORDER_TABLE, CategoryMetrics, MetricTable, OrderMetrics, R
+from ecompipe.revisions import Revision, RevisionSummary, history_order, revise, summarize
 from ecompipe.stores.base import (
     ExecutionRecord,
     LockHolder,
@@ -100,6 +101,8 @@ class MemoryState:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notifications: list[dict[str, Any]] = field(default_factory=list)
     conditions: dict[str, RaisedCondition] = field(default_factory=dict)
+    #: KPI revisions by (date, category or None, execution id)
+    revisions: dict[tuple[date, str | None, str], Revision] = field(default_factory=dict)
     last_seq: int = 0
     guard: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _work: Path | None = field(default=None, init=False, repr=False)
@@ -437,6 +440,10 @@ class _Rows(Generic[R]):
         for key in [k for k, v in self._rows.items() if v["order_date"] in days]:
             del self._rows[key]
 
+    def of_dates(self, days: set[str]) -> list[tuple[int | str, ...]]:
+        """The rows of ``days`` as stored, in column order (``stored`` keeps that order)."""
+        return [tuple(v.values()) for v in self._rows.values() if v["order_date"] in days]
+
     def put(self, rows: Sequence[R]) -> None:
         for row in rows:
             values = self._table.stored(row)
@@ -459,14 +466,38 @@ class MemoryMetricsStore:
         dates: Sequence[date],
         order_rows: Sequence[OrderMetrics],
         category_rows: Sequence[CategoryMetrics],
-    ) -> None:
-        """Drop every row of ``dates`` and put the new ones, under the guard (atomic)."""
+        revision_of: str | None = None,
+    ) -> RevisionSummary:
+        """Drop every row of ``dates`` and put the new ones, with the revisions of
+        ``revision_of``, under the guard (atomic)."""
         days = {d.isoformat() for d in dates}
+        summary = RevisionSummary()
         with self.state.guard:
+            if revision_of is not None:
+                before = (self._orders.of_dates(days), self._categories.of_dates(days))
+                found = revise(revision_of, time.time(), before, (order_rows, category_rows))
+                for r in found:
+                    self.state.revisions[(r.order_date, r.category, revision_of)] = r
+                # Atomic: an earlier attempt under the id recorded all, and left none to find.
+                summary = summarize(
+                    found
+                    or (r for r in self.state.revisions.values() if r.execution_id == revision_of)
+                )
             self._orders.drop_dates(days)
             self._categories.drop_dates(days)
             self._orders.put(order_rows)
             self._categories.put(category_rows)
+        return summary
+
+    def revisions(self, order_date: date, category: str | None = None) -> list[Revision]:
+        """The revisions of ``order_date`` (of ``category``'s row only), oldest first."""
+        with self.state.guard:
+            found = [
+                r
+                for (day, of, _eid), r in self.state.revisions.items()
+                if day == order_date and (category is None or of == category)
+            ]
+        return history_order(found)
 
     def order_metrics(
         self, date_from: date | None = None, date_to: date | None = None

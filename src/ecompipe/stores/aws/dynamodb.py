@@ -17,6 +17,9 @@ Execution log (table EXECUTIONS_TABLE, hash pk (S), range sk (S)):
                                     for a sort key; the key itself is in its ``key``)
   pk EXEC#<id>, sk EVENT#<ns>#<rnd> one state event
   pk COUNTER,   sk SEQ              the batch sequence counter
+  pk REVISION#<date>, sk <execution id>#<category>   a KPI revision of the date's order row
+                                    (category empty) or a category row (DynamoDBMetricsStore)
+  pk REVISIONS#<execution id>, sk SUMMARY            the summary of what it revised
   pk RUNNING,   sk EXECUTIONS       ``ids``: the RUNNING executions (a string set)
 The RUNNING item is the log's index of what runs: a record is created and finished in one
 transaction with its entry there, so every S3 event and every run finds the unfinished
@@ -50,6 +53,7 @@ from ecompipe.kpis import (
     OrderMetrics,
     R,
 )
+from ecompipe.revisions import Revision, RevisionSummary, history_order, revise, summarize
 from ecompipe.stores.aws.clients import error_code, translate
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry, metrics_read
 from ecompipe.stores.host import HOST, lease_over
@@ -289,19 +293,23 @@ def batch_write(
 class DynamoDBMetricsStore:
     """order_metrics_table (hash order_date) and category_metrics_table (hash category,
     range order_date; index BY_DATE_INDEX). Numbers are DynamoDB numbers written from
-    Decimal, never floats. A run writes by key; only the operators' reads scan."""
+    Decimal, never floats. A run writes by key; only the operators' reads scan.
+    KPI revisions are items of ``revisions_table`` (the execution log's table: see the module
+    docstring), read by date."""
 
     def __init__(
         self,
         client: Any,
         order_table: str,
         category_table: str,
+        revisions_table: str,
         batch_size: int = 25,
         max_retries: int = 8,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.ddb = client
         self.orders, self.categories = order_table, category_table
+        self.revisions_table = revisions_table
         self.batch_size, self.max_retries, self._sleep = min(batch_size, 25), max_retries, sleep
 
     def _scan(self, table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -340,16 +348,24 @@ class DynamoDBMetricsStore:
         dates: Sequence[date],
         order_rows: Sequence[OrderMetrics],
         category_rows: Sequence[CategoryMetrics],
-    ) -> None:
+        revision_of: str | None = None,
+    ) -> RevisionSummary:
         """Make ``dates`` hold exactly the given rows: put them, delete rows no longer there.
 
         Not one transaction (DynamoDB caps those at 100 items), but idempotent: a run that
-        fails half-way is retried and writes the same rows again.
+        fails half-way is retried and writes the same rows again. The revisions of
+        ``revision_of`` are written before any metric row, then their summary item: a retry
+        that finds the summary knows every revision is recorded (the metrics it may have
+        half-written no longer show what they were) and records nothing again; one that
+        does not finds the metrics untouched and writes the same items again.
         """
         wanted = {d.isoformat() for d in dates}
         new_orders = {m.order_date.isoformat() for m in order_rows}
         new_cats = {(m.category, m.order_date.isoformat()) for m in category_rows}
         stale_cats = [(c, d) for d in sorted(wanted) for c in self._categories_on(d)]
+        summary = RevisionSummary()
+        if revision_of is not None:
+            summary = self._revise(revision_of, wanted, stale_cats, order_rows, category_rows)
         puts_o = [{"PutRequest": {"Item": _item(ORDER_TABLE, m)}} for m in order_rows]
         dels_o = [
             {"DeleteRequest": {"Key": {"order_date": _s(d)}}} for d in sorted(wanted - new_orders)
@@ -361,6 +377,92 @@ class DynamoDBMetricsStore:
         ]
         self._write(self.orders, puts_o + dels_o)
         self._write(self.categories, puts_c + dels_c)
+        return summary
+
+    def _revise(
+        self,
+        execution_id: str,
+        days: set[str],
+        categories: list[tuple[str, str]],
+        order_rows: Sequence[OrderMetrics],
+        category_rows: Sequence[CategoryMetrics],
+    ) -> RevisionSummary:
+        """Record the revisions of replacing the order rows of ``days`` and the category
+        rows ``categories`` ((category, date) keys), unless recorded already; the summary."""
+        marker = {"pk": _s(f"REVISIONS#{execution_id}"), "sk": _s("SUMMARY")}
+        try:
+            done = self.ddb.get_item(
+                TableName=self.revisions_table, Key=marker, ConsistentRead=True
+            ).get("Item")
+        except Exception as exc:
+            raise translate(exc, f"reading {self.revisions_table}") from None
+        if done is not None:
+            return RevisionSummary.from_dict(json.loads(done["summary"]["S"]))
+        before_orders = self._get(self.orders, [{"order_date": _s(d)} for d in sorted(days)])
+        before_cats = self._get(
+            self.categories, [{"category": _s(c), "order_date": _s(d)} for c, d in categories]
+        )
+        found = revise(
+            execution_id,
+            time.time(),
+            (
+                [ORDER_TABLE.stored_values(_row(ORDER_TABLE, i)) for i in before_orders],
+                [CATEGORY_TABLE.stored_values(_row(CATEGORY_TABLE, i)) for i in before_cats],
+            ),
+            (order_rows, category_rows),
+        )
+        self._write(self.revisions_table, [{"PutRequest": {"Item": _revision(r)}} for r in found])
+        summary = summarize(found)
+        try:
+            self.ddb.put_item(
+                TableName=self.revisions_table,
+                Item={**marker, "summary": _s(json.dumps(summary.as_dict()))},
+            )
+        except Exception as exc:
+            raise translate(exc, f"writing {self.revisions_table}") from None
+        return summary
+
+    def _get(self, table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items of ``keys`` that exist: BatchGetItem (consistent), 100 keys a call; keys
+        DynamoDB hands back unprocessed are asked again with backoff, as batch_write does."""
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            pending: list[dict[str, Any]] = keys[start : start + 100]
+            attempt = 0
+            while pending:
+                try:
+                    response = self.ddb.batch_get_item(
+                        RequestItems={table: {"Keys": pending, "ConsistentRead": True}}
+                    )
+                except Exception as exc:
+                    raise translate(exc, f"reading {table}") from None
+                items += response.get("Responses", {}).get(table, [])
+                pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+                attempt += 1
+                if pending and attempt > self.max_retries:
+                    raise StoreError(
+                        f"{len(pending)} rows of {table} not read after {self.max_retries} "
+                        "retries (throttled): the run fails and is retried"
+                    )
+                if pending:
+                    self._sleep(random.uniform(0, min(20.0, 0.05 * 2**attempt)))
+        return items
+
+    def revisions(self, order_date: date, category: str | None = None) -> list[Revision]:
+        """The revisions of ``order_date`` (of ``category``'s row only), oldest first: one
+        query of the date's items."""
+        found = []
+        try:
+            for page in self.ddb.get_paginator("query").paginate(
+                TableName=self.revisions_table,
+                ConsistentRead=True,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": _s(f"REVISION#{order_date.isoformat()}")},
+            ):
+                found += [_from_revision(i) for i in page.get("Items", [])]
+        except Exception as exc:
+            raise translate(exc, f"reading {self.revisions_table}") from None
+        return history_order(r for r in found if category is None or r.category == category)
 
     def order_metrics(
         self, date_from: date | None = None, date_to: date | None = None
@@ -393,6 +495,33 @@ def _item(table: MetricTable[R], row: R) -> dict[str, Any]:
 def _row(table: MetricTable[R], item: dict[str, Any]) -> R:
     """A metrics row from its DynamoDB item."""
     return table.from_stored({name: next(iter(item[name].values())) for name, _k in table.columns})
+
+
+def _revision(revision: Revision) -> dict[str, Any]:
+    """A revision as an item (before and after as JSON text: exact decimal text kept)."""
+    item = {
+        "pk": _s(f"REVISION#{revision.order_date.isoformat()}"),
+        "sk": _s(f"{revision.execution_id}#{revision.category or ''}"),
+        "execution_id": _s(revision.execution_id),
+        "at": _n(revision.at),
+    }
+    if revision.category is not None:
+        item["category"] = _s(revision.category)
+    for name, values in (("before", revision.before), ("after", revision.after)):
+        if values is not None:
+            item[name] = _s(json.dumps(values))
+    return item
+
+
+def _from_revision(item: dict[str, Any]) -> Revision:
+    return Revision(
+        item["execution_id"]["S"],
+        _num(item["at"]),
+        date.fromisoformat(item["pk"]["S"].removeprefix("REVISION#")),
+        _str(item.get("category")),
+        json.loads(item["before"]["S"]) if "before" in item else None,
+        json.loads(item["after"]["S"]) if "after" in item else None,
+    )
 
 
 # ---------------------------------------------------------------------- execution log

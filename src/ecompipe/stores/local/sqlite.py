@@ -26,6 +26,7 @@ from ecompipe.kpis import (
     OrderMetrics,
     R,
 )
+from ecompipe.revisions import Revision, RevisionSummary, history_order, revise, summarize
 from ecompipe.stores.base import ExecutionRecord, LockHolder, ManifestEntry, RaisedCondition
 from ecompipe.stores.host import HOST, lease_over
 
@@ -78,6 +79,7 @@ def create_schema(path: Path, order_table: str, category_table: str) -> None:
             CREATE INDEX IF NOT EXISTS execution_events_by_execution
                 ON execution_events (execution_id, id);
             {_CONDITIONS_DDL}
+            {_REVISIONS_DDL}
             CREATE TABLE IF NOT EXISTS manifest (
                 execution_id TEXT NOT NULL, key TEXT NOT NULL, dataset TEXT,
                 size INTEGER NOT NULL, etag TEXT NOT NULL, regular INTEGER NOT NULL,
@@ -96,6 +98,16 @@ def create_schema(path: Path, order_table: str, category_table: str) -> None:
 #: for a workspace made before they existed.
 _CONDITIONS_DDL = """CREATE TABLE IF NOT EXISTS conditions (
     condition_id TEXT PRIMARY KEY, raised_at REAL NOT NULL, detail TEXT NOT NULL);"""
+
+
+#: KPI revisions (SQLiteMetricsStore): one row per (date, row, execution); ``category`` is
+#: '' for the date's order_metrics row. Also created on first use, as the conditions are.
+_REVISIONS_DDL = """CREATE TABLE IF NOT EXISTS metric_revisions (
+    order_date TEXT NOT NULL, category TEXT NOT NULL, execution_id TEXT NOT NULL,
+    at REAL NOT NULL, before TEXT, after TEXT,
+    PRIMARY KEY (order_date, category, execution_id));
+CREATE INDEX IF NOT EXISTS metric_revisions_by_execution
+    ON metric_revisions (execution_id);"""
 
 
 @contextmanager
@@ -229,16 +241,26 @@ class SQLiteMetricsStore:
                     f"metrics table '{table}' does not exist in {db}: run `ecompipe init` "
                     "(it creates tables named by ORDER_METRICS_TABLE / CATEGORY_METRICS_TABLE)"
                 )
+        try:
+            self._con.executescript(_REVISIONS_DDL)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{db}: cannot create the revisions table ({exc})") from None
 
     def replace_dates(
         self,
         dates: Sequence[date],
         order_rows: Sequence[OrderMetrics],
         category_rows: Sequence[CategoryMetrics],
-    ) -> None:
-        """Delete every row of ``dates`` and insert the new ones, in one transaction."""
+        revision_of: str | None = None,
+    ) -> RevisionSummary:
+        """Delete every row of ``dates`` and insert the new ones, in one transaction, with
+        the revisions of ``revision_of`` (a retry finds its rows already written: no new
+        revision, and the summary read back is the first attempt's)."""
         keys = [d.isoformat() for d in dates]
+        summary = RevisionSummary()
         with _immediate(self._con) as con:
+            if revision_of is not None:
+                summary = self._revise(con, keys, revision_of, order_rows, category_rows)
             # A few hundred dates a statement, not one: the category table's key starts with
             # the category, so every delete by date scans the whole table (a recompute of
             # 2,557 dates over 62,700 rows took 4 s one by one).
@@ -249,6 +271,73 @@ class SQLiteMetricsStore:
                 con.execute(f"DELETE FROM {self._categories} WHERE order_date IN ({marks})", chunk)
             _insert(con, ORDER_TABLE, self._orders, order_rows)
             _insert(con, CATEGORY_TABLE, self._categories, category_rows)
+        return summary
+
+    def _revise(
+        self,
+        con: sqlite3.Connection,
+        keys: list[str],
+        execution_id: str,
+        order_rows: Sequence[OrderMetrics],
+        category_rows: Sequence[CategoryMetrics],
+    ) -> RevisionSummary:
+        """Record the revisions of replacing the rows of ``keys`` (dates), inside the
+        replace's transaction; the summary of every revision recorded under the id."""
+        before_orders: list[tuple[Any, ...]] = []
+        before_cats: list[tuple[Any, ...]] = []
+        for start in range(0, len(keys), _DATES_PER_DELETE):
+            chunk = keys[start : start + _DATES_PER_DELETE]
+            where = f"WHERE order_date IN ({', '.join('?' * len(chunk))})"
+            before_orders += _select(con, ORDER_TABLE, self._orders, where, chunk)
+            before_cats += _select(con, CATEGORY_TABLE, self._categories, where, chunk)
+        found = revise(
+            execution_id, time.time(), (before_orders, before_cats), (order_rows, category_rows)
+        )
+        con.executemany(
+            "INSERT OR IGNORE INTO metric_revisions VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r.order_date.isoformat(),
+                    r.category or "",
+                    r.execution_id,
+                    r.at,
+                    None if r.before is None else json.dumps(r.before),
+                    None if r.after is None else json.dumps(r.after),
+                )
+                for r in found
+            ],
+        )
+        # One transaction: either this attempt recorded every revision of the id, or an
+        # earlier one did and left nothing to find.
+        if found:
+            return summarize(found)
+        return summarize(self._revisions("WHERE execution_id = ?", [execution_id]))
+
+    def revisions(self, order_date: date, category: str | None = None) -> list[Revision]:
+        """The revisions of ``order_date`` (of ``category``'s row only), oldest first."""
+        where, args = "WHERE order_date = ?", [order_date.isoformat()]
+        if category is not None:
+            where += " AND category = ?"
+            args.append(category)
+        return history_order(self._revisions(where, args))
+
+    def _revisions(self, where: str, args: list[Any]) -> list[Revision]:
+        rows = self._con.execute(
+            "SELECT execution_id, at, order_date, category, before, after "
+            f"FROM metric_revisions {where}",
+            args,
+        ).fetchall()
+        return [
+            Revision(
+                eid,
+                at,
+                date.fromisoformat(day),
+                category or None,
+                None if before is None else json.loads(before),
+                None if after is None else json.loads(after),
+            )
+            for eid, at, day, category, before, after in rows
+        ]
 
     def order_metrics(
         self, date_from: date | None = None, date_to: date | None = None
@@ -307,10 +396,19 @@ def _read(
 ) -> list[R]:
     """The rows of a metrics table that ``where`` selects, in ``order``."""
     columns = [c for c, _kind in table.columns]
-    rows = con.execute(
-        f"SELECT {', '.join(columns)} FROM {name} {where} ORDER BY {order}", args
-    ).fetchall()
+    rows = _select(con, table, name, f"{where} ORDER BY {order}", args)
     return [table.from_stored(dict(zip(columns, r, strict=True))) for r in rows]
+
+
+def _select(
+    con: sqlite3.Connection, table: MetricTable[Any], name: str, where: str, args: list[Any]
+) -> list[tuple[Any, ...]]:
+    """The rows ``where`` selects as stored (MetricTable.stored_values), in column order."""
+    columns = ", ".join(c for c, _kind in table.columns)
+    rows: list[tuple[Any, ...]] = con.execute(
+        f"SELECT {columns} FROM {name} {where}", args
+    ).fetchall()
+    return rows
 
 
 def _date_filter(date_from: date | None, date_to: date | None) -> tuple[str, list[Any]]:
