@@ -15,17 +15,20 @@ one value. So the rules are this module's, one verdict and one message for both 
 
 The scan is one C-speed pass over the bytes: deleting the printable ASCII bytes leaves quotes,
 CRs, control and non-ASCII bytes, usually a tiny remainder; only chunks holding quotes or CRs
-are looked at closely, with regular expressions over the spans outside quotes.
+are looked at closely, with numpy's vector operations (a file may quote every value): the
+quotes' positions, each one opening or closing a value by the parity of its index in the file,
+the bytes next to them, and the CRs and LFs outside quoted values (an even number of quotes
+before them).
 """
 
 from __future__ import annotations
 
 import codecs
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecompipe.engines.records import record_spans
+import numpy as np
+from numpy.typing import NDArray
 
 #: Bytes read at a time.
 CHUNK = 8 << 20
@@ -36,10 +39,18 @@ _PLAIN = bytes([0x09, 0x0A, *range(0x20, 0x7F)]).replace(b'"', b"")
 # DuckDB drops a line of only whitespace. They differ only on lines holding these control
 # bytes, so a file that has any is read in Spark's multiLine mode.
 _CONTROL = bytes([*range(0x00, 0x09), *range(0x0E, 0x1C)])
-_LONE_CR = re.compile(rb"\r(?!\n)")
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-_OPENS_AFTER = b',\n"'  # the byte before an opening quote ('"': a doubled quote)
-_CLOSES_BEFORE = b',\n\r"'  # the byte after a closing quote
+_QUOTE, _CR, _LF = ord('"'), ord("\r"), ord("\n")
+
+
+def _bytes_in(allowed: bytes) -> NDArray[np.bool_]:
+    """A lookup table: whether each byte value is one of ``allowed``."""
+    table = np.zeros(256, np.bool_)
+    table[list(allowed)] = True
+    return table
+
+
+_OPENS_AFTER = _bytes_in(b',\n"')  # the byte before an opening quote ('"': a doubled quote)
+_CLOSES_BEFORE = _bytes_in(b',\n\r"')  # the byte after a closing quote
 
 BROKEN_QUOTING = "broken CSV quoting (an unterminated quote or text after a closing quote)"
 STRAY_QUOTE = "a quote inside an unquoted value: quote the whole value and double any quote in it"
@@ -90,6 +101,7 @@ class _Scan:
         self.closing_at = -1  # a closing quote that ended the previous chunk
         self.first_crlf = -1
         self.first_bare_lf = -1
+        self.last_break = -1  # the last LF outside quoted values: a record starts after it
         self.one_line = True
 
     def run(self) -> Framing:
@@ -112,8 +124,8 @@ class _Scan:
             self.decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             return self._at(NOT_UTF8, self.offset)
-        if self.quotes % 2:
-            return Framing(f"{BROKEN_QUOTING} (near line {_open_quote_line(self.path)})", False)
+        if self.quotes % 2:  # named by the line where the record holding the quote starts
+            return self._at(BROKEN_QUOTING, self.last_break + 1)
         if self.first_crlf >= 0 and self.first_bare_lf >= 0:
             return self._at(MIXED_ENDINGS, max(self.first_crlf, self.first_bare_lf))
         return Framing(None, self.one_line)
@@ -131,59 +143,68 @@ class _Scan:
             except UnicodeDecodeError as exc:
                 near = self.offset + max(exc.start, 0)
                 return self._at(NOT_UTF8, near).problem
-        if self.closing_at >= 0 and chunk[:1] not in _CLOSES_BEFORE:
+        if self.closing_at >= 0 and not _CLOSES_BEFORE[chunk[0]]:
             return self._at(BROKEN_QUOTING, self.closing_at).problem
         self.closing_at = -1
         in_chunk = rest.count(b'"')
         if in_chunk or b"\r" in rest:
-            problem = self._quotes_and_ends(chunk, in_chunk)
+            problem = self._quotes_and_ends(chunk)
             if problem:
                 return problem
         elif self.quotes % 2:  # the whole chunk is inside one quoted value
             self.one_line = self.one_line and b"\n" not in chunk
-        elif self.first_bare_lf < 0 and b"\n" in chunk:
-            self.first_bare_lf = self.offset + chunk.index(b"\n")  # no CR, no quote: all bare
+        elif (lf := chunk.rfind(b"\n")) >= 0:  # no CR, no quote: every line end is bare
+            if self.first_bare_lf < 0:
+                self.first_bare_lf = self.offset + chunk.index(b"\n")
+            self.last_break = self.offset + lf
         if self.one_line:
             self.one_line = len(rest.translate(None, _CONTROL)) == len(rest)
         self.quotes += in_chunk
         return None
 
-    def _quotes_and_ends(self, chunk: bytes, in_chunk: int) -> str | None:
-        """Each quote's neighbours, then CRs and line ends in the spans outside quotes."""
-        inside = self.quotes % 2 == 1
-        start = 0  # of the current span outside quotes (if not inside)
-        spans: list[tuple[int, int]] = []
-        position = -1
-        for _ in range(in_chunk):
-            position = chunk.index(b'"', position + 1)
-            if inside:  # closing (or the first of a doubled quote)
-                after = chunk[position + 1 : position + 2]
-                if not after:
-                    self.closing_at = self.offset + position  # decided by the next chunk
-                elif after not in _CLOSES_BEFORE:
-                    return self._at(BROKEN_QUOTING, self.offset + position).problem
-                start = position + 1
-            else:
-                before = chunk[position - 1 : position] if position else self.last
-                if before not in _OPENS_AFTER:
-                    return self._at(STRAY_QUOTE, self.offset + position).problem
-                spans.append((start, position))
-            inside = not inside
-        if not inside:
-            spans.append((start, len(chunk)))
-        for begin, end in spans:
-            if (cr := _LONE_CR.search(chunk, begin, end)) is not None:
-                return self._at(STRAY_CR, self.offset + cr.start()).problem
-            if self.first_crlf < 0 and (at := chunk.find(b"\r\n", begin, end)) >= 0:
-                self.first_crlf = self.offset + at
-            if self.first_bare_lf < 0 and (lf := _BARE_LF.search(chunk, begin, end)):
-                self.first_bare_lf = self.offset + lf.start()
-        if self.one_line:
-            # A line break inside a quoted value: records span lines.
-            self.one_line = chunk.count(b"\n") + chunk.count(b"\r") == sum(
-                chunk.count(b"\n", b, e) + chunk.count(b"\r", b, e) for b, e in spans
-            )
+    def _quotes_and_ends(self, chunk: bytes) -> str | None:
+        """Each quote's neighbours, then the CRs and LFs outside quoted values: a byte is
+        inside one when an odd number of quotes comes before it."""
+        data = np.frombuffer(chunk, np.uint8)
+        quotes = np.flatnonzero(data == _QUOTE)
+        odd = self.quotes % 2  # the first quote of the chunk closes a value
+        opening, closing = quotes[odd::2], quotes[1 - odd :: 2]
+        before = data[np.maximum(opening - 1, 0)]
+        if opening.size and opening[0] == 0:
+            before[0] = self.last[0]
+        stray = opening[~_OPENS_AFTER[before]]
+        if closing.size and closing[-1] == len(chunk) - 1:
+            self.closing_at = self.offset + int(closing[-1])  # decided by the next chunk
+            closing = closing[:-1]
+        broken = closing[~_CLOSES_BEFORE[data[closing + 1]]]
+        if stray.size and not (broken.size and broken[0] < stray[0]):
+            return self._at(STRAY_QUOTE, self.offset + int(stray[0])).problem
+        if broken.size:
+            return self._at(BROKEN_QUOTING, self.offset + int(broken[0])).problem
+        crs, crs_inside = self._outside(data, quotes, _CR)
+        after = data[np.minimum(crs + 1, len(chunk) - 1)]
+        lone = crs[(after != _LF) | (crs == len(chunk) - 1)]
+        if lone.size:
+            return self._at(STRAY_CR, self.offset + int(lone[0])).problem
+        lfs, lfs_inside = self._outside(data, quotes, _LF)
+        if self.first_crlf < 0 and crs.size:
+            self.first_crlf = self.offset + int(crs[0])
+        bare = lfs[data[np.maximum(lfs - 1, 0)] != _CR] if self.first_bare_lf < 0 else lfs[:0]
+        if bare.size:  # (the byte before the chunk is no CR: a CRLF is kept in one chunk)
+            self.first_bare_lf = self.offset + int(bare[0])
+        if lfs.size:
+            self.last_break = self.offset + int(lfs[-1])
+        # A line break inside a quoted value: records span lines.
+        self.one_line = self.one_line and not (crs_inside or lfs_inside)
         return None
+
+    def _outside(
+        self, data: NDArray[np.uint8], quotes: NDArray[np.intp], byte: int
+    ) -> tuple[NDArray[np.intp], bool]:
+        """The positions of ``byte`` outside quoted values, and whether any is inside one."""
+        found = np.flatnonzero(data == byte)
+        inside = (np.searchsorted(quotes, found) + self.quotes) % 2 == 1
+        return found[~inside], bool(inside.any())
 
 
 def line_at(path: Path, offset: int) -> int:
@@ -194,12 +215,3 @@ def line_at(path: Path, offset: int) -> int:
             lines += chunk.count(b"\n")
             offset -= len(chunk)
     return lines
-
-
-def _open_quote_line(path: Path) -> int:
-    """The line where the record holding an unterminated quote starts: the last record."""
-    start = line = 1
-    with path.open("rb") as handle:
-        for span, _size in record_spans(handle):
-            start, line = line, line + span
-    return start
