@@ -182,8 +182,8 @@ class _Scan:
         if broken.size:
             return self._at(BROKEN_QUOTING, self.offset + int(broken[0])).problem
         crs, crs_inside = self._outside(data, quotes, _CR)
-        after = data[np.minimum(crs + 1, len(chunk) - 1)]
-        lone = crs[(after != _LF) | (crs == len(chunk) - 1)]
+        # A CR that ends the chunk (only the file's last byte: see run) reads itself as next.
+        lone = crs[data[np.minimum(crs + 1, len(chunk) - 1)] != _LF]
         if lone.size:
             return self._at(STRAY_CR, self.offset + int(lone[0])).problem
         lfs, lfs_inside = self._outside(data, quotes, _LF)
