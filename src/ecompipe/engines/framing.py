@@ -13,12 +13,11 @@ one value. So the rules are this module's, one verdict and one message for both 
 - outside quoted values a CR only ever comes before an LF, and every line ends the same way,
   LF or CRLF (quoted values may hold any line breaks).
 
-The scan is one C-speed pass over the bytes: deleting the printable ASCII bytes leaves quotes,
-CRs, control and non-ASCII bytes, usually a tiny remainder; only chunks holding quotes or CRs
-are looked at closely, with numpy's vector operations (a file may quote every value): the
+The scan is one C-speed pass over the bytes, a chunk at a time: only chunks holding quotes or
+CRs are looked at closely, with numpy's vector operations (a file may quote every value): the
 quotes' positions, each one opening or closing a value by the parity of its index in the file,
 the bytes next to them, and the CRs and LFs outside quoted values (an even number of quotes
-before them).
+before them). No byte, line or quote is looked at one by one in Python.
 """
 
 from __future__ import annotations
@@ -33,12 +32,6 @@ from numpy.typing import NDArray
 #: Bytes read at a time.
 CHUNK = 8 << 20
 _BOM = b"\xef\xbb\xbf"
-# Bytes the scan need not look at one by one (printable ASCII, tab and LF, but the quote).
-_PLAIN = bytes([0x09, 0x0A, *range(0x20, 0x7F)]).replace(b'"', b"")
-# Spark's line reader drops a line that is empty after Java's trim (every byte <= ' ');
-# DuckDB drops a line of only whitespace. They differ only on lines holding these control
-# bytes, so a file that has any is read in Spark's multiLine mode.
-_CONTROL = bytes([*range(0x00, 0x09), *range(0x0E, 0x1C)])
 _QUOTE, _CR, _LF = ord('"'), ord("\r"), ord("\n")
 
 
@@ -136,8 +129,7 @@ class _Scan:
         return Framing(f"{near}: {advice}" if advice else near, False)
 
     def _chunk(self, chunk: bytes) -> str | None:
-        rest = chunk.translate(None, _PLAIN)
-        if not rest.isascii() or self.decoder.getstate()[0]:
+        if not chunk.isascii() or self.decoder.getstate()[0]:
             try:
                 self.decoder.decode(chunk)
             except UnicodeDecodeError as exc:
@@ -146,34 +138,44 @@ class _Scan:
         if self.closing_at >= 0 and not _CLOSES_BEFORE[chunk[0]]:
             return self._at(BROKEN_QUOTING, self.closing_at).problem
         self.closing_at = -1
-        in_chunk = rest.count(b'"')
-        if in_chunk or b"\r" in rest:
-            problem = self._quotes_and_ends(chunk)
-            if problem:
-                return problem
-        elif self.quotes % 2:  # the whole chunk is inside one quoted value
+        data = np.frombuffer(chunk, np.uint8)
+        if self.one_line and _has_control(data):
+            self.one_line = False
+        if b'"' in chunk or b"\r" in chunk:
+            return self._quotes_and_ends(chunk, data)
+        if self.quotes % 2:  # the whole chunk is inside one quoted value
             self.one_line = self.one_line and b"\n" not in chunk
         elif (lf := chunk.rfind(b"\n")) >= 0:  # no CR, no quote: every line end is bare
             if self.first_bare_lf < 0:
                 self.first_bare_lf = self.offset + chunk.index(b"\n")
             self.last_break = self.offset + lf
-        if self.one_line:
-            self.one_line = len(rest.translate(None, _CONTROL)) == len(rest)
-        self.quotes += in_chunk
         return None
 
-    def _quotes_and_ends(self, chunk: bytes) -> str | None:
-        """Each quote's neighbours, then the CRs and LFs outside quoted values: a byte is
-        inside one when an odd number of quotes comes before it."""
-        data = np.frombuffer(chunk, np.uint8)
+    def _quotes_and_ends(self, chunk: bytes, data: NDArray[np.uint8]) -> str | None:
+        """Each quote's neighbours, then the CRs and LFs outside quoted values."""
         quotes = np.flatnonzero(data == _QUOTE)
+        problem = self._quote_problem(data, quotes) or self._cr_problem(chunk, data, quotes)
+        if problem:
+            return problem
+        self._line_ends(chunk, data, quotes)
+        self.quotes += len(quotes)
+        return None
+
+    def _inside(self, quotes: NDArray[np.intp], at: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """Whether each position ``at`` (of no quote) is inside a quoted value: an odd number
+        of quotes comes before it."""
+        inside: NDArray[np.bool_] = (np.searchsorted(quotes, at) + self.quotes) % 2 == 1
+        return inside
+
+    def _quote_problem(self, data: NDArray[np.uint8], quotes: NDArray[np.intp]) -> str | None:
+        """The first quote that neither opens nor closes a value where it stands."""
         odd = self.quotes % 2  # the first quote of the chunk closes a value
         opening, closing = quotes[odd::2], quotes[1 - odd :: 2]
         before = data[np.maximum(opening - 1, 0)]
         if opening.size and opening[0] == 0:
             before[0] = self.last[0]
         stray = opening[~_OPENS_AFTER[before]]
-        if closing.size and closing[-1] == len(chunk) - 1:
+        if closing.size and closing[-1] == len(data) - 1:
             self.closing_at = self.offset + int(closing[-1])  # decided by the next chunk
             closing = closing[:-1]
         broken = closing[~_CLOSES_BEFORE[data[closing + 1]]]
@@ -181,30 +183,57 @@ class _Scan:
             return self._at(STRAY_QUOTE, self.offset + int(stray[0])).problem
         if broken.size:
             return self._at(BROKEN_QUOTING, self.offset + int(broken[0])).problem
-        crs, crs_inside = self._outside(data, quotes, _CR)
-        # A CR that ends the chunk (only the file's last byte: see run) reads itself as next.
-        lone = crs[data[np.minimum(crs + 1, len(chunk) - 1)] != _LF]
-        if lone.size:
-            return self._at(STRAY_CR, self.offset + int(lone[0])).problem
-        lfs, lfs_inside = self._outside(data, quotes, _LF)
-        if self.first_crlf < 0 and crs.size:
-            self.first_crlf = self.offset + int(crs[0])
-        bare = lfs[data[np.maximum(lfs - 1, 0)] != _CR] if self.first_bare_lf < 0 else lfs[:0]
-        if bare.size:  # (the byte before the chunk is no CR: a CRLF is kept in one chunk)
-            self.first_bare_lf = self.offset + int(bare[0])
-        if lfs.size:
-            self.last_break = self.offset + int(lfs[-1])
-        # A line break inside a quoted value: records span lines.
-        self.one_line = self.one_line and not (crs_inside or lfs_inside)
         return None
 
-    def _outside(
-        self, data: NDArray[np.uint8], quotes: NDArray[np.intp], byte: int
-    ) -> tuple[NDArray[np.intp], bool]:
-        """The positions of ``byte`` outside quoted values, and whether any is inside one."""
-        found = np.flatnonzero(data == byte)
-        inside = (np.searchsorted(quotes, found) + self.quotes) % 2 == 1
-        return found[~inside], bool(inside.any())
+    def _cr_problem(
+        self, chunk: bytes, data: NDArray[np.uint8], quotes: NDArray[np.intp]
+    ) -> str | None:
+        """The first CR outside quoted values that ends no line; notes the first CRLF."""
+        if b"\r" not in chunk:
+            return None
+        crs = np.flatnonzero(data == _CR)
+        inside = self._inside(quotes, crs)
+        self.one_line = self.one_line and not inside.any()
+        crs = crs[~inside]
+        # A CR that ends the chunk (only the file's last byte: see run) reads itself as next.
+        lone = crs[data[np.minimum(crs + 1, len(data) - 1)] != _LF]
+        if lone.size:
+            return self._at(STRAY_CR, self.offset + int(lone[0])).problem
+        if self.first_crlf < 0 and crs.size:
+            self.first_crlf = self.offset + int(crs[0])
+        return None
+
+    def _line_ends(self, chunk: bytes, data: NDArray[np.uint8], quotes: NDArray[np.intp]) -> None:
+        """The first bare LF outside quoted values, a line break inside one (records then
+        span lines), and the last LF outside them. Once the first two are known, only the
+        chunk's last LF is looked at, unless it is inside a quoted value."""
+        last = chunk.rfind(b"\n")
+        settled = not self.one_line and self.first_bare_lf >= 0
+        if settled and (last < 0 or not self._inside(quotes, np.array([last]))[0]):
+            if last >= 0:
+                self.last_break = self.offset + last
+            return
+        lfs = np.flatnonzero(data == _LF)
+        inside = self._inside(quotes, lfs)
+        self.one_line = self.one_line and not inside.any()
+        lfs = lfs[~inside]
+        if self.first_bare_lf < 0:
+            # (the byte before the chunk is no CR: a CRLF is kept in one chunk)
+            bare = lfs[data[np.maximum(lfs - 1, 0)] != _CR]
+            if bare.size:
+                self.first_bare_lf = self.offset + int(bare[0])
+        if lfs.size:
+            self.last_break = self.offset + int(lfs[-1])
+
+
+def _has_control(data: NDArray[np.uint8]) -> bool:
+    """Whether ``data`` holds a control byte 0x00-0x08 or 0x0E-0x1B.
+
+    Spark's line reader drops a line that is empty after Java's trim (every byte <= ' ');
+    DuckDB drops a line of only whitespace. They differ only on lines holding these bytes, so
+    a file that has any is read in Spark's multiLine mode (it is no one-line file).
+    """
+    return bool((data < 0x09).any() or ((data - np.uint8(0x0E)) < 0x0E).any())
 
 
 def line_at(path: Path, offset: int) -> int:
