@@ -16,7 +16,7 @@ from tests import reference
 from tests.conftest import metrics_json
 from tests.functional.test_pipeline_vs_reference import expected_json
 from tests.functional.test_validation import _run_against_reference
-from tests.support import DATASETS, only_execution, read_rejects
+from tests.support import DATASETS, clean_batch, only_execution, read_rejects, write_batch
 
 pytestmark = [pytest.mark.duckdb, pytest.mark.local, pytest.mark.fast]
 
@@ -77,3 +77,54 @@ def test_a_fully_quoted_batch_matches_the_reference(workspace: Path, tmp_path: P
     orders, categories = reference.kpis(ref.orders, ref.items, ref.products)
     assert metrics_json(workspace) == expected_json(orders, categories)
     assert any("\n" in c["category"] for c in metrics_json(workspace)["category_metrics"])
+
+
+ORDERS = "order_id,user_id,created_at,status,notes\n" + "".join(
+    f'"{i}","{i}","2024-05-01 10:00:00","complete","{NOTES[i % 7].replace(chr(34), 2 * chr(34))}"\n'
+    for i in range(1, 41)
+)
+# Records of the wrong width in a file whose records span lines (DuckDB reads such a file
+# unpadded first, and must fall back to its padded reader to see these).
+WRONG_WIDTH = {
+    "short": '"41","41","2024-05-01 10:00:00","complete"\n',
+    "long": '"41","41","2024-05-01 10:00:00","complete","a","b"\n',
+    "trailing-comma": '"41","41","2024-05-01 10:00:00","complete","a",\n',
+    "trailing-commas": '"41","41","2024-05-01 10:00:00","complete",,,\n',
+    "blank": "   \n",
+    "quoted-blank": '" "\n',
+}
+
+
+@pytest.mark.parametrize("extra", WRONG_WIDTH.values(), ids=WRONG_WIDTH.keys())
+def test_rows_of_the_wrong_width_among_multiline_records(
+    workspace: Path, tmp_path: Path, extra: str
+) -> None:
+    body = ORDERS + extra + '"42","42","2024-05-01 10:00:00","complete","x\ny"\n'
+    write_batch(workspace, {**clean_batch({}), "orders": body})
+    got, _ref = _run_against_reference(workspace, tmp_path / "snapshot")
+    line = ORDERS.count("\n") + 1  # of the extra record
+    blank = extra.strip(' "\n') == ""
+    assert got == (set() if blank else {("orders/batch.csv", line, "", "bad_row_shape")})
+
+
+def test_a_second_validation_in_one_session_sees_no_earlier_rejects(tmp_path: Path) -> None:
+    """DuckDB appends to a rejects table of the same name: a file read again in the same
+    session (a retried or resumed validation) must not inherit the rows of the earlier read."""
+    from decimal import Decimal
+
+    from ecompipe.config import Settings
+    from ecompipe.engines.base import InputFile
+    from ecompipe.engines.duckdb import DuckDBEngine
+
+    engine = DuckDBEngine(Settings(), temp_dir=str(tmp_path / "tmp"))
+    try:
+        bad_rows = []
+        for n, extra in enumerate([WRONG_WIDTH["long"], ""]):
+            path = tmp_path / f"orders{n}.csv"
+            path.write_text(ORDERS + extra)
+            files = [InputFile("orders/batch.csv", "orders", path)]
+            report = engine.validate(f"e{n}", files, tmp_path / f"staging{n}", Decimal("0.5"))
+            bad_rows.append([f.bad_rows for f in report.files])
+    finally:
+        engine.close()
+    assert bad_rows == [[1], [0]]

@@ -37,6 +37,7 @@ class Reference:
     faults: list[tuple[str, int]] = field(default_factory=list)
     at_end: list[tuple[str, int]] = field(default_factory=list)
     one_line: bool = True
+    trailing_comma: bool = False
 
 
 def reference(data: bytes) -> Reference:
@@ -67,11 +68,14 @@ def reference(data: bytes) -> Reference:
             first_crlf = at
         elif byte == LF:
             last_break = at
+            end = at - 1 if previous == CR else at  # of the record
+            found.trailing_comma = found.trailing_comma or data[end - 1 : end] == b","
             if previous != CR and first_bare_lf < 0:
                 first_bare_lf = at
         found.one_line = found.one_line and byte not in CONTROL
         previous = byte
     found.faults += quotes + crs
+    found.trailing_comma = found.trailing_comma or data.endswith(b",")
     if inside:  # named by the line where the record holding the quote starts
         found.at_end.append((framing.BROKEN_QUOTING, last_break + 1))
     if first_crlf >= 0 and first_bare_lf >= 0:
@@ -129,7 +133,7 @@ def test_the_scan_follows_the_reference(data: bytes, chunk: int) -> None:
     whole = scan(data, len(data) + 1)
     first = (ref.faults or ref.at_end or [None])[0]
     if first is None:
-        assert whole == Framing(None, ref.one_line)
+        assert whole == Framing(None, ref.one_line, ref.trailing_comma)
     else:
         assert whole == Framing(message(data, *first), False)
     chunked = scan(data, chunk)

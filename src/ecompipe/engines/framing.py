@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 #: Bytes read at a time.
 CHUNK = 8 << 20
 _BOM = b"\xef\xbb\xbf"
-_QUOTE, _CR, _LF = ord('"'), ord("\r"), ord("\n")
+_QUOTE, _CR, _LF, _COMMA = ord('"'), ord("\r"), ord("\n"), ord(",")
 
 
 def _bytes_in(allowed: bytes) -> NDArray[np.bool_]:
@@ -54,11 +54,14 @@ NOT_UTF8 = "the file is not valid UTF-8 text"
 
 @dataclass(frozen=True)
 class Framing:
-    """What a scan found: why the file cannot be read as CSV (or None), and whether every
-    record is one physical line (Spark may then split the file by lines)."""
+    """What a scan found: why the file cannot be read as CSV (or None), whether every record
+    is one physical line (Spark may then split the file by lines), and whether a record ends
+    with a comma outside quoted values ('1,2,' or '1,2,,': DuckDB's reader drops empty values
+    past the last column unseen, and only its null-padding reader shows them)."""
 
     problem: str | None
     one_line: bool
+    trailing_comma: bool = False
 
 
 def needs_scan(path: Path) -> bool:
@@ -96,6 +99,7 @@ class _Scan:
         self.first_bare_lf = -1
         self.last_break = -1  # the last LF outside quoted values: a record starts after it
         self.one_line = True
+        self.trailing_comma = False
 
     def run(self) -> Framing:
         with self.path.open("rb") as handle:
@@ -121,7 +125,7 @@ class _Scan:
             return self._at(BROKEN_QUOTING, self.last_break + 1)
         if self.first_crlf >= 0 and self.first_bare_lf >= 0:
             return self._at(MIXED_ENDINGS, max(self.first_crlf, self.first_bare_lf))
-        return Framing(None, self.one_line)
+        return Framing(None, self.one_line, self.trailing_comma or self.last == b",")
 
     def _at(self, problem: str, offset: int) -> Framing:
         text, _, advice = problem.partition(": ")
@@ -149,6 +153,7 @@ class _Scan:
             if self.first_bare_lf < 0:
                 self.first_bare_lf = self.offset + chunk.index(b"\n")
             self.last_break = self.offset + lf
+            self._trailing_comma(chunk, data, np.empty(0, np.intp))
         return None
 
     def _quotes_and_ends(self, chunk: bytes, data: NDArray[np.uint8]) -> str | None:
@@ -158,6 +163,7 @@ class _Scan:
         if problem:
             return problem
         self._line_ends(chunk, data, quotes)
+        self._trailing_comma(chunk, data, quotes)
         self.quotes += len(quotes)
         return None
 
@@ -224,6 +230,21 @@ class _Scan:
                 self.first_bare_lf = self.offset + int(bare[0])
         if lfs.size:
             self.last_break = self.offset + int(lfs[-1])
+
+    def _trailing_comma(
+        self, chunk: bytes, data: NDArray[np.uint8], quotes: NDArray[np.intp]
+    ) -> None:
+        """Note a line end outside quoted values right after a comma (``trailing_comma``)."""
+        if self.trailing_comma:
+            return
+        if self.last == b"," and chunk.startswith((b"\n", b"\r\n")) and self.quotes % 2 == 0:
+            self.trailing_comma = True  # the comma ended the previous chunk
+        elif b",\n" in chunk or b",\r\n" in chunk:
+            ends = np.flatnonzero(data == _LF)
+            # The byte before each line end (CRLF or LF); one before the chunk is no comma.
+            before = data[np.maximum(ends - 1 - (data[np.maximum(ends - 1, 0)] == _CR), 0)]
+            commas = ends[before == _COMMA]
+            self.trailing_comma = not self._inside(quotes, commas).all()
 
 
 def _has_control(data: NDArray[np.uint8]) -> bool:
