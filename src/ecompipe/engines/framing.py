@@ -153,7 +153,8 @@ class _Scan:
             if self.first_bare_lf < 0:
                 self.first_bare_lf = self.offset + chunk.index(b"\n")
             self.last_break = self.offset + lf
-            self._trailing_comma(chunk, data, np.empty(0, np.intp))
+            lfs = np.flatnonzero(data == _LF)
+            self._trailing_comma(chunk, data, np.empty(0, np.intp), lfs)
         return None
 
     def _quotes_and_ends(self, chunk: bytes, data: NDArray[np.uint8]) -> str | None:
@@ -162,8 +163,9 @@ class _Scan:
         problem = self._quote_problem(data, quotes) or self._cr_problem(chunk, data, quotes)
         if problem:
             return problem
-        self._line_ends(chunk, data, quotes)
-        self._trailing_comma(chunk, data, quotes)
+        lfs = np.flatnonzero(data == _LF)
+        self._line_ends(data, quotes, lfs)
+        self._trailing_comma(chunk, data, quotes, lfs)
         self.quotes += len(quotes)
         return None
 
@@ -209,17 +211,17 @@ class _Scan:
             self.first_crlf = self.offset + int(crs[0])
         return None
 
-    def _line_ends(self, chunk: bytes, data: NDArray[np.uint8], quotes: NDArray[np.intp]) -> None:
-        """The first bare LF outside quoted values, a line break inside one (records then
-        span lines), and the last LF outside them. Once the first two are known, only the
-        chunk's last LF is looked at, unless it is inside a quoted value."""
-        last = chunk.rfind(b"\n")
+    def _line_ends(
+        self, data: NDArray[np.uint8], quotes: NDArray[np.intp], lfs: NDArray[np.intp]
+    ) -> None:
+        """Of the chunk's LFs ``lfs``: the first bare one outside quoted values, one inside
+        (records then span lines), and the last one outside. Once the first two are known,
+        only the last LF is looked at, unless it is inside a quoted value."""
         settled = not self.one_line and self.first_bare_lf >= 0
-        if settled and (last < 0 or not self._inside(quotes, np.array([last]))[0]):
-            if last >= 0:
-                self.last_break = self.offset + last
+        if settled and not (lfs.size and self._inside(quotes, lfs[-1:])[0]):
+            if lfs.size:
+                self.last_break = self.offset + int(lfs[-1])
             return
-        lfs = np.flatnonzero(data == _LF)
         inside = self._inside(quotes, lfs)
         self.one_line = self.one_line and not inside.any()
         lfs = lfs[~inside]
@@ -232,19 +234,19 @@ class _Scan:
             self.last_break = self.offset + int(lfs[-1])
 
     def _trailing_comma(
-        self, chunk: bytes, data: NDArray[np.uint8], quotes: NDArray[np.intp]
+        self, chunk: bytes, data: NDArray[np.uint8], quotes: NDArray[np.intp], lfs: NDArray[np.intp]
     ) -> None:
-        """Note a line end outside quoted values right after a comma (``trailing_comma``)."""
+        """Note a line end (of the LFs ``lfs``) outside quoted values right after a comma."""
         if self.trailing_comma:
             return
         if self.last == b"," and chunk.startswith((b"\n", b"\r\n")) and self.quotes % 2 == 0:
             self.trailing_comma = True  # the comma ended the previous chunk
-        elif b",\n" in chunk or b",\r\n" in chunk:
-            ends = np.flatnonzero(data == _LF)
-            # The byte before each line end (CRLF or LF); one before the chunk is no comma.
-            before = data[np.maximum(ends - 1 - (data[np.maximum(ends - 1, 0)] == _CR), 0)]
-            commas = ends[before == _COMMA]
-            self.trailing_comma = not self._inside(quotes, commas).all()
+            return
+        # The byte before each line end (CRLF or LF); one before the chunk is no comma.
+        # (Not bytes.find: a two-byte search runs at a tenth of numpy's speed among commas.)
+        before = data[np.maximum(lfs - 1 - (data[np.maximum(lfs - 1, 0)] == _CR), 0)]
+        commas = lfs[before == _COMMA]
+        self.trailing_comma = bool(commas.size) and not self._inside(quotes, commas).all()
 
 
 def _has_control(data: NDArray[np.uint8]) -> bool:
