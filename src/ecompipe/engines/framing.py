@@ -23,8 +23,10 @@ before them). No byte, line or quote is looked at one by one in Python.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -103,20 +105,15 @@ class _Scan:
 
     def run(self) -> Framing:
         with self.path.open("rb") as handle:
-            chunk = handle.read(len(_BOM))
-            if chunk == _BOM:  # a quote may open the header right after it
-                chunk, self.offset = handle.read(CHUNK), len(_BOM)
-            else:
-                chunk += handle.read(CHUNK)
-            while chunk:
-                if chunk.endswith(b"\r"):
-                    chunk += handle.read(1)  # keep a CRLF in one chunk
-                problem = self._chunk(chunk)
+            head = handle.read(len(_BOM))
+            if head == _BOM:  # a quote may open the header right after it
+                head, self.offset = b"", len(_BOM)
+            for raw in _chunks(handle, head):
+                problem = self._chunk(_locate(raw))
                 if problem:
                     return Framing(problem, False)
-                self.offset += len(chunk)
-                self.last = chunk[-1:]
-                chunk = handle.read(CHUNK)
+                self.offset += len(raw)
+                self.last = raw[-1:]
         try:
             self.decoder.decode(b"", final=True)
         except UnicodeDecodeError:
@@ -132,41 +129,31 @@ class _Scan:
         near = f"{text} (near line {line_at(self.path, offset)})"
         return Framing(f"{near}: {advice}" if advice else near, False)
 
-    def _chunk(self, chunk: bytes) -> str | None:
-        if not chunk.isascii() or self.decoder.getstate()[0]:
+    def _chunk(self, chunk: _Chunk) -> str | None:
+        if not chunk.raw.isascii() or self.decoder.getstate()[0]:
             try:
-                self.decoder.decode(chunk)
+                self.decoder.decode(chunk.raw)
             except UnicodeDecodeError as exc:
                 near = self.offset + max(exc.start, 0)
                 return self._at(NOT_UTF8, near).problem
-        if self.closing_at >= 0 and not _CLOSES_BEFORE[chunk[0]]:
+        if self.closing_at >= 0 and not _CLOSES_BEFORE[chunk.data[0]]:
             return self._at(BROKEN_QUOTING, self.closing_at).problem
         self.closing_at = -1
-        data = np.frombuffer(chunk, np.uint8)
-        if self.one_line and _has_control(data):
+        if self.one_line and _has_control(chunk.data):
             self.one_line = False
-        if b'"' in chunk or b"\r" in chunk:
-            return self._quotes_and_ends(chunk, data)
-        if self.quotes % 2:  # the whole chunk is inside one quoted value
-            self.one_line = self.one_line and b"\n" not in chunk
-        elif (lf := chunk.rfind(b"\n")) >= 0:  # no CR, no quote: every line end is bare
+        if chunk.quotes.size or chunk.crs.size:
+            problem = self._quote_problem(chunk) or self._cr_problem(chunk)
+            if problem:
+                return problem
+            self._line_ends(chunk)
+        elif self.quotes % 2:  # the whole chunk is inside one quoted value
+            self.one_line = self.one_line and not chunk.lfs.size
+        elif chunk.lfs.size:  # no CR, no quote: every line end is bare
             if self.first_bare_lf < 0:
-                self.first_bare_lf = self.offset + chunk.index(b"\n")
-            self.last_break = self.offset + lf
-            lfs = np.flatnonzero(data == _LF)
-            self._trailing_comma(chunk, data, np.empty(0, np.intp), lfs)
-        return None
-
-    def _quotes_and_ends(self, chunk: bytes, data: NDArray[np.uint8]) -> str | None:
-        """Each quote's neighbours, then the CRs and LFs outside quoted values."""
-        quotes = np.flatnonzero(data == _QUOTE)
-        problem = self._quote_problem(data, quotes) or self._cr_problem(chunk, data, quotes)
-        if problem:
-            return problem
-        lfs = np.flatnonzero(data == _LF)
-        self._line_ends(data, quotes, lfs)
-        self._trailing_comma(chunk, data, quotes, lfs)
-        self.quotes += len(quotes)
+                self.first_bare_lf = self.offset + int(chunk.lfs[0])
+            self.last_break = self.offset + int(chunk.lfs[-1])
+        self._trailing_comma(chunk)
+        self.quotes += len(chunk.quotes)
         return None
 
     def _inside(self, quotes: NDArray[np.intp], at: NDArray[np.intp]) -> NDArray[np.bool_]:
@@ -175,8 +162,9 @@ class _Scan:
         inside: NDArray[np.bool_] = (np.searchsorted(quotes, at) + self.quotes) % 2 == 1
         return inside
 
-    def _quote_problem(self, data: NDArray[np.uint8], quotes: NDArray[np.intp]) -> str | None:
+    def _quote_problem(self, chunk: _Chunk) -> str | None:
         """The first quote that neither opens nor closes a value where it stands."""
+        data, quotes = chunk.data, chunk.quotes
         odd = self.quotes % 2  # the first quote of the chunk closes a value
         opening, closing = quotes[odd::2], quotes[1 - odd :: 2]
         before = data[np.maximum(opening - 1, 0)]
@@ -193,14 +181,10 @@ class _Scan:
             return self._at(BROKEN_QUOTING, self.offset + int(broken[0])).problem
         return None
 
-    def _cr_problem(
-        self, chunk: bytes, data: NDArray[np.uint8], quotes: NDArray[np.intp]
-    ) -> str | None:
+    def _cr_problem(self, chunk: _Chunk) -> str | None:
         """The first CR outside quoted values that ends no line; notes the first CRLF."""
-        if b"\r" not in chunk:
-            return None
-        crs = np.flatnonzero(data == _CR)
-        inside = self._inside(quotes, crs)
+        data, crs = chunk.data, chunk.crs
+        inside = self._inside(chunk.quotes, crs)
         self.one_line = self.one_line and not inside.any()
         crs = crs[~inside]
         # A CR that ends the chunk (only the file's last byte: see run) reads itself as next.
@@ -211,12 +195,11 @@ class _Scan:
             self.first_crlf = self.offset + int(crs[0])
         return None
 
-    def _line_ends(
-        self, data: NDArray[np.uint8], quotes: NDArray[np.intp], lfs: NDArray[np.intp]
-    ) -> None:
-        """Of the chunk's LFs ``lfs``: the first bare one outside quoted values, one inside
-        (records then span lines), and the last one outside. Once the first two are known,
-        only the last LF is looked at, unless it is inside a quoted value."""
+    def _line_ends(self, chunk: _Chunk) -> None:
+        """Of the chunk's LFs: the first bare one outside quoted values, one inside (records
+        then span lines), and the last one outside. Once the first two are known, only the
+        last LF is looked at, unless it is inside a quoted value."""
+        data, quotes, lfs = chunk.data, chunk.quotes, chunk.lfs
         settled = not self.one_line and self.first_bare_lf >= 0
         if settled and not (lfs.size and self._inside(quotes, lfs[-1:])[0]):
             if lfs.size:
@@ -233,20 +216,49 @@ class _Scan:
         if lfs.size:
             self.last_break = self.offset + int(lfs[-1])
 
-    def _trailing_comma(
-        self, chunk: bytes, data: NDArray[np.uint8], quotes: NDArray[np.intp], lfs: NDArray[np.intp]
-    ) -> None:
-        """Note a line end (of the LFs ``lfs``) outside quoted values right after a comma."""
+    def _trailing_comma(self, chunk: _Chunk) -> None:
+        """Note a line end outside quoted values right after a comma."""
         if self.trailing_comma:
             return
-        if self.last == b"," and chunk.startswith((b"\n", b"\r\n")) and self.quotes % 2 == 0:
+        data, lfs = chunk.data, chunk.lfs
+        if self.last == b"," and chunk.raw.startswith((b"\n", b"\r\n")) and not self.quotes % 2:
             self.trailing_comma = True  # the comma ended the previous chunk
             return
         # The byte before each line end (CRLF or LF); one before the chunk is no comma.
         # (Not bytes.find: a two-byte search runs at a tenth of numpy's speed among commas.)
         before = data[np.maximum(lfs - 1 - (data[np.maximum(lfs - 1, 0)] == _CR), 0)]
         commas = lfs[before == _COMMA]
-        self.trailing_comma = bool(commas.size) and not self._inside(quotes, commas).all()
+        self.trailing_comma = bool(commas.size) and not self._inside(chunk.quotes, commas).all()
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A chunk's bytes and the positions of its quotes, CRs and LFs."""
+
+    raw: bytes
+    data: NDArray[np.uint8]
+    quotes: NDArray[np.intp]
+    crs: NDArray[np.intp]
+    lfs: NDArray[np.intp]
+
+
+def _locate(raw: bytes) -> _Chunk:
+    """The chunk ``raw`` with its positions (memchr first: most chunks hold no CR)."""
+    data = np.frombuffer(raw, np.uint8)
+    none = np.empty(0, np.intp)
+    quotes = np.flatnonzero(data == _QUOTE) if b'"' in raw else none
+    crs = np.flatnonzero(data == _CR) if b"\r" in raw else none
+    return _Chunk(raw, data, quotes, crs, np.flatnonzero(data == _LF))
+
+
+def _chunks(handle: BinaryIO, head: bytes) -> Iterator[bytes]:
+    """The rest of the file after ``head`` (its first bytes), in chunks of about CHUNK."""
+    chunk = head + handle.read(CHUNK)
+    while chunk:
+        if chunk.endswith(b"\r"):
+            chunk += handle.read(1)  # keep a CRLF in one chunk
+        yield chunk
+        chunk = handle.read(CHUNK)
 
 
 def _has_control(data: NDArray[np.uint8]) -> bool:
