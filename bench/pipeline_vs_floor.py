@@ -1,10 +1,12 @@
 """Benchmark: the whole `ecompipe run` against the engine floor (bench/floor_duckdb.py).
 
-    python bench/pipeline_vs_floor.py [--items 1M,10M] [--shape plain|files500 [--files N]]
+    python bench/pipeline_vs_floor.py [--items 1M,10M] [--shape plain|quoted|files500 [--files N]]
 
 For each size: generate TheLook-shaped data once (cached under bench/out/), then in one run
 time (a) the bare DuckDB script and (b) `ecompipe run` on a fresh workspace holding the same
 files (hard links, no copy), and print wall time, peak RSS of the process tree, and the ratio.
+``--shape quoted``: the same data with every value quoted, as Excel's "CSV UTF-8" or pandas'
+QUOTE_ALL write it, some values holding commas, doubled quotes and line breaks (:func:`quoted`).
 Run on a quiet machine; the numbers in the README come from this script.
 
 ``--shape files500`` splits the same rows once into ``--files`` files per dataset (an export
@@ -28,6 +30,9 @@ from measure import Measurement, measure, median, table
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 SIZES = {"1M": 400_000, "10M": 4_000_000}  # orders -> ~2.5 items per order
+# A text column per dataset that no contract reads (src/ecompipe/contracts.py): values with
+# commas, doubled quotes and line breaks go there, so the KPIs stay those of the plain files.
+NOTED = {"orders": "gender", "order_items": "status", "products": "name"}
 
 
 def dataset(label: str) -> Path:
@@ -71,6 +76,42 @@ def split(landing: Path, label: str, files: int) -> Path:
     return target
 
 
+def quoted(landing: Path) -> Path:
+    """The files of ``landing`` with every value quoted (cached next to it): one row in ten
+    gets a note in its :data:`NOTED` column, ', "noted"' and a second line after an LF or
+    (one in twenty) a CRLF. Written by DuckDB (FORCE_QUOTE *), empty values as ``""``."""
+    import duckdb
+
+    from ecompipe.contracts import DATASET_BY_NAME
+
+    root = landing.parent.with_name(landing.parent.name + "_quoted")
+    if root.exists():
+        return root / "landing"
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    for name, column in NOTED.items():
+        (partial / "landing" / name).mkdir(parents=True)
+        for src in (landing / name).glob("*.csv"):
+            rel = f"read_csv('{src}', header = true, all_varchar = true, quote = '\"')"
+            names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
+            key = f"CAST({DATASET_BY_NAME[name].key} AS BIGINT)"
+            note = (
+                f"CASE WHEN {key} % 10 = 0 THEN {column} || ', \"noted\"' || "
+                f"CASE WHEN {key} % 20 = 0 THEN chr(13) ELSE '' END || chr(10) || 'second line' "
+                f"ELSE {column} END"
+            )
+            values = ", ".join(f"coalesce({note if c == column else c}, '') AS {c}" for c in names)
+            con.execute(
+                f"COPY (SELECT {values} FROM {rel}) TO '{partial / 'landing' / name / src.name}' "
+                "(FORMAT csv, HEADER true, FORCE_QUOTE *)"
+            )
+    partial.rename(root)
+    print(f"wrote the quoted variant of {landing}", flush=True)
+    return root / "landing"
+
+
 def fresh_workspace(landing: Path, label: str) -> Path:
     """A new workspace whose landing holds hard links to the cached files."""
     ws = OUT / f"ws_{label}"
@@ -110,16 +151,20 @@ def main() -> None:
     )
     parser.add_argument(
         "--shape",
-        choices=("plain", "files500"),
+        choices=("plain", "quoted", "files500"),
         default="plain",
-        help="plain: one file per dataset; files500: also the same rows in --files files each",
+        help="plain: one file per dataset; quoted: every value quoted, some holding commas, "
+        "doubled quotes, line breaks; files500: also the same rows in --files files each",
     )
     parser.add_argument("--files", type=int, default=500, help="files per dataset (files500)")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     report = []
-    for label in args.items.split(","):
-        landing = dataset(label)
+    for size_label in args.items.split(","):
+        landing = dataset(size_label)
+        label = size_label
+        if args.shape == "quoted":
+            landing, label = quoted(landing), f"{size_label}_quoted"
         size = sum(p.stat().st_size for p in landing.rglob("*.csv")) / 2**20
         split_landing = split(landing, label, args.files) if args.shape == "files500" else None
         floors, runs, split_runs = [], [], []
@@ -144,7 +189,8 @@ def main() -> None:
         rows: list[Measurement] = [floor, run]
         if split_runs:
             rows.append(median(split_runs))
-        text = table(rows, floor, f"{label} order items ({size:,.0f} MiB of CSV)")
+        shape = "" if args.shape == "plain" else f", {args.shape}"
+        text = table(rows, floor, f"{size_label} order items ({size:,.0f} MiB of CSV{shape})")
         if split_runs:
             # The split layout's own cost: against the run on one file per dataset, as medians
             # and pairwise (runs next to each other share the machine's load).

@@ -208,15 +208,29 @@ class DuckDBEngine(EngineFlow):
         # Only a file with a quote, a CR or a non-ASCII byte can be badly framed or not UTF-8
         # (framing.py): DuckDB's reader would stop on some such files with an opaque message,
         # read others its own way, and check the UTF-8 of only the columns it reads.
-        return framing.scan(path) if framing.needs_scan(path) else framing.Framing(None, True)
+        if framing.needs_scan(path):
+            return framing.scan(path)
+        return framing.Framing(None, True, trailing_comma=True)  # not looked for: no matter
 
     def _load(self, read: FileRead, located: Located, fr: FileReport) -> str | None:
         """Read one file and check its rows into a table (the file is read as text and
         checked in the same statement: a text copy of it would cost more to write than the
         checks themselves)."""
         table = f"checked_{read.name}"
+        loading = [Loading(read, located, fr)]
+        if not read.one_line and not read.trailing_comma:
+            # Records that span lines: DuckDB's parallel reader cannot pad them. Read unpadded
+            # in parallel first; if DuckDB rejected no record, every one has the header's width
+            # (a trailing comma, whose empty values it would drop unseen, framing looked for).
+            try:
+                self._read_checked(table, loading, parallel=True, padded=False)
+                if not self._scalar(f"SELECT count(*) FROM rej_{table}"):
+                    return table
+            except duckdb.Error as exc:
+                self._raise_resource(exc, f"reading {read.file.key}")
+            self._drop(table)  # then padded, by one thread: the rows of the wrong width show
         try:
-            self._read_checked(table, [Loading(read, located, fr)])
+            self._read_checked(table, loading)
         except duckdb.Error as exc:
             self._raise_resource(exc, f"reading {read.file.key}")
             fr.reason = FileReason.UNREADABLE
@@ -255,10 +269,18 @@ class DuckDBEngine(EngineFlow):
             parts.update(super()._load_all(ds, group))
         return parts
 
-    def _read_checked(self, table: str, group: list[Loading]) -> None:
+    def _read_checked(
+        self,
+        table: str,
+        group: list[Loading],
+        *,
+        parallel: bool | None = None,
+        padded: bool = True,
+    ) -> None:
         """The table ``table`` of the checked rows of the files of ``group``, which share a
         layout, read by one read_csv (with ``_in_group``, a file's place in it, for more
-        than one file)."""
+        than one file); ``parallel`` and ``padded`` as _read_sql's (``parallel`` by default
+        when every record is one line)."""
         first = group[0]
         ds, located = first.read.dataset, first.located
         select = ", ".join(
@@ -269,7 +291,9 @@ class DuckDBEngine(EngineFlow):
             select, carried = f"file_index AS _in_group, {select}", (*carried, "_in_group")
         paths = [sql_string(str(g.located.path)) for g in group]
         listed = paths[0] if len(paths) == 1 else "[" + ", ".join(paths) + "]"
-        raw = _read_sql(listed, located.width, first.read.one_line, table, select)
+        self._fresh_rejects(table)
+        in_parallel = first.read.one_line if parallel is None else parallel
+        raw = _read_sql(listed, located.width, table, select, parallel=in_parallel, padded=padded)
         self._register(table, validation.checked_sql(ds, raw, DIALECT, carried), keep=True)
 
     def _readable(self, table: str, group: list[Loading]) -> dict[int, str]:
@@ -304,6 +328,12 @@ class DuckDBEngine(EngineFlow):
         else:
             self._drop(table)
         return readable
+
+    def _fresh_rejects(self, table: str) -> None:
+        """Drop the rejects tables of an earlier read of ``table`` in this session (a file
+        read again: a retried or resumed validation, a second reading): DuckDB appends to them."""
+        self.con.execute(f"DROP TABLE IF EXISTS rej_{table}")
+        self.con.execute(f"DROP TABLE IF EXISTS scan_{table}")
 
     def _checked(self, ds: Dataset, parts: dict[int, str]) -> tuple[str, str]:
         # A row's index among its file's records is its rowid in the file's table; blank
@@ -366,9 +396,10 @@ class DuckDBEngine(EngineFlow):
         table = f"n_checked_{read.name}"
         try:
             # fetchall: DuckDB writes the rejects table only once the scan is consumed.
+            self._fresh_rejects(table)
             n = self.con.execute(
                 f"SELECT count(_shape_ok) FROM "
-                f"{_read_sql(sql_string(str(path)), width, read.one_line, table)}"
+                f"{_read_sql(sql_string(str(path)), width, table, parallel=read.one_line)}"
             ).fetchall()[0][0]
         except duckdb.Error as exc:
             self._raise_resource(exc, f"reading {read.file.key}")
@@ -447,7 +478,9 @@ def resource_error(
     return None
 
 
-def _read_sql(path: str, width: int, one_line: bool, table: str, select: str = "") -> str:
+def _read_sql(
+    path: str, width: int, table: str, select: str = "", *, parallel: bool, padded: bool = True
+) -> str:
     """A subquery giving ``_shape_ok`` and ``select`` for every record of the CSV at ``path``
     (an SQL string), its header ``width`` wide, but those DuckDB cannot split (values past
     the extra column below), which go to ``rej_<table>``.
@@ -462,19 +495,25 @@ def _read_sql(path: str, width: int, one_line: bool, table: str, select: str = "
     reads as four values), and the extra column ``c<width>`` shows them. With a line feed as
     the null string (no unquoted value holds one) an empty value reads as '' and only
     padding is NULL, which shows a short row. DuckDB's parallel reader cannot pad a record
-    that spans lines: such a file (few are) is read by one thread.
+    that spans lines: such a file is read ``parallel`` only if its records are one line each.
+
+    Not ``padded``: exactly ``width`` columns, read in parallel whatever the records; DuckDB
+    rejects a record of another width (but a trailing comma's), so with no rejects every
+    record is a row of the header's width.
     """
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width + 1)) + "}"
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width + padded)) + "}"
     shape = (
         f"CASE WHEN c1 IS NULL AND {DIALECT.strip('c0')} = '' THEN NULL "
         f"ELSE c{width - 1} IS NOT NULL AND c{width} IS NULL END"
+        if padded
+        else "TRUE"
     )
     return (
         f"(SELECT {shape} AS _shape_ok{', ' if select else ''}{select} FROM read_csv({path}, "
-        f"{CSV_OPTIONS}, auto_detect = false, columns = {columns}, null_padding = true, "
-        f"nullstr = {sql_string(chr(10))}, allow_quoted_nulls = false, "
-        f"parallel = {str(one_line).lower()}, store_rejects = true, "
-        f"rejects_table = 'rej_{table}', rejects_scan = 'scan_{table}'))"
+        f"{CSV_OPTIONS}, auto_detect = false, columns = {columns}, "
+        f"null_padding = {str(padded).lower()}, nullstr = {sql_string(chr(10))}, "
+        f"allow_quoted_nulls = false, parallel = {str(parallel).lower()}, "
+        f"store_rejects = true, rejects_table = 'rej_{table}', rejects_scan = 'scan_{table}'))"
     )
 
 

@@ -49,13 +49,14 @@ from ecompipe.validation import NO_STATS, FileReport, ValidationReport
 @dataclass(frozen=True)
 class FileRead:
     """One landed file as the flow hands it to the engine: its dataset, its index in the
-    dataset's key-ordered files, and whether each of its records is one physical line
-    (framing.Framing.one_line)."""
+    dataset's key-ordered files, whether each of its records is one physical line and whether
+    one ends with a comma (framing.Framing)."""
 
     dataset: Dataset
     idx: int
     file: InputFile
     one_line: bool
+    trailing_comma: bool
 
     @property
     def name(self) -> str:
@@ -276,7 +277,7 @@ class EngineFlow(ABC):
         if framed.problem:
             fr.reason, fr.detail = FileReason.UNREADABLE, framed.problem
             return None
-        read = FileRead(ds, idx, f, framed.one_line)
+        read = FileRead(ds, idx, f, framed.one_line, framed.trailing_comma)
         located = locate_columns(
             ds,
             f.path,
