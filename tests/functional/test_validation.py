@@ -644,11 +644,13 @@ def test_files_read_alone_when_duckdb_fails_on_them_together(
     read_checked = DuckDBEngine._read_checked
     refused: list[int] = []
 
-    def failing_together(engine: DuckDBEngine, table: str, group: list[Any]) -> None:
+    def failing_together(
+        engine: DuckDBEngine, table: str, group: list[Any], **how: bool | None
+    ) -> None:
         if len(group) > 1:
             refused.append(len(group))
             raise duckdb.InvalidInputException("Invalid Input Error: refused (test)")
-        read_checked(engine, table, group)
+        read_checked(engine, table, group, **how)
 
     monkeypatch.setattr(DuckDBEngine, "_read_checked", failing_together)
     for dataset, files in _mutated_files(0, 0).items():
