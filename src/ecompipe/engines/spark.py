@@ -338,7 +338,7 @@ class SparkEngine(EngineFlow):
         shutil.rmtree(out, ignore_errors=True)
 
     def _keep_rejects(self, name: str, sql: str, checked: str) -> str:
-        """Written as Parquet by the executors, a part per partition, into the scratch folder
+        """Written as Parquet by the executors, a part per core, into the scratch folder
         (which a cluster's executors and the driver share), for the local DuckDB session:
         no rejected row passes through the driver. Each row id is turned into the record's
         position in its file: the number of the file's records in earlier partitions plus
@@ -359,9 +359,11 @@ class SparkEngine(EngineFlow):
             f"r.reason FROM ({sql}) AS r JOIN ({before} FROM ({counts}) AS c) AS o "
             f"ON o.f = r._file_idx AND o.part = shiftright(r._row, {_PART_SHIFT})"
         )
-        # No coalesce: one partition would make one task compute and write every reject.
+        # A part per core: one would make one task compute and write every reject, one per
+        # input split can be thousands of tiny files.
+        cores = self.spark.sparkContext.defaultParallelism
         folder = self._scratch / name
-        self.spark.sql(positioned).write.mode("overwrite").parquet(str(folder))
+        self.spark.sql(positioned).coalesce(cores).write.mode("overwrite").parquet(str(folder))
         # Spark writes a part even for no rows, so the list is never empty; listed rather
         # than globbed by DuckDB, whose glob would read '[' or '*' in the folder's path.
         parts = ", ".join(sql_string(str(p)) for p in sorted(folder.glob("part-*.parquet")))
