@@ -24,6 +24,9 @@ if str(TESTS.parent) not in sys.path:
 # is imported only when a test asks for it.
 from tests.moto_server import aws, moto_url  # noqa: E402, F401
 
+# One Spark standalone cluster per test process, started by the first test that asks for it.
+from tests.spark_cluster import spark_cluster  # noqa: E402, F401
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ engine keeps one per process), so the JVM starts once.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,15 +32,38 @@ ENGINES = ("duckdb", "spark")
 HAND_DIRTY = FIXTURES / "hand_dirty"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _spark_session() -> Iterator[None]:
-    """Start the process's SparkSession once for the module; stop it at the end."""
+@pytest.fixture(scope="module", autouse=True, params=["local"])
+def spark_master(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The process's SparkSession, in local mode, or on the standalone cluster
+    (tests/spark_cluster.py) for the tests marked ``ON_CLUSTER``; started once per master
+    for the module (pytest groups the tests by master), stopped after. ``SPARK_MASTER`` is
+    set meanwhile, so the engine the runs start knows where its session runs."""
     from ecompipe.config import Settings
     from ecompipe.engines.spark import spark_session, stop_session
 
-    spark_session(Settings(spark_master="local[2]", spark_conf="spark.ecompipe.probe=yes"))
-    yield
-    stop_session()
+    master, env = "local[2]", {}
+    if request.param == "cluster":
+        cluster = request.getfixturevalue("spark_cluster")
+        master, env = cluster.url, cluster.env
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        settings = Settings(spark_master=master, spark_conf="spark.ecompipe.probe=yes")
+        assert spark_session(settings).sparkContext.master == master
+        yield master
+    finally:
+        stop_session()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+#: Tests that run on the cluster too (the whole module takes minutes): what a cluster changes
+#: is where rows are read, numbered and written, so the test of files split across many
+#: partitions (and so both executors): positions, first duplicates and rejects across them.
+ON_CLUSTER = pytest.mark.parametrize("spark_master", ["local", "cluster"], indirect=True)
 
 
 def test_session_settings() -> None:
@@ -215,6 +239,7 @@ def _with_odd_lines(path: Path) -> None:
     path.write_bytes(eol.join(out))
 
 
+@ON_CLUSTER
 def test_files_read_line_by_line_across_many_partitions(tmp_path: Path, small_splits: int) -> None:
     """Quote-free files are split across partitions; positions, duplicates (first one wins)
     and rejects still come out as DuckDB's, with blank and wrong-shape lines in every part."""

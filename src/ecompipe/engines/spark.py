@@ -338,10 +338,12 @@ class SparkEngine(EngineFlow):
         shutil.rmtree(out, ignore_errors=True)
 
     def _keep_rejects(self, name: str, sql: str, checked: str) -> str:
-        """Written as Parquet for the local DuckDB session, each row id turned into the
-        record's position in its file: the number of the file's records in earlier
-        partitions plus its place inside its own. The records of a partition are counted in
-        ``checked``, which keeps every record (rows, rows of the wrong shape, blank records).
+        """Written as Parquet by the executors, a part per core, into the scratch folder
+        (which a cluster's executors and the driver share), for the local DuckDB session:
+        no rejected row passes through the driver. Each row id is turned into the record's
+        position in its file: the number of the file's records in earlier partitions plus
+        its place inside its own. The records of a partition are counted in ``checked``,
+        which keeps every record (rows, rows of the wrong shape, blank records).
         """
         source = (
             f"CASE WHEN _file_idx >= 0 THEN _file_idx WHEN _file_idx > {_BLANK} "
@@ -357,9 +359,15 @@ class SparkEngine(EngineFlow):
             f"r.reason FROM ({sql}) AS r JOIN ({before} FROM ({counts}) AS c) AS o "
             f"ON o.f = r._file_idx AND o.part = shiftright(r._row, {_PART_SHIFT})"
         )
-        target = self._scratch / f"{name}.parquet"
-        self._write_parquet(positioned, target)
-        return f"read_parquet({sql_string(str(target))})"
+        # A part per core: one would make one task compute and write every reject, one per
+        # input split can be thousands of tiny files.
+        cores = self.spark.sparkContext.defaultParallelism
+        folder = self._scratch / name
+        self.spark.sql(positioned).coalesce(cores).write.mode("overwrite").parquet(str(folder))
+        # Spark writes a part even for no rows, so the list is never empty; listed rather
+        # than globbed by DuckDB, whose glob would read '[' or '*' in the folder's path.
+        parts = ", ".join(sql_string(str(p)) for p in sorted(folder.glob("part-*.parquet")))
+        return f"read_parquet([{parts}])"
 
     def _linked(self, dataset: str, files: list[str]) -> list[str]:
         """Local batch files under plain names in the scratch folder (see ``__init__``)."""
