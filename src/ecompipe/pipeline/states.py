@@ -214,6 +214,11 @@ class States:
             self.b.metrics.replace_dates(
                 result.affected_dates, result.order_metrics, result.category_metrics
             )
+            if result.state is not None:
+                # After the metrics: a committed state's dates are always written
+                # (engines/current.py), so a resumed transform need not recompute them.
+                crash_point("transform:before-state-commit")
+                self.b.store.commit_state(result.state)
         self.b.log.record_event(execution_id, State.TRANSFORM_DATA, "critical", span)
         self.b.log.save_summary(
             execution_id, {"transform": result.headline(), "curated_rows": result.curated_rows}
