@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ecompipe import kpis
 from ecompipe.contracts import DATASET_BY_NAME, DATASET_NAMES, DATASETS
 from ecompipe.engines.current import (
     INCOMING,
+    MANIFEST,
     STATE_DIR,
     CurrentState,
     StateUpdate,
@@ -267,6 +268,39 @@ class CuratedLog:
     def log_batches(self) -> set[int]:
         """Every batch number the log holds, whatever its datasets."""
         return {s for seqs in self.batches.values() for s in seqs}
+
+    def summary(self) -> dict[str, Any]:
+        """What ``ecompipe curated`` shows: where the current state is, which batches it
+        holds, and per dataset its rows, partitions and files (from the manifest: nothing is
+        read) and the log's batch numbers. ``state`` is None before the first run that
+        builds it; ``lags`` lists the log's batches it has not folded yet."""
+        base = f"{self.root.rstrip('/')}/{STATE_DIR}"
+        state = self.state
+        datasets: dict[str, Any] = {}
+        for ds in DATASET_NAMES:
+            parts = state.parts.get(ds, {}) if state else {}
+            datasets[ds] = {
+                "path": f"{base}/{ds}",
+                "rows": state.rows(ds) if state else None,
+                "partitions": {k: p.rows for k, p in sorted(parts.items())},
+                "files": [f"{base}/{f}" for f in state.files(ds)] if state else [],
+                "log_batches": list(self.batches.get(ds, ())),
+            }
+        return {
+            "root": self.root,
+            "state": None
+            if state is None
+            else {
+                "path": base,
+                "manifest": f"{base}/{MANIFEST}",
+                "batches": list(state.batches),
+                "lags": sorted(self.log_batches - set(state.batches)),
+                "stale": not set(state.batches) <= self.log_batches,
+                "last_fold": {"batches": list(state.last_batches), "dates": len(state.last_dates)},
+            },
+            "log_batches": sorted(self.log_batches),
+            "datasets": datasets,
+        }
 
     @property
     def empty(self) -> bool:
