@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ecompipe.contracts import DATASET_NAMES
+from ecompipe.faults import crash_point
 
 #: The state's folder inside the curated store's root, and its manifest there.
 STATE_DIR = "current"
@@ -176,6 +177,7 @@ def commit_in_folder(folder: Path, update: StateUpdate) -> None:
         if src.exists():  # else: moved before a kill
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
+    crash_point("state:before-manifest")
     tmp = folder / f".{MANIFEST}.tmp"
     tmp.write_text(update.state.to_json(), encoding="utf-8")
     os.replace(tmp, folder / MANIFEST)
