@@ -296,20 +296,25 @@ def affected_dates_sql(versions: str = "all_orders", items: str = "cur_items") -
         "LEFT JOIN prev_items p ON b.id = p.id WHERE p.id IS NULL OR p.order_id <> b.order_id "
         "OR p.product_id <> b.product_id OR p.sale_price <> b.sale_price"
     )
-    changed_products = (
-        "SELECT b.id FROM b_products b LEFT JOIN prev_products p ON b.id = p.id "
-        "WHERE p.id IS NULL OR p.category <> b.category"
-    )
     touched = (
         f"SELECT order_id FROM ({changed_orders}) AS co "
         f"UNION SELECT new_order FROM ({changed_items}) AS ci "
         f"UNION SELECT old_order FROM ({changed_items}) AS ci2 WHERE old_order IS NOT NULL "
         f"UNION SELECT i.order_id FROM {items} i WHERE i.product_id IN "
-        f"(SELECT id FROM ({changed_products}) AS cp)"
+        f"(SELECT id FROM ({changed_products_sql()}) AS cp)"
     )
     return (
         f"SELECT DISTINCT CAST(created_at AS DATE) AS order_date FROM {versions} "
         f"WHERE order_id IN ({touched})"
+    )
+
+
+def changed_products_sql() -> str:
+    """Products of the batch that are new or changed category: the items that reference them
+    may change category metrics on any date."""
+    return (
+        "SELECT b.id FROM b_products b LEFT JOIN prev_products p ON b.id = p.id "
+        "WHERE p.id IS NULL OR p.category <> b.category"
     )
 
 

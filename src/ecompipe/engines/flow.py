@@ -438,11 +438,18 @@ class EngineFlow(ABC):
                     affected = kpis.all_dates_sql(low, high)
                 else:
                     if fold is not None:
+                        # Every order the batches touch is in a touched partition, but the
+                        # orders of items of a product that changed category: only then are
+                        # all current orders and items looked up.
+                        # (No such product: its lookup finds nothing in any items relation.)
+                        everywhere = bool(self._rows(f"{kpis.changed_products_sql()} LIMIT 1"))
+                        orders = "cur_orders_all" if everywhere else "n_orders"
+                        items = "cur_items_all" if everywhere else "b_items"
                         versions = (
                             "(SELECT order_id, created_at FROM prev_orders UNION ALL "
-                            "SELECT order_id, created_at FROM cur_orders_all) AS v"
+                            f"SELECT order_id, created_at FROM {orders}) AS v"
                         )
-                        affected = kpis.affected_dates_sql(versions, "cur_items_all")
+                        affected = kpis.affected_dates_sql(versions, items)
                     else:
                         last = state.last_dates if seq in state.last_batches else ()
                         affected = _dates_sql(last)
