@@ -300,17 +300,18 @@ class S3ObjectStore:
 
     def curated_log(self, uri: bool = False) -> CuratedLog:
         """With ``uri``: the log and its current state in place (``s3a://``, for Spark on a
-        cluster), listed only. Else a local mirror of the current state's files and of the
-        batches it lacks (every batch when there is no usable state); files never change,
-        so only those not mirrored yet are downloaded."""
+        cluster), listed only, and no outbox. Else a local mirror of the current state's
+        files and of the batches it lacks (every batch when there is no usable state); files
+        never change, so only those not mirrored yet are downloaded."""
         prefix = f"{WORK_PREFIX}/curated/"
         objects = list(self._objects(self.bucket, prefix))
         names = [obj["Key"][len(prefix) :] for obj in objects]
         state = self._current_state()
-        outbox = str(self.root / "current_out")
         if uri:
+            # No outbox: executors on other machines cannot write to this task's disk, so a
+            # cluster engine reads the state (and folds what it lacks) but does not advance it.
             root = f"s3a://{self.bucket}/{prefix.rstrip('/')}"
-            return CuratedLog.listed(root, names, state, outbox)
+            return CuratedLog.listed(root, names, state)
         path = self.root / "curated"
         path.mkdir(parents=True, exist_ok=True)
         log = CuratedLog.listed(str(path), names)
@@ -322,7 +323,7 @@ class S3ObjectStore:
                 local.is_file() and local.stat().st_size == int(obj["Size"])
             ):
                 self._download(obj["Key"], local)
-        return CuratedLog.listed(str(path), names, state, outbox)
+        return CuratedLog.listed(str(path), names, state, str(self.root / "current_out"))
 
     def _current_state(self) -> CurrentState | None:
         """The committed current state (its manifest), if any."""
