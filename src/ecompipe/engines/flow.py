@@ -597,7 +597,6 @@ class EngineFlow(ABC):
             "n_items",
             f"SELECT {item_cols}, i._seq, coalesce({month_sql('o.created_at')}, '{WAITING}') "
             f"AS {PARTITION} FROM cur_items i LEFT JOIN cur_orders o ON i.order_id = o.order_id",
-            keep=True,
         )
         self._register("n_products", "SELECT * FROM cur_products")
         new_files: list[str] = []
@@ -617,33 +616,42 @@ class EngineFlow(ABC):
         the partitions name no file (the version is only used for its counts)."""
         short = short_name(dataset)
         partitioned = dataset in PARTITIONED
-        by = PARTITION if partitioned else "''"
-        counts = {
-            str(k): int(n)
-            for k, n in self._rows(f"SELECT {by}, count(*) FROM n_{short} GROUP BY {by}")
-        }
         if outbox is None:
-            return {k: Part((), n) for k, n in counts.items()}
+            by = PARTITION if partitioned else "''"
+            counted = self._rows(f"SELECT {by}, count(*) FROM n_{short} GROUP BY {by}")
+            return {str(k): Part((), int(n)) for k, n in counted}
         scratch = outbox / f"_write_{dataset}"
         shutil.rmtree(scratch, ignore_errors=True)
         sql = f"SELECT {_columns(dataset, BATCH_COLUMN)}"
-        found: dict[str, list[Path]] = {}
         if partitioned:
             self._write_partitioned(f"{sql}, {PARTITION} FROM n_{short}", PARTITION, scratch)
-            for k in counts:
-                found[k] = sorted((scratch / f"{PARTITION}={k}").glob("*.parquet"))
-        elif counts:
-            scratch.mkdir(parents=True)
-            self._write_parquet(f"{sql} FROM n_{short}", scratch / "data.parquet")
-            found[""] = [scratch / "data.parquet"]
+        else:
+            (scratch / f"{PARTITION}=").mkdir(parents=True)
+            self._write_parquet(f"{sql} FROM n_{short}", scratch / f"{PARTITION}=" / "all.parquet")
+        # Rows per file from the files' own metadata (local files: the DuckDB session reads
+        # them for either engine), rather than a second pass over the rows.
+        written = sorted(scratch.glob(f"{PARTITION}=*/*.parquet"))
+        rows = dict(
+            self._local()
+            .execute(
+                "SELECT file_name, num_rows FROM parquet_file_metadata(?)",
+                [[str(p) for p in written]],
+            )
+            .fetchall()
+            if written
+            else []
+        )
         parts: dict[str, Part] = {}
-        for k, paths in found.items():
-            names = [new_file_name(dataset, k, seq, i) for i in range(len(paths))]
-            for path, name in zip(paths, names, strict=True):
-                (outbox / name).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, outbox / name)
-            parts[k] = Part(tuple(names), counts[k])
-            new_files.extend(names)
+        for path in written:
+            if not rows[str(path)]:
+                continue  # no rows (products of an empty batch): no file
+            k = path.parent.name.partition("=")[2]
+            name = new_file_name(dataset, k, seq, len(parts.get(k, Part((), 0)).files))
+            (outbox / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, outbox / name)
+            before = parts.get(k, Part((), 0))
+            parts[k] = Part((*before.files, name), before.rows + int(rows[str(path)]))
+            new_files.append(name)
         shutil.rmtree(scratch, ignore_errors=True)
         return parts
 
