@@ -46,6 +46,7 @@ from ecompipe.engines.base import (
     batch_dates_sql,
     fresh_staging,
     latest_sql,
+    merged_sql,
     short_name,
     staged_path,
     version_views,
@@ -504,27 +505,25 @@ class EngineFlow(ABC):
             short = short_name(ds)
             self._parquet(f"sp_{short}", ds, curated.state_files(ds, touched), False)
         versions = {
-            short_name(ds): f"(SELECT {_columns(ds)} FROM {src}_{short_name(ds)} UNION ALL "
-            f"SELECT {_columns(ds)} FROM b_{short_name(ds)}) AS u"
+            short_name(ds): merged_sql(ds, f"{src}_{short_name(ds)}", f"b_{short_name(ds)}")
             for ds, src in (("orders", "sp"), ("order_items", "sp"), ("products", "st"))
         }
         self._register(
             "n_orders",
-            f"SELECT *, {month} AS {PARTITION} FROM "
-            f"({latest_sql('orders', versions['orders'])}) AS l",
+            f"SELECT *, {month} AS {PARTITION} FROM ({versions['orders']}) AS l",
             keep=True,
         )
         item_cols = ", ".join(f"i.{c}" for c, _ in CURATED_SCHEMA["order_items"])
         self._register(
             "n_items",
             f"SELECT {item_cols}, i._seq, coalesce({month_sql('o.created_at')}, '{WAITING}') "
-            f"AS {PARTITION} FROM ({latest_sql('order_items', versions['items'])}) AS i "
+            f"AS {PARTITION} FROM ({versions['items']}) AS i "
             "LEFT JOIN n_orders o ON i.order_id = o.order_id",
             keep=True,
         )
         products_changed = self._scalar("SELECT count(*) FROM b_products") > 0
         if products_changed:
-            self._register("n_products", latest_sql("products", versions["products"]), keep=True)
+            self._register("n_products", versions["products"], keep=True)
         outbox = None
         if curated.outbox is not None and seq is not None:
             outbox = Path(curated.outbox)
