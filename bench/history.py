@@ -51,6 +51,7 @@ def split(landing: Path, out: Path, cuts: list[float]) -> list[Path]:
     shutil.rmtree(out, ignore_errors=True)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     src = {ds: next((landing / ds).glob("*.csv")) for ds in DATASETS}
     ts = "CAST(replace(created_at, ' UTC', '') AS TIMESTAMP)"
     con.execute(f"CREATE TABLE o AS SELECT *, epoch({ts}) AS _t FROM {_read(src['orders'])}")

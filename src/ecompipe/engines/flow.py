@@ -400,7 +400,9 @@ class EngineFlow(ABC):
             waiting_for_product=int(counts[1]),
         )
 
-    def _log_files(self, curated: CuratedLog, dataset: str, only: Any = None) -> list[str]:
+    def _log_files(
+        self, curated: CuratedLog, dataset: str, only: list[int] | None = None
+    ) -> list[str]:
         """Batch files of the log, as this engine reads them (``_check_reads``)."""
         self._check_reads(curated)
         return curated.files(dataset, only)
