@@ -364,7 +364,7 @@ class EngineFlow(ABC):
                         self._register(name, sql, keep=name == f"cur_{short}" and files > 1)
             result = self._metrics(affected, kpis.waiting_sql())
             # Built only when seq is the newest batch: the state then holds every batch.
-            if seq is not None and curated.outbox and seq == max(curated.log_batches):
+            if seq is not None and curated.outbox and seq == max(curated.log_batches, default=0):
                 with self._guard("building the current state", "KPI computation failed"):
                     result.state = self._build_state(
                         curated.outbox, curated.log_batches, seq, result
