@@ -483,29 +483,38 @@ class EngineFlow(ABC):
         every partition they touch (with ``order_month``), written to the outbox when there
         is one. Returns the touched partitions and the new version."""
         for ds in DATASET_NAMES:
-            short, key = short_name(ds), DATASET_BY_NAME[ds].key
+            short = short_name(ds)
             self._parquet(f"bl_{short}", ds, self._log_files(curated, ds, missing))
             rows = (
                 latest_sql(ds, f"bl_{short}") if len(missing) > 1 else f"SELECT * FROM bl_{short}"
             )
             self._register(f"b_{short}", rows, keep=True)
-            self._register(
-                f"prev_{short}",
-                f"SELECT * FROM st_{short} WHERE {key} IN (SELECT {key} FROM b_{short})",
-                keep=True,
-            )
         # Partitions the batches touch: their orders' months, old and new, the months of the
-        # orders their items (old and new versions) belong to, and the waiting items.
+        # orders their items (old and new versions) belong to, and the waiting items. Only
+        # key columns of the whole state are read to find them (the orders of the items'
+        # old versions, the months of those orders); whole rows only in those partitions.
+        self._register(
+            "prev_item_orders",
+            "SELECT order_id FROM st_items WHERE id IN (SELECT id FROM b_items)",
+            keep=True,
+        )
         month = month_sql("created_at")
         found = self._rows(
-            f"SELECT {month} FROM b_orders UNION SELECT {month} FROM prev_orders "
-            f"UNION SELECT {month} FROM st_orders WHERE order_id IN "
-            "(SELECT order_id FROM b_items UNION SELECT order_id FROM prev_items)"
+            f"SELECT {month} FROM b_orders UNION SELECT {month} FROM st_orders WHERE order_id IN "
+            "(SELECT order_id FROM b_orders UNION SELECT order_id FROM b_items "
+            "UNION SELECT order_id FROM prev_item_orders)"
         )
         touched = {str(r[0]) for r in found} | {WAITING}
-        for ds in PARTITIONED:
-            short = short_name(ds)
-            self._parquet(f"sp_{short}", ds, curated.state_files(ds, touched), False)
+        for ds in DATASET_NAMES:
+            short, key = short_name(ds), DATASET_BY_NAME[ds].key
+            source = f"sp_{short}" if ds in PARTITIONED else f"st_{short}"
+            if ds in PARTITIONED:
+                self._parquet(source, ds, curated.state_files(ds, touched), False)
+            self._register(
+                f"prev_{short}",
+                f"SELECT * FROM {source} WHERE {key} IN (SELECT {key} FROM b_{short})",
+                keep=True,
+            )
         versions = {
             short_name(ds): merged_sql(ds, f"{src}_{short_name(ds)}", f"b_{short_name(ds)}")
             for ds, src in (("orders", "sp"), ("order_items", "sp"), ("products", "st"))
