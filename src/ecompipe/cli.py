@@ -498,6 +498,43 @@ def metrics_history(
         click.echo(f"{at}  {r.execution_id}  {row}  {changes}")
 
 
+@main.command()
+@workspace_option
+@backend_option("the curated store")
+@click.option("--json", "as_json", is_flag=True, help="JSON: root, state, datasets.")
+def curated(workspace: Path | None, backend: str, as_json: bool) -> None:
+    """Show the curated store: where its current state is (the latest version of each
+    key, Parquet files any tool reads: docs/CURATED.md), rows, partitions and batches."""
+    summary = _ports(workspace, backend).store().curated_log(uri=True).summary()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    state = summary["state"]
+    log = summary["log_batches"]
+    held = f"{len(log)} batches" + (f" ({log[0]}..{log[-1]})" if log else "")
+    click.echo(f"curated store: {summary['root']} (batch log: {held})")
+    if state is None:
+        click.echo("current state: none yet (the next run builds it from the log)")
+    else:
+        lag = f"; not folded yet: batches {state['lags']}" if state["lags"] else ""
+        stale = "; STALE (holds a withdrawn batch: the next run rebuilds it)" * state["stale"]
+        click.echo(
+            f"current state: {state['path']} (holds {len(state['batches'])} batches{lag}{stale})"
+        )
+    rows = [
+        {
+            "dataset": ds,
+            "rows": "-" if d["rows"] is None else d["rows"],
+            "partitions": len(d["partitions"]),
+            "files": len(d["files"]),
+            "log batches": len(d["log_batches"]),
+            "latest batch": d["log_batches"][-1] if d["log_batches"] else "-",
+        }
+        for ds, d in summary["datasets"].items()
+    ]
+    _print_table("datasets", rows)
+
+
 RECOMPUTE_EXIT_CODES_HELP = """
 \b
 Exit codes:

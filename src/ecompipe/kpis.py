@@ -275,14 +275,16 @@ def all_dates_sql(date_from: date | None = None, date_to: date | None = None) ->
     return f"SELECT DISTINCT {day} AS order_date FROM cur_orders{where}"
 
 
-def affected_dates_sql() -> str:
+def affected_dates_sql(versions: str = "all_orders", items: str = "cur_items") -> str:
     """Dates whose metrics the batch in ``b_orders``/``b_items``/``b_products`` can change.
 
-    ``prev_*`` hold the latest version of each key before the batch; ``all_orders`` every
-    version of every order. A row that is byte-for-byte the same as its previous version
-    touches nothing, so a re-delivered file recomputes no date. For a changed order both its
-    old and its new date are affected; for a changed item both its old and new order; for a
-    product that is new or changed category, the orders of the items that reference it.
+    ``prev_*`` hold the latest version of each key before the batch (only the batch's keys
+    are looked up); ``versions`` versions of orders, at least the previous and the current
+    one of every order the batch touches (``all_orders``: every version); ``items`` the
+    current items. A row that is byte-for-byte the same as its previous version touches
+    nothing, so a re-delivered file recomputes no date. For a changed order both its old and
+    its new date are affected; for a changed item both its old and new order; for a product
+    that is new or changed category, the orders of the items that reference it.
     """
     changed_orders = (
         "SELECT b.order_id FROM b_orders b LEFT JOIN prev_orders p ON b.order_id = p.order_id "
@@ -294,30 +296,42 @@ def affected_dates_sql() -> str:
         "LEFT JOIN prev_items p ON b.id = p.id WHERE p.id IS NULL OR p.order_id <> b.order_id "
         "OR p.product_id <> b.product_id OR p.sale_price <> b.sale_price"
     )
-    changed_products = (
-        "SELECT b.id FROM b_products b LEFT JOIN prev_products p ON b.id = p.id "
-        "WHERE p.id IS NULL OR p.category <> b.category"
-    )
     touched = (
         f"SELECT order_id FROM ({changed_orders}) AS co "
         f"UNION SELECT new_order FROM ({changed_items}) AS ci "
         f"UNION SELECT old_order FROM ({changed_items}) AS ci2 WHERE old_order IS NOT NULL "
-        f"UNION SELECT i.order_id FROM cur_items i WHERE i.product_id IN "
-        f"(SELECT id FROM ({changed_products}) AS cp)"
+        f"UNION SELECT i.order_id FROM {items} i WHERE i.product_id IN "
+        f"(SELECT id FROM ({changed_products_sql()}) AS cp)"
     )
     return (
-        "SELECT DISTINCT CAST(created_at AS DATE) AS order_date FROM all_orders "
+        f"SELECT DISTINCT CAST(created_at AS DATE) AS order_date FROM {versions} "
         f"WHERE order_id IN ({touched})"
     )
 
 
-def waiting_sql() -> str:
-    """Items waiting for their order, and items waiting for their product (category metrics)."""
+def changed_products_sql() -> str:
+    """Products of the batch that are new or changed category: the items that reference them
+    may change category metrics on any date."""
     return (
-        "SELECT (SELECT count(*) FROM cur_items i WHERE NOT EXISTS "
-        "(SELECT 1 FROM cur_orders o WHERE o.order_id = i.order_id)) AS waiting_for_order, "
-        "(SELECT count(*) FROM cur_items i WHERE NOT EXISTS "
-        "(SELECT 1 FROM cur_products p WHERE p.id = i.product_id)) AS waiting_for_product"
+        "SELECT b.id FROM b_products b LEFT JOIN prev_products p ON b.id = p.id "
+        "WHERE p.id IS NULL OR p.category <> b.category"
+    )
+
+
+def waiting_sql(
+    items: str = "cur_items",
+    orders: str = "cur_orders",
+    products: str = "cur_products",
+    orphans: str | None = None,
+) -> str:
+    """Items waiting for their order, and items waiting for their product (category metrics),
+    among ``items``; ``orphans`` (default ``items``) the items that may lack their order:
+    where items are kept by their order's month, only those of no month."""
+    return (
+        f"SELECT (SELECT count(*) FROM {orphans or items} i WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {orders} o WHERE o.order_id = i.order_id)) AS waiting_for_order, "
+        f"(SELECT count(*) FROM {items} i WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {products} p WHERE p.id = i.product_id)) AS waiting_for_product"
     )
 
 

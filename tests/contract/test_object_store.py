@@ -343,3 +343,58 @@ def test_cleanup_drops_the_working_data_only(adapter: Adapter) -> None:
     assert staged_files(adapter.ports().store(), EID) == {}
     assert dict(store.curated_log().batches)["orders"] == (1,)
     assert all(adapter.read("archive", f"{EID}/{k}") == v for k, v in LANDED.items())
+
+
+def _state_update(outbox: Path, batches: tuple[int, ...], files: dict[str, bytes]) -> Any:
+    """A new current state (engines/current.py) naming ``files`` (one per orders partition,
+    ``orders/order_month=<p>/<name>``), written to ``outbox`` as a transform leaves them."""
+    from ecompipe.engines.current import CurrentState, Part, StateUpdate
+
+    for name, data in files.items():
+        (outbox / name).parent.mkdir(parents=True, exist_ok=True)
+        (outbox / name).write_bytes(data)
+    parts = {"orders": {n.split("=")[1].split("/")[0]: Part((n,), 1) for n in files}}
+    return StateUpdate(CurrentState(batches, parts, batches[-1:]), outbox, tuple(files))
+
+
+def test_commit_state_replaces_the_current_state_and_withdraw_removes_it(
+    adapter: Adapter, tmp_path: Path
+) -> None:
+    """A committed state is what the next handle's curated log holds (files readable where
+    it says, in place too); a newer commit replaces it, its older files gone from the
+    listing; withdrawing a batch the state folded removes the state, another batch not."""
+    store = adapter.ports().store()
+    for eid, seq in ((EID, 1), (OTHER, 2)):
+        stage(store, eid, {"orders.parquet": f"PAR1 o{seq}".encode()})
+        store.publish_batch(eid, seq)
+    assert store.curated_log().state is None
+    first = _state_update(tmp_path / "a", (1,), {"orders/order_month=2024-01/x1.parquet": b"s1"})
+    store.commit_state(first)
+    store.commit_state(first)  # again, after a kill: no error, same state
+    log = adapter.ports().store().curated_log()
+    assert log.state == first.state
+    assert [Path(f).read_bytes() for f in log.state_files("orders")] == [b"s1"]
+    second = _state_update(
+        tmp_path / "b",
+        (1, 2),
+        {
+            "orders/order_month=2024-01/x2.parquet": b"s2",
+            "orders/order_month=2024-02/x3.parquet": b"s3",
+        },
+    )
+    store.commit_state(second)
+    log = adapter.ports().store().curated_log()
+    assert log.state == second.state
+    assert [Path(f).read_bytes() for f in log.state_files("orders")] == [b"s2", b"s3"]
+    assert [Path(f).read_bytes() for f in log.state_files("orders", ["2024-02"])] == [b"s3"]
+    in_place = store.curated_log(uri=True)
+    assert in_place.state == second.state
+    assert [f.rsplit("/", 1)[1] for f in in_place.summary()["datasets"]["orders"]["files"]] == [
+        "x2.parquet",
+        "x3.parquet",
+    ]
+    store.withdraw_batch(EID, 99)  # a batch the state never folded: kept
+    assert adapter.ports().store().curated_log().state == second.state
+    store.withdraw_batch(OTHER, 2)
+    assert adapter.ports().store().curated_log().state is None
+    assert dict(store.curated_log().batches)["orders"] == (1,)

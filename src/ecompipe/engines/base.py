@@ -9,10 +9,19 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ecompipe import kpis
 from ecompipe.contracts import DATASET_BY_NAME, DATASET_NAMES, DATASETS
+from ecompipe.engines.current import (
+    INCOMING,
+    MANIFEST,
+    STATE_DIR,
+    CurrentState,
+    StateUpdate,
+    batch_file,
+    read_manifest,
+)
 from ecompipe.errors import RESOURCE_ERRNOS, ResourceError, from_os_error
 from ecompipe.kpis import CategoryMetrics, OrderMetrics
 from ecompipe.validation import ValidationReport
@@ -64,6 +73,8 @@ class TransformResult:
     waiting_for_order: int = 0
     waiting_for_product: int = 0
     curated_rows: dict[str, int] = field(default_factory=dict)
+    #: The current state's new version, for the store to commit once the metrics are written.
+    state: StateUpdate | None = None
 
     def headline(self) -> dict[str, object]:
         """A few numbers for notifications: totals over the recomputed dates."""
@@ -126,11 +137,6 @@ def resource_error_in(text: str, doing: str, path: str | None = None) -> Resourc
 _BATCH_NAME = re.compile(r"([0-9]+)\.parquet")
 
 
-def batch_file(dataset: str, seq: int) -> str:
-    """A batch's file in the curated log, relative to its root; the name carries the number."""
-    return f"{dataset}/{seq:012d}.parquet"
-
-
 #: A batch file's number from its name, as the regex each engine's SQL applies to file names.
 BATCH_SEQ_SQL_PATTERN = r"([0-9]+)[.]parquet$"
 
@@ -140,30 +146,54 @@ def short_name(dataset: str) -> str:
     return {"orders": "orders", "order_items": "items", "products": "products"}[dataset]
 
 
+def latest_sql(dataset: str, source: str) -> str:
+    """The latest version (highest ``_seq``) of each key of ``dataset`` among the rows of the
+    relation or subquery ``source``: its columns and ``_seq``."""
+    cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
+    key = DATASET_BY_NAME[dataset].key
+    return (
+        f"SELECT {cols}, _seq FROM (SELECT {cols}, _seq, row_number() OVER (PARTITION BY "
+        f"{key} ORDER BY _seq DESC) AS _rn FROM {source}) AS x WHERE _rn = 1"
+    )
+
+
+def merged_sql(dataset: str, state: str, batch: str) -> str:
+    """The latest version of each key of ``dataset`` (columns and ``_seq``) among two
+    relations that each hold a key once: the state's rows and a batch's. Two anti-joins give
+    what ranking the union would (latest_sql) without sorting every row."""
+    cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
+    key = DATASET_BY_NAME[dataset].key
+    return (
+        f"SELECT {cols}, _seq FROM {state} s WHERE NOT EXISTS (SELECT 1 FROM {batch} b "
+        f"WHERE b.{key} = s.{key} AND b._seq >= s._seq) UNION ALL SELECT {cols}, _seq FROM "
+        f"{batch} b WHERE NOT EXISTS (SELECT 1 FROM {state} s WHERE s.{key} = b.{key} AND "
+        "s._seq > b._seq)"
+    )
+
+
 def version_views(dataset: str, batches: int, seq: int | None) -> dict[str, str]:
     """The relations the KPI SQL reads for ``dataset``, as SQL over ``all_<short>`` (every
     version of every row, with its batch number ``_seq``; the log holds ``batches`` files):
 
-    ``cur_<short>`` the latest version of each key, ``b_<short>`` the rows of batch ``seq``,
-    ``prev_<short>`` the latest version of each key before that batch. With ``seq`` None (a
-    recompute: no batch to compare) only ``cur_<short>``.
+    ``cur_<short>`` the latest version of each key (with its ``_seq``), ``b_<short>`` the rows
+    of batch ``seq``, ``prev_<short>`` the latest version of each key before that batch. With
+    ``seq`` None (a recompute: no batch to compare) only ``cur_<short>``.
     """
     short = short_name(dataset)
     cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
-    key = DATASET_BY_NAME[dataset].key
-    latest = (
-        f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {key} "
-        f"ORDER BY _seq DESC) AS _rn FROM all_{short} WHERE {{where}}) AS x WHERE _rn = 1"
-    )
     views = {
         # One batch holds each key once (validation dedups), so no ranking is needed.
         f"cur_{short}": (
-            f"SELECT {cols} FROM all_{short}" if batches <= 1 else latest.format(where="true")
+            f"SELECT {cols}, _seq FROM all_{short}"
+            if batches <= 1
+            else latest_sql(dataset, f"all_{short}")
         ),
     }
     if seq is not None:
         views[f"b_{short}"] = f"SELECT {cols} FROM all_{short} WHERE _seq = {seq}"
-        views[f"prev_{short}"] = latest.format(where=f"_seq < {seq}")
+        views[f"prev_{short}"] = latest_sql(
+            dataset, f"(SELECT * FROM all_{short} WHERE _seq < {seq}) AS v"
+        )
     return views
 
 
@@ -186,30 +216,43 @@ class CuratedLog:
 
     ``root`` is a local folder or, for an engine whose workers are other machines, a URI they
     all read (``s3a://bucket/_ecompipe/curated``); ``batches`` has each dataset's batch
-    numbers, oldest first.
+    numbers, oldest first. ``state`` is the committed current state (engines/current.py,
+    under ``root``/current), if any; ``outbox`` a local folder where a transform writes the
+    state's new files for the store to commit (None: the transform writes no state).
     """
 
     root: str
     batches: Mapping[str, tuple[int, ...]]
+    state: CurrentState | None = None
+    outbox: str | None = None
 
     @classmethod
-    def listed(cls, root: str, names: Iterable[str]) -> CuratedLog:
+    def listed(
+        cls,
+        root: str,
+        names: Iterable[str],
+        state: CurrentState | None = None,
+        outbox: str | None = None,
+    ) -> CuratedLog:
         """The log at ``root`` holding ``names`` (``<dataset>/<seq>.parquet`` relative to it);
-        names of any other shape are not batch files and are left out."""
+        names of any other shape are not batch files and are left out. ``state``, ``outbox``:
+        as the class says."""
         batches: dict[str, list[int]] = {ds: [] for ds in DATASET_NAMES}
         for name in names:
             dataset, _, file = name.partition("/")
             number = _BATCH_NAME.fullmatch(file)
             if dataset in batches and number:
                 batches[dataset].append(int(number.group(1)))
-        return cls(root, {ds: tuple(sorted(seqs)) for ds, seqs in batches.items()})
+        return cls(root, {ds: tuple(sorted(seqs)) for ds, seqs in batches.items()}, state, outbox)
 
     @classmethod
     def in_folder(cls, folder: Path) -> CuratedLog:
-        """The log kept in a local folder."""
+        """The log kept in a local folder, with its current state and an outbox beside it."""
         return cls.listed(
             str(folder),
             (f"{ds}/{p.name}" for ds in DATASET_NAMES for p in (folder / ds).glob("*.parquet")),
+            read_manifest(folder / STATE_DIR),
+            str(folder / STATE_DIR / INCOMING),
         )
 
     @property
@@ -217,12 +260,61 @@ class CuratedLog:
         """True when ``root`` is a URI (``s3a://...``), not a local folder."""
         return "://" in self.root
 
-    def files(self, dataset: str) -> list[str]:
-        """Every batch file of ``dataset``, oldest first, as paths or URIs under ``root``."""
+    def files(self, dataset: str, only: Iterable[int] | None = None) -> list[str]:
+        """Every batch file of ``dataset`` (of the batches ``only``, when given), oldest
+        first, as paths or URIs under ``root``."""
+        wanted = None if only is None else set(only)
         return [
             f"{self.root.rstrip('/')}/{batch_file(dataset, seq)}"
             for seq in self.batches.get(dataset, ())
+            if wanted is None or seq in wanted
         ]
+
+    def state_files(self, dataset: str, partitions: Iterable[str] | None = None) -> list[str]:
+        """The state's files of ``dataset`` (of ``partitions`` only, when given), as paths or
+        URIs under ``root``; none without a state."""
+        if self.state is None:
+            return []
+        base = f"{self.root.rstrip('/')}/{STATE_DIR}"
+        return [f"{base}/{name}" for name in self.state.files(dataset, partitions)]
+
+    @property
+    def log_batches(self) -> set[int]:
+        """Every batch number the log holds, whatever its datasets."""
+        return {s for seqs in self.batches.values() for s in seqs}
+
+    def summary(self) -> dict[str, Any]:
+        """What ``ecompipe curated`` shows: where the current state is, which batches it
+        holds, and per dataset its rows, partitions and files (from the manifest: nothing is
+        read) and the log's batch numbers. ``state`` is None before the first run that
+        builds it; ``lags`` lists the log's batches it has not folded yet."""
+        base = f"{self.root.rstrip('/')}/{STATE_DIR}"
+        state = self.state
+        datasets: dict[str, Any] = {}
+        for ds in DATASET_NAMES:
+            parts = state.parts.get(ds, {}) if state else {}
+            datasets[ds] = {
+                "path": f"{base}/{ds}",
+                "rows": state.rows(ds) if state else None,
+                "partitions": {k: p.rows for k, p in sorted(parts.items())},
+                "files": [f"{base}/{f}" for f in state.files(ds)] if state else [],
+                "log_batches": list(self.batches.get(ds, ())),
+            }
+        return {
+            "root": self.root,
+            "state": None
+            if state is None
+            else {
+                "path": base,
+                "manifest": f"{base}/{MANIFEST}",
+                "batches": list(state.batches),
+                "lags": sorted(self.log_batches - set(state.batches)),
+                "stale": not set(state.batches) <= self.log_batches,
+                "last_fold": {"batches": list(state.last_batches), "dates": len(state.last_dates)},
+            },
+            "log_batches": sorted(self.log_batches),
+            "datasets": datasets,
+        }
 
     @property
     def empty(self) -> bool:

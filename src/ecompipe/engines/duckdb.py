@@ -29,6 +29,7 @@ from ecompipe.engines.base import (
     CuratedLog,
     resource_error_in,
 )
+from ecompipe.engines.current import BATCH_COLUMN
 from ecompipe.engines.flow import EngineFlow, FileRead, Loading
 from ecompipe.engines.framing import Framing
 from ecompipe.engines.header import Located
@@ -411,10 +412,12 @@ class DuckDBEngine(EngineFlow):
 
     # ----------------------------------------------------------------- transform, recompute
 
-    def _curated(self, dataset: str, relation: str, curated: CuratedLog) -> None:
+    def _check_reads(self, curated: CuratedLog) -> None:
         if curated.is_uri:
             raise EngineError(f"the DuckDB engine reads a local curated log, not {curated.root}")
-        files = curated.files(dataset)
+
+    def _parquet(self, relation: str, dataset: str, files: list[str], log: bool = True) -> None:
+        cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
         if not files:
             schema = ", ".join(f"{c} {t}" for c, t in CURATED_SCHEMA[dataset])
             self._drop(relation)
@@ -422,11 +425,21 @@ class DuckDBEngine(EngineFlow):
             self._relations[relation] = "TABLE"
             return
         listed = "[" + ", ".join(sql_string(f) for f in files) + "]"
+        seq = (
+            f"CAST(regexp_extract(filename, {sql_string(BATCH_SEQ_SQL_PATTERN)}, 1) AS BIGINT)"
+            if log
+            else BATCH_COLUMN
+        )
         self._register(
             relation,
-            f"SELECT * EXCLUDE (filename), CAST(regexp_extract(filename, "
-            f"{sql_string(BATCH_SEQ_SQL_PATTERN)}, 1) AS BIGINT) AS _seq "
-            f"FROM read_parquet({listed}, filename = true)",
+            f"SELECT {cols}, {seq} AS _seq FROM read_parquet({listed}, filename = true, "
+            "hive_partitioning = false)",
+        )
+
+    def _write_partitioned(self, sql: str, column: str, folder: Path) -> None:
+        self.con.execute(
+            f"COPY ({sql}) TO {sql_string(str(folder))} "
+            f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({column}))"
         )
 
 

@@ -15,6 +15,7 @@ read the curated log, and say which of its errors are resources (``_guard``).
 
 from __future__ import annotations
 
+import os
 import shutil
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
@@ -27,18 +28,41 @@ from typing import Any
 import duckdb
 
 from ecompipe import kpis, progress, validation
-from ecompipe.contracts import DATASETS, Dataset, FileReason, Reason
+from ecompipe.contracts import (
+    DATASET_BY_NAME,
+    DATASET_NAMES,
+    DATASETS,
+    Dataset,
+    FileReason,
+    Reason,
+)
 from ecompipe.dialect import Dialect
 from ecompipe.engines import records
 from ecompipe.engines.base import (
+    CURATED_SCHEMA,
     CuratedLog,
     InputFile,
     TransformResult,
     batch_dates_sql,
     fresh_staging,
+    latest_sql,
+    merged_sql,
     short_name,
     staged_path,
     version_views,
+)
+from ecompipe.engines.current import (
+    BATCH_COLUMN,
+    PARTITION,
+    PARTITIONED,
+    WAITING,
+    CurrentState,
+    Part,
+    StateUpdate,
+    dataset_parts,
+    month_sql,
+    new_file_name,
+    usable,
 )
 from ecompipe.engines.framing import Framing
 from ecompipe.engines.header import Located, locate_columns
@@ -159,9 +183,15 @@ class EngineFlow(ABC):
         then a position (records.Source). Returns the relation."""
 
     @abstractmethod
-    def _curated(self, dataset: str, relation: str, curated: CuratedLog) -> None:
-        """Register ``relation``: every row of every batch file of ``dataset`` in the
-        curated log, the file's batch number as ``_seq``."""
+    def _parquet(self, relation: str, dataset: str, files: list[str], log: bool = True) -> None:
+        """Register ``relation``: the rows of the Parquet ``files`` (paths or URIs; none: no
+        rows), ``dataset``'s columns and ``_seq``: the batch number in a log file's name
+        (``log``), or a current-state file's ``_batch`` column."""
+
+    @abstractmethod
+    def _write_partitioned(self, sql: str, column: str, folder: Path) -> None:
+        """Write a query's rows as Parquet under ``folder``, in one sub-folder
+        ``<column>=<value>`` per value of ``column`` (which the files then leave out)."""
 
     def _count_records(self, read: FileRead, path: Path, width: int, lines_before: int) -> int:
         """Rows of a file that misses a column (header.locate_columns' ``count_rows``)."""
@@ -319,51 +349,373 @@ class EngineFlow(ABC):
     # ------------------------------------------------------------------ KPIs
 
     def transform(self, curated: CuratedLog, seq: int) -> TransformResult:
-        """Recompute KPIs for the dates batch ``seq`` touches, over the whole curated log.
+        """Recompute KPIs for the dates batch ``seq`` touches.
 
-        Raises ResourceError when the engine runs short, EngineError when the KPI SQL fails.
+        From the current state when the log has one that is still valid (engines/current.py:
+        the batches it lacks are folded into the partitions they touch); else from the whole
+        log, building the state when ``seq`` is the log's newest batch. Raises ResourceError
+        when the engine runs short, EngineError when the KPI SQL fails.
         """
-        return self._kpis(curated, seq, batch_dates_sql(curated, seq))
+        state = usable(curated.state, curated.log_batches)
+        if state is None:
+            return self._from_log(curated, seq, batch_dates_sql(curated, seq))
+        return self._from_state(curated, state, seq)
 
     def recompute(
         self, curated: CuratedLog, date_from: date | None, date_to: date | None
     ) -> TransformResult:
-        """KPIs of every order date in [date_from, date_to] over the current curated state."""
-        return self._kpis(curated, None, kpis.all_dates_sql(date_from, date_to))
+        """KPIs of every order date in [date_from, date_to] over the current curated state:
+        read from the months of the range only when the state holds every batch."""
+        state = usable(curated.state, curated.log_batches)
+        if state is None or curated.log_batches - set(state.batches):
+            return self._from_log(curated, None, kpis.all_dates_sql(date_from, date_to))
+        low = date_from.isoformat()[:7] if date_from else ""
+        high = date_to.isoformat()[:7] if date_to else "9999-99"
+        months = {m for m in state.parts.get("orders", {}) if low <= m <= high}
+        return self._from_state(curated, state, None, (months, date_from, date_to))
 
-    def _kpis(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
-        """Views over the curated log (base.version_views for batch ``seq``; None: the
-        current state only), then the KPIs of the dates the query ``affected`` lists."""
+    def _from_log(self, curated: CuratedLog, seq: int | None, affected: str) -> TransformResult:
+        """Views over the whole curated log (base.version_views for batch ``seq``; None: the
+        current state only), then the KPIs of the dates the query ``affected`` lists; with an
+        outbox and ``seq`` the log's newest batch, the current state built from the log."""
         try:
-            rows: dict[str, int] = {}
             with self._guard("computing KPIs", self.log_failed):
                 self._prepare(validating=False)
                 for ds in DATASETS:
                     short = short_name(ds.name)
-                    self._curated(ds.name, f"all_{short}", curated)
+                    self._parquet(f"all_{short}", ds.name, self._log_files(curated, ds.name))
                     files = len(curated.batches.get(ds.name, ()))
                     for name, sql in version_views(ds.name, files, seq).items():
                         # Ranking versions is worth keeping; one batch file is as fast to re-read.
                         self._register(name, sql, keep=name == f"cur_{short}" and files > 1)
-                    rows[ds.name] = self._scalar(f"SELECT count(*) FROM cur_{short}")
-            with self._guard("computing KPIs", "KPI computation failed"):
-                self._register("affected_dates", affected, keep=True)
-                for name, sql in kpis.kpi_relations():
-                    self._register(name, sql, keep=True)
-                dates = [r[0] for r in self._rows("SELECT order_date FROM affected_dates")]
-                order_rows = self._rows(kpis.order_metrics_sql(self.dialect))
-                cat_rows = self._rows(kpis.category_metrics_sql(self.dialect))
-                waiting = self._rows(kpis.waiting_sql())[0]
+            result = self._metrics(affected, kpis.waiting_sql())
+            # Built only when seq is the newest batch: the state then holds every batch.
+            if seq is not None and curated.outbox and seq == max(curated.log_batches, default=0):
+                with self._guard("building the current state", "KPI computation failed"):
+                    result.state = self._build_state(
+                        curated.outbox, curated.log_batches, seq, result
+                    )
+            result.curated_rows = (
+                {ds: result.state.state.rows(ds) for ds in DATASET_NAMES}
+                if result.state
+                else {
+                    ds.name: self._scalar(f"SELECT count(*) FROM cur_{short_name(ds.name)}")
+                    for ds in DATASETS
+                }
+            )
         finally:
             self._drop_all()
+        return result
+
+    def _metrics(self, affected: str, waiting: str) -> TransformResult:
+        """The KPIs of the dates the query ``affected`` lists, over ``cur_orders``,
+        ``cur_items`` and ``cur_products``, and the waiting counts the query ``waiting`` gives."""
+        with self._guard("computing KPIs", "KPI computation failed"):
+            self._register("affected_dates", affected, keep=True)
+            for name, sql in kpis.kpi_relations():
+                self._register(name, sql, keep=True)
+            dates = [r[0] for r in self._rows("SELECT order_date FROM affected_dates")]
+            order_rows = self._rows(kpis.order_metrics_sql(self.dialect))
+            cat_rows = self._rows(kpis.category_metrics_sql(self.dialect))
+            counts = self._rows(waiting)[0]
         return TransformResult(
             affected_dates=sorted(dates),
             order_metrics=kpis.order_metrics_from_rows(order_rows),
             category_metrics=kpis.category_metrics_from_rows(cat_rows),
-            waiting_for_order=int(waiting[0]),
-            waiting_for_product=int(waiting[1]),
-            curated_rows=rows,
+            waiting_for_order=int(counts[0]),
+            waiting_for_product=int(counts[1]),
         )
+
+    def _log_files(
+        self, curated: CuratedLog, dataset: str, only: list[int] | None = None
+    ) -> list[str]:
+        """Batch files of the log, as this engine reads them (``_check_reads``)."""
+        self._check_reads(curated)
+        return curated.files(dataset, only)
+
+    def _check_reads(self, curated: CuratedLog) -> None:
+        """Raise EngineError when this engine cannot read the store where ``curated`` is
+        (any engine reads a local folder; the ones that read URIs say so by not raising)."""
+        return None
+
+    # ------------------------------------------------------------------ current state
+
+    def _from_state(
+        self,
+        curated: CuratedLog,
+        state: CurrentState,
+        seq: int | None,
+        asked: tuple[set[str], date | None, date | None] | None = None,
+    ) -> TransformResult:
+        """KPIs from the current state: for a transform, the batches the state lacks are
+        folded in and the dates they change recomputed (none lacking: the dates of the fold
+        that brought ``seq``, if it was the last, else none: they were written before that
+        fold was committed); for a recompute (``asked``: the months, from, to), the dates
+        asked, read from those months' files only."""
+        self._check_reads(curated)
+        missing = sorted(curated.log_batches - set(state.batches)) if seq is not None else []
+        try:
+            with self._guard("computing KPIs", self.log_failed):
+                self._prepare(validating=False)
+                for ds in DATASET_NAMES:
+                    self._parquet(f"st_{short_name(ds)}", ds, curated.state_files(ds), False)
+                fold = self._fold(curated, state, missing, seq) if missing else None
+                self._current_views(curated, state, fold)
+                if asked is not None:
+                    months, low, high = asked
+                    self._restricted(curated, months, fold)
+                    affected = kpis.all_dates_sql(low, high)
+                else:
+                    if fold is not None:
+                        # Every order the batches touch is in a touched partition, but the
+                        # orders of items of a product that changed category: only then are
+                        # all current orders and items looked up.
+                        # (No such product: its lookup finds nothing in any items relation.)
+                        everywhere = bool(self._rows(f"{kpis.changed_products_sql()} LIMIT 1"))
+                        orders = "cur_orders_all" if everywhere else "n_orders"
+                        items = "cur_items_all" if everywhere else "b_items"
+                        versions = (
+                            "(SELECT order_id, created_at FROM prev_orders UNION ALL "
+                            f"SELECT order_id, created_at FROM {orders}) AS v"
+                        )
+                        affected = kpis.affected_dates_sql(versions, items)
+                    else:
+                        last = state.last_dates if seq in state.last_batches else ()
+                        affected = _dates_sql(last)
+                    # The dates first, then only their months' orders and items are read.
+                    self._register("dates", affected, keep=True)
+                    affected = "SELECT order_date FROM dates"
+                    month = month_sql("order_date")
+                    found = self._rows(f"SELECT DISTINCT {month} FROM dates")
+                    self._restricted(curated, {str(r[0]) for r in found}, fold)
+            waiting = kpis.waiting_sql("cur_items_all", "cur_orders", "cur_products", "cur_waiting")
+            result = self._metrics(affected, waiting)
+            new = fold.state if fold else state
+            if fold is not None and fold.outbox is not None:
+                committed = CurrentState(
+                    new.batches, new.parts, tuple(missing), tuple(result.affected_dates)
+                )
+                result.state = StateUpdate(committed, fold.outbox, tuple(fold.new_files))
+            result.curated_rows = {ds: new.rows(ds) for ds in DATASET_NAMES}
+        finally:
+            self._drop_all()
+        return result
+
+    def _fold(
+        self, curated: CuratedLog, state: CurrentState, missing: list[int], seq: int | None
+    ) -> _Fold:
+        """Fold the log batches ``missing`` into the state: ``b_*`` their rows (latest of
+        each key), ``prev_*`` the state's versions of those keys, ``n_*`` the new content of
+        every partition they touch (with ``order_month``), written to the outbox when there
+        is one. Returns the touched partitions and the new version."""
+        for ds in DATASET_NAMES:
+            short = short_name(ds)
+            self._parquet(f"bl_{short}", ds, self._log_files(curated, ds, missing))
+            rows = (
+                latest_sql(ds, f"bl_{short}") if len(missing) > 1 else f"SELECT * FROM bl_{short}"
+            )
+            self._register(f"b_{short}", rows, keep=True)
+        # Partitions the batches touch: their orders' months, old and new, the months of the
+        # orders their items (old and new versions) belong to, and the waiting items. Only
+        # key columns of the whole state are read to find them (the orders of the items'
+        # old versions, the months of those orders); whole rows only in those partitions.
+        self._register(
+            "prev_item_orders",
+            "SELECT order_id FROM st_items WHERE id IN (SELECT id FROM b_items)",
+            keep=True,
+        )
+        month = month_sql("created_at")
+        found = self._rows(
+            f"SELECT {month} FROM b_orders UNION SELECT {month} FROM st_orders WHERE order_id IN "
+            "(SELECT order_id FROM b_orders UNION SELECT order_id FROM b_items "
+            "UNION SELECT order_id FROM prev_item_orders)"
+        )
+        touched = {str(r[0]) for r in found} | {WAITING}
+        for ds in DATASET_NAMES:
+            short, key = short_name(ds), DATASET_BY_NAME[ds].key
+            source = f"sp_{short}" if ds in PARTITIONED else f"st_{short}"
+            if ds in PARTITIONED:
+                self._parquet(source, ds, curated.state_files(ds, touched), False)
+            self._register(
+                f"prev_{short}",
+                f"SELECT * FROM {source} WHERE {key} IN (SELECT {key} FROM b_{short})",
+                keep=True,
+            )
+        versions = {
+            short_name(ds): merged_sql(ds, f"{src}_{short_name(ds)}", f"b_{short_name(ds)}")
+            for ds, src in (("orders", "sp"), ("order_items", "sp"), ("products", "st"))
+        }
+        self._register(
+            "n_orders",
+            f"SELECT *, {month} AS {PARTITION} FROM ({versions['orders']}) AS l",
+            keep=True,
+        )
+        item_cols = ", ".join(f"i.{c}" for c, _ in CURATED_SCHEMA["order_items"])
+        self._register(
+            "n_items",
+            f"SELECT {item_cols}, i._seq, coalesce({month_sql('o.created_at')}, '{WAITING}') "
+            f"AS {PARTITION} FROM ({versions['items']}) AS i "
+            "LEFT JOIN n_orders o ON i.order_id = o.order_id",
+            keep=True,
+        )
+        products_changed = self._scalar("SELECT count(*) FROM b_products") > 0
+        if products_changed:
+            self._register("n_products", versions["products"], keep=True)
+        outbox = None
+        if curated.outbox is not None and seq is not None:
+            outbox = Path(curated.outbox)
+            shutil.rmtree(outbox, ignore_errors=True)  # what a killed run left
+            outbox.mkdir(parents=True)
+        new_files: list[str] = []
+        parts = {}
+        for ds in DATASET_NAMES:
+            before = state.parts.get(ds, {})
+            if ds in PARTITIONED:
+                written = self._write_new(outbox, ds, seq or 0, new_files)
+                parts[ds] = dataset_parts(before, touched, written)
+            elif products_changed:
+                parts[ds] = self._write_new(outbox, ds, seq or 0, new_files)
+            else:
+                parts[ds] = dict(before)
+        batches = tuple(sorted({*state.batches, *missing}))
+        return _Fold(touched, products_changed, CurrentState(batches, parts), outbox, new_files)
+
+    def _current_views(self, curated: CuratedLog, state: CurrentState, fold: _Fold | None) -> None:
+        """``cur_orders_all``/``cur_items_all``: every current order and item (the state's
+        untouched partitions and the fold's new ones; lazy views, read only for key lookups
+        and the waiting counts), ``cur_products``, and ``cur_waiting``: the items waiting
+        for their order (by the state's invariant, exactly the ``waiting`` partition)."""
+        touched = fold.touched if fold else set()
+        for ds in PARTITIONED:
+            short = short_name(ds)
+            untouched = [p for p in state.parts.get(ds, {}) if p not in touched]
+            self._parquet(f"su_{short}", ds, curated.state_files(ds, untouched), False)
+            new = f" UNION ALL SELECT {_columns(ds)} FROM n_{short}" if fold else ""
+            self._register(f"cur_{short}_all", f"SELECT {_columns(ds)} FROM su_{short}{new}")
+        products = "n_products" if fold and fold.products_changed else "st_products"
+        self._register("cur_products", f"SELECT * FROM {products}")
+        if fold:
+            self._register("cur_waiting", f"SELECT * FROM n_items WHERE {PARTITION} = '{WAITING}'")
+        else:
+            waiting = curated.state_files("order_items", [WAITING])
+            self._parquet("cur_waiting", "order_items", waiting, False)
+
+    def _restricted(self, curated: CuratedLog, months: set[str], fold: _Fold | None) -> None:
+        """``cur_orders``/``cur_items``: the current orders and items of ``months`` only
+        (the files of those partitions, and the fold's new rows of them)."""
+        touched = fold.touched if fold else set()
+        listed = ", ".join(f"'{m}'" for m in sorted(months)) or "''"
+        for ds in PARTITIONED:
+            short = short_name(ds)
+            kept = [m for m in months if m not in touched]
+            self._parquet(f"sm_{short}", ds, curated.state_files(ds, kept), False)
+            new = (
+                f" UNION ALL SELECT {_columns(ds)} FROM n_{short} WHERE {PARTITION} IN ({listed})"
+                if fold
+                else ""
+            )
+            self._register(f"cur_{short}", f"SELECT {_columns(ds)} FROM sm_{short}{new}")
+
+    def _build_state(
+        self, outbox: str, curated_batches: set[int], seq: int, result: TransformResult
+    ) -> StateUpdate:
+        """The current state built from the log's ``cur_*`` views (every partition written),
+        as the version that folded ``seq`` and changed ``result``'s dates."""
+        box = Path(outbox)
+        shutil.rmtree(box, ignore_errors=True)
+        box.mkdir(parents=True)
+        month = month_sql("created_at")
+        self._register(
+            "n_orders", f"SELECT {_columns('orders')}, {month} AS {PARTITION} FROM cur_orders"
+        )
+        item_cols = ", ".join(f"i.{c}" for c, _ in CURATED_SCHEMA["order_items"])
+        self._register(
+            "n_items",
+            f"SELECT {item_cols}, i._seq, coalesce({month_sql('o.created_at')}, '{WAITING}') "
+            f"AS {PARTITION} FROM cur_items i LEFT JOIN cur_orders o ON i.order_id = o.order_id",
+        )
+        self._register("n_products", "SELECT * FROM cur_products")
+        new_files: list[str] = []
+        parts = {ds: self._write_new(box, ds, seq, new_files) for ds in DATASET_NAMES}
+        # Built only when seq is the newest batch: the state then holds every batch.
+        state = CurrentState(
+            tuple(sorted(curated_batches)), parts, (seq,), tuple(result.affected_dates)
+        )
+        return StateUpdate(state, box, tuple(new_files))
+
+    def _write_new(
+        self, outbox: Path | None, dataset: str, seq: int, new_files: list[str]
+    ) -> dict[str, Part]:
+        """Write ``n_<short>`` (with ``order_month`` for a partitioned dataset) as the new
+        files of the partitions it holds into ``outbox``, adding their names to
+        ``new_files``; returns those partitions. Without an outbox nothing is written and
+        the partitions name no file (the version is only used for its counts)."""
+        short = short_name(dataset)
+        partitioned = dataset in PARTITIONED
+        if outbox is None:
+            by = PARTITION if partitioned else "''"
+            counted = self._rows(f"SELECT {by}, count(*) FROM n_{short} GROUP BY {by}")
+            return {str(k): Part((), int(n)) for k, n in counted}
+        scratch = outbox / f"_write_{dataset}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        sql = f"SELECT {_columns(dataset, BATCH_COLUMN)}"
+        if partitioned:
+            self._write_partitioned(f"{sql}, {PARTITION} FROM n_{short}", PARTITION, scratch)
+        else:
+            (scratch / f"{PARTITION}=").mkdir(parents=True)
+            self._write_parquet(f"{sql} FROM n_{short}", scratch / f"{PARTITION}=" / "all.parquet")
+        # Rows per file from the files' own metadata (local files: the DuckDB session reads
+        # them for either engine), rather than a second pass over the rows.
+        written = sorted(scratch.glob(f"{PARTITION}=*/*.parquet"))
+        rows = dict(
+            self._local()
+            .execute(
+                "SELECT file_name, num_rows FROM parquet_file_metadata(?)",
+                [[str(p) for p in written]],
+            )
+            .fetchall()
+            if written
+            else []
+        )
+        parts: dict[str, Part] = {}
+        for path in written:
+            if not rows[str(path)]:
+                continue  # no rows (products of an empty batch): no file
+            k = path.parent.name.partition("=")[2]
+            name = new_file_name(dataset, k, seq, len(parts.get(k, Part((), 0)).files))
+            (outbox / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, outbox / name)
+            before = parts.get(k, Part((), 0))
+            parts[k] = Part((*before.files, name), before.rows + int(rows[str(path)]))
+            new_files.append(name)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return parts
+
+
+def _columns(dataset: str, seq_as: str = "_seq") -> str:
+    """A dataset's columns and its version's batch number (``_seq``, or named ``seq_as``)."""
+    cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
+    return f"{cols}, _seq" + ("" if seq_as == "_seq" else f" AS {seq_as}")
+
+
+@dataclass
+class _Fold:
+    """What folding batches into the current state gave: the partitions it rewrote, the new
+    version, the outbox its new files are in (None: not written) and their names."""
+
+    touched: set[str]
+    products_changed: bool
+    state: CurrentState
+    outbox: Path | None
+    new_files: list[str]
+
+
+def _dates_sql(dates: tuple[date, ...]) -> str:
+    """A relation ``order_date`` holding ``dates`` (ISO literals, as in DuckDB and Spark)."""
+    if not dates:
+        return "SELECT CAST(NULL AS DATE) AS order_date WHERE false"
+    values = ", ".join(f"(DATE '{d.isoformat()}')" for d in dates)
+    return f"SELECT order_date FROM (VALUES {values}) AS t(order_date)"
 
 
 @dataclass

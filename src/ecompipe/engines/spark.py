@@ -45,10 +45,10 @@ from ecompipe.engines import framing
 from ecompipe.engines.base import (
     BATCH_SEQ_SQL_PATTERN,
     CURATED_SCHEMA,
-    CuratedLog,
     resource_errno,
     resource_error_in,
 )
+from ecompipe.engines.current import BATCH_COLUMN
 from ecompipe.engines.duckdb import connect
 from ecompipe.engines.duckdb import resource_error as duckdb_resource_error
 from ecompipe.engines.flow import EngineFlow, FileRead
@@ -369,9 +369,10 @@ class SparkEngine(EngineFlow):
         parts = ", ".join(sql_string(str(p)) for p in sorted(folder.glob("part-*.parquet")))
         return f"read_parquet([{parts}])"
 
-    def _linked(self, dataset: str, files: list[str]) -> list[str]:
-        """Local batch files under plain names in the scratch folder (see ``__init__``)."""
-        folder = self._scratch / "curated" / dataset
+    def _linked(self, relation: str, files: list[str]) -> list[str]:
+        """Local Parquet files under plain names in the scratch folder (see ``__init__``);
+        the names of one relation's files are unique (batch numbers, state file names)."""
+        folder = self._scratch / "curated" / relation
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         linked = []
@@ -458,27 +459,33 @@ class SparkEngine(EngineFlow):
 
     # ----------------------------------------------------------------- transform, recompute
 
-    def _curated(self, dataset: str, relation: str, curated: CuratedLog) -> None:
+    def _parquet(self, relation: str, dataset: str, files: list[str], log: bool = True) -> None:
         from pyspark.sql import functions as F  # noqa: TID251 (lazy)
 
-        files = curated.files(dataset)
+        cols = [c for c, _ in CURATED_SCHEMA[dataset]]
         if not files:
             schema = ", ".join(
                 f"{c} {'STRING' if t == 'VARCHAR' else t}" for c, t in CURATED_SCHEMA[dataset]
             )
             self._view(relation, self.spark.createDataFrame([], f"{schema}, _seq BIGINT"))
             return
-        if not curated.is_uri:
-            files = self._linked(dataset, files)
+        if not any("://" in f for f in files):
+            files = self._linked(relation, files)
+        seq = (
+            F.regexp_extract(F.col("_metadata.file_name"), BATCH_SEQ_SQL_PATTERN, 1)
+            if log
+            else F.col(BATCH_COLUMN)
+        )
         self._view(
             relation,
-            self.spark.read.parquet(*files).select(
-                *[c for c, _ in CURATED_SCHEMA[dataset]],
-                F.regexp_extract(F.col("_metadata.file_name"), BATCH_SEQ_SQL_PATTERN, 1)
-                .cast("bigint")
-                .alias("_seq"),
-            ),
+            self.spark.read.parquet(*files).select(*cols, seq.cast("bigint").alias("_seq")),
         )
+
+    def _write_partitioned(self, sql: str, column: str, folder: Path) -> None:
+        """One file per partition (rows shuffled by ``column`` first), in row groups."""
+        df = self.spark.sql(sql)
+        writer = df.repartition(column).write.mode("overwrite").partitionBy(column)
+        writer.option("parquet.block.size", _ROW_GROUP_BYTES).parquet(str(folder))
 
 
 def _is_spark_error(exc: BaseException) -> bool:

@@ -241,6 +241,11 @@ class States:
                 revision_of=execution_id,
             )
             crash_point("transform:after-metrics")
+            if result.state is not None:
+                # After the metrics: a committed state's dates are always written
+                # (engines/current.py), so a resumed transform need not recompute them.
+                crash_point("transform:before-state-commit")
+                self.b.store.commit_state(result.state)
             progress.report(step, 3, 3, "steps")
         self.b.log.record_event(execution_id, State.TRANSFORM_DATA, "critical", span)
         headline = result.headline()

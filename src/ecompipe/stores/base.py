@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     # A type of the ObjectStore port only: the adapters that need no curated log (the
     # lock, metrics, execution log and notifier ones) do not load the engine port with it.
     from ecompipe.engines.base import CuratedLog
+    from ecompipe.engines.current import StateUpdate
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,14 @@ class ObjectStore(Protocol):
 
     def withdraw_batch(self, execution_id: str, seq: int) -> None:
         """Remove batch ``seq`` from the curated log, if it is there (idempotent): a failed
-        execution's batch, published before its metrics were written."""
+        execution's batch, published before its metrics were written. A current state that
+        folded it is withdrawn too (the next run rebuilds the state from the log)."""
+        ...
+
+    def commit_state(self, update: StateUpdate) -> None:
+        """Make ``update`` the curated store's current state (engines/current.py): its new
+        files in place, then its manifest (the one atomic step), then the files no manifest
+        names deleted. Idempotent."""
         ...
 
     def cleanup(self, execution_id: str) -> None:

@@ -34,7 +34,8 @@ from typing import Any, Generic
 from ecompipe import trigger
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
-from ecompipe.engines.base import CuratedLog, batch_file, staged_path
+from ecompipe.engines.base import CuratedLog, staged_path
+from ecompipe.engines.current import MANIFEST, STATE_DIR, CurrentState, StateUpdate, batch_file
 from ecompipe.errors import PermanentStoreError, StoreError
 from ecompipe.kpis import CATEGORY_TABLE, ORDER_TABLE, CategoryMetrics, MetricTable, OrderMetrics, R
 from ecompipe.revisions import Revision, RevisionSummary, history_order, revise, summarize
@@ -91,6 +92,9 @@ class MemoryState:
     quarantine: dict[str, Blob] = field(default_factory=dict)
     staging: dict[str, Blob] = field(default_factory=dict)
     curated: dict[str, Blob] = field(default_factory=dict)
+    #: The curated store's current state: file -> blob, relative to its folder
+    #: (engines/current.py), the manifest included.
+    current: dict[str, Blob] = field(default_factory=dict)
     claims: dict[tuple[str, str], Blob] = field(default_factory=dict)
     #: lock id -> holder -> lease
     leases: dict[str, dict[str, LockHolder]] = field(default_factory=dict)
@@ -320,19 +324,32 @@ class MemoryObjectStore:
                 self.state.staging[f"{execution_id}/{name}"] = blob
 
     def curated_log(self, uri: bool = False) -> CuratedLog:
-        """A local mirror holding exactly the log (no engine reads the state in place, so
-        ``uri`` gives the mirror too)."""
+        """A local mirror holding exactly the log and the current state (no engine reads
+        the state in place, so ``uri`` gives the mirror too)."""
         with self.state.guard:
-            batches = dict(self.state.curated)
+            files = {
+                **self.state.curated,
+                **{f"{STATE_DIR}/{k}": b for k, b in self.state.current.items()},
+            }
         folder = self.root / "curated"
         folder.mkdir(parents=True, exist_ok=True)
-        for path in folder.rglob("*.parquet"):
-            if path.relative_to(folder).as_posix() not in batches:
-                path.unlink()  # a withdrawn batch
-        for name, blob in batches.items():
+        for path in [*folder.rglob("*.parquet"), folder / STATE_DIR / MANIFEST]:
+            if path.exists() and path.relative_to(folder).as_posix() not in files:
+                path.unlink()  # a withdrawn batch, a replaced state file
+        for name, blob in files.items():
             if not _holds(folder / name, blob):
                 _write(folder / name, blob.data)
-        return CuratedLog.listed(str(folder), batches)
+        return CuratedLog.in_folder(folder)
+
+    def commit_state(self, update: StateUpdate) -> None:
+        """Keep the new state files, then the manifest; drop the files it does not name."""
+        blobs = {n: Blob.of((update.outbox / n).read_bytes()) for n in update.new_files}
+        keep = update.state.all_files()
+        with self.state.guard:
+            self.state.current.update(blobs)
+            self.state.current[MANIFEST] = Blob.of(update.state.to_json().encode())
+            for name in [n for n in self.state.current if n != MANIFEST and n not in keep]:
+                del self.state.current[name]
 
     def publish_batch(self, execution_id: str, seq: int) -> None:
         """Put the saved staged files into the curated log as batch ``seq`` (a batch file
@@ -349,6 +366,10 @@ class MemoryObjectStore:
         with self.state.guard:
             for dataset in DATASET_NAMES:
                 self.state.curated.pop(batch_file(dataset, seq), None)
+            manifest = self.state.current.get(MANIFEST)
+            state = CurrentState.from_json(manifest.data.decode()) if manifest else None
+            if state is not None and seq in state.batches:
+                self.state.current.clear()  # derived: the next run rebuilds it from the log
 
     def cleanup(self, execution_id: str) -> None:
         """Drop the execution's staged data, its claims and its local working files."""

@@ -39,6 +39,14 @@ from ecompipe import progress, trigger
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path
+from ecompipe.engines.current import (
+    MANIFEST,
+    STATE_DIR,
+    CurrentState,
+    StateUpdate,
+    mirrored_names,
+    usable,
+)
 from ecompipe.errors import PermanentStoreError, StoreError
 from ecompipe.faults import crash_point
 from ecompipe.stores.aws import copies
@@ -420,20 +428,57 @@ class S3ObjectStore:
         )
 
     def curated_log(self, uri: bool = False) -> CuratedLog:
-        """With ``uri``: the log in place (``s3a://``, for Spark on a cluster), listed only.
-        Else a local mirror (batch files never change, so only new ones are downloaded)."""
+        """With ``uri``: the log and its current state in place (``s3a://``, for Spark on a
+        cluster), listed only, and no outbox. Else a local mirror of the current state's
+        files and of the batches it lacks (every batch when there is no usable state); files
+        never change, so only those not mirrored yet are downloaded."""
         prefix = f"{WORK_PREFIX}/curated/"
         objects = list(self._objects(self.bucket, prefix))
         names = [obj["Key"][len(prefix) :] for obj in objects]
+        state = self._current_state()
         if uri:
-            return CuratedLog.listed(f"s3a://{self.bucket}/{prefix.rstrip('/')}", names)
+            # No outbox: executors on other machines cannot write to this task's disk, so a
+            # cluster engine reads the state (and folds what it lacks) but does not advance it.
+            root = f"s3a://{self.bucket}/{prefix.rstrip('/')}"
+            return CuratedLog.listed(root, names, state)
         path = self.root / "curated"
         path.mkdir(parents=True, exist_ok=True)
+        log = CuratedLog.listed(str(path), names)
+        state = usable(state, log.log_batches)
+        wanted = mirrored_names(names, state)
         for obj, name in zip(objects, names, strict=True):
             local = self._local(path, name)
-            if not (local.is_file() and local.stat().st_size == int(obj["Size"])):
+            if name in wanted and not (
+                local.is_file() and local.stat().st_size == int(obj["Size"])
+            ):
                 self._download(obj["Key"], local, int(obj["Size"]))
-        return CuratedLog.listed(str(path), names)
+        return CuratedLog.listed(str(path), names, state, str(self.root / "current_out"))
+
+    def _current_state(self) -> CurrentState | None:
+        """The committed current state (its manifest), if any."""
+        key = f"{WORK_PREFIX}/curated/{STATE_DIR}/{MANIFEST}"
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise translate(exc, f"reading s3://{self.bucket}/{key}") from None
+        return CurrentState.from_json(body.decode("utf-8"))
+
+    def commit_state(self, update: StateUpdate) -> None:
+        """Upload the new state files, then the manifest (S3 replaces an object whole), then
+        delete the state objects it does not name."""
+        base = f"{WORK_PREFIX}/curated/{STATE_DIR}/"
+        for name in update.new_files:
+            self._upload(update.outbox / name, base + name)
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket, Key=base + MANIFEST, Body=update.state.to_json().encode()
+            )
+        except Exception as exc:
+            raise translate(exc, f"writing s3://{self.bucket}/{base}{MANIFEST}") from None
+        keep = {base + n for n in update.state.all_files()} | {base + MANIFEST}
+        self._delete([o["Key"] for o in self._objects(self.bucket, base) if o["Key"] not in keep])
 
     def publish_batch(self, execution_id: str, seq: int) -> None:
         """Server-side copy of the staged files into the curated log (a file there is kept)."""
@@ -461,9 +506,17 @@ class S3ObjectStore:
                 self.s3.delete_object(Bucket=self.bucket, Key=key)
             except Exception as exc:
                 raise translate(exc, f"withdrawing s3://{self.bucket}/{key}") from None
+        state = self._current_state()
+        if state is not None and seq in state.batches:
+            # Derived data: the next run rebuilds it from the log. The manifest first, so a
+            # kill halfway leaves no manifest naming a batch that is gone.
+            base = f"{WORK_PREFIX}/curated/{STATE_DIR}/"
+            self._delete([base + MANIFEST])
+            self._delete([o["Key"] for o in self._objects(self.bucket, base)])
 
     def _delete(self, keys: list[str]) -> None:
-        """Delete staged objects of the landing bucket, 1000 a request (S3's maximum)."""
+        """Delete objects of the landing bucket (staged data, replaced state files), 1000 a
+        request (S3's maximum)."""
         for start in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[start : start + 1000]]
             try:

@@ -25,6 +25,12 @@ from ecompipe import trigger
 from ecompipe.config import Settings
 from ecompipe.contracts import DATASET_NAMES
 from ecompipe.engines.base import CuratedLog, curated_path, staged_path
+from ecompipe.engines.current import (
+    STATE_DIR,
+    StateUpdate,
+    commit_in_folder,
+    withdraw_in_folder,
+)
 from ecompipe.errors import PermanentStoreError, StoreError, from_os_error
 from ecompipe.faults import crash_point, fault_point
 from ecompipe.stores.base import ManifestEntry, ObjectInfo
@@ -310,9 +316,15 @@ class FolderObjectStore:
                 verified_move(src, dst)
 
     def withdraw_batch(self, execution_id: str, seq: int) -> None:
-        """Delete the batch's files from curated/ (its rows' files are kept elsewhere)."""
+        """Delete the batch's files from curated/ (its rows' files are kept elsewhere), and
+        the current state derived from it (current.withdraw_in_folder)."""
         for dataset in DATASET_NAMES:
             curated_path(self.ws.curated, dataset, seq).unlink(missing_ok=True)
+        withdraw_in_folder(self.ws.curated / STATE_DIR, seq)
+
+    def commit_state(self, update: StateUpdate) -> None:
+        """Rename the new state files into curated/current/, then replace its manifest."""
+        commit_in_folder(self.ws.curated / STATE_DIR, update)
 
     def cleanup(self, execution_id: str) -> None:
         """Remove the execution's staging data and its (now empty) inflight folders."""
