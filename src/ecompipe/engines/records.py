@@ -20,10 +20,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
+import numpy as np
+from numpy.typing import NDArray
 
 from ecompipe.dialect import sql_string
+from ecompipe.engines.framing import CHUNK
 from ecompipe.validation import BLANK_RECORD_PATTERN
 
 
@@ -115,72 +119,160 @@ def write_rejects(
     ``_file_idx`` (its key in ``sources``), ``_row`` (the row's position, :class:`Source`;
     or minus the record number of a record the engine could not split into values: it is no
     row, and positions skip it), ``column_name`` and ``reason``.
+
+    Each file with rejects is scanned once, a chunk at a time (:func:`_record_starts`), and
+    only the rejected records' bytes are read again: memory does not grow with the file.
     """
-    tables = {
-        "_reject_keys": "_row BIGINT, column_name VARCHAR, reason VARCHAR",
-        "_reject_spans": "_row BIGINT, line BIGINT, last BIGINT",
-        "_reject_lines": "_row BIGINT, line BIGINT, text VARCHAR",
-    }
-    for name, columns in tables.items():
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {name} (dataset VARCHAR, _file_idx INT, {columns})"
-        )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _reject_keys (dataset VARCHAR, _file_idx INT, "
+        "_row BIGINT, column_name VARCHAR, reason VARCHAR)"
+    )
     try:
         for dataset, relation in rejects.items():
             con.execute(
                 f"INSERT INTO _reject_keys SELECT {sql_string(dataset)}, _file_idx, _row, "
                 f"column_name, reason FROM {relation}"
             )
-        files = con.execute("SELECT DISTINCT dataset, _file_idx FROM _reject_keys").fetchall()
-        for dataset, idx in files:
+        found: list[_Spans] = []
+        files = con.execute(
+            "SELECT dataset, _file_idx, list(DISTINCT _row) FROM _reject_keys "
+            "GROUP BY dataset, _file_idx"
+        ).fetchall()
+        for dataset, idx, rows in files:
             source = sources[(str(dataset), int(idx))]
-            of_file = f"dataset = {sql_string(str(dataset))} AND _file_idx = {int(idx)}"
-            # Two statements, so that DuckDB holds the file in memory once at a time.
-            con.execute(
-                f"INSERT INTO _reject_spans SELECT {sql_string(str(dataset))}, {int(idx)}, "
-                f"_row, line, last FROM ({_spans_sql(source, of_file)}) AS s"
-            )
-            con.execute(
-                "INSERT INTO _reject_lines SELECT dataset, _file_idx, _row, "
-                f"s.line + {source.lines_before}, string_agg(p.l, chr(10) ORDER BY p.line) "
-                # A join on line ranges is planned as a nested loop: join on each line.
-                f"FROM (SELECT * FROM _reject_spans WHERE {of_file}) AS s, "
-                "range(s.line, s.last + 1) AS r(n) "
-                f"JOIN ({physical_lines_sql(source.path)}) AS p ON p.line = r.n "
-                "GROUP BY dataset, _file_idx, _row, s.line"
-            )
+            spans = _spans(source, np.array(rows, np.int64))
+            found.append(_Spans(str(dataset), int(idx), source, *spans))
+        lines = {
+            "dataset": np.array([d for s in found for d in [s.dataset] * len(s.rows)], object),
+            "_file_idx": np.concatenate([np.full(len(s.rows), s.idx) for s in found] + [_NONE]),
+            "_row": np.concatenate([s.rows for s in found] + [_NONE]),
+            "line": np.concatenate([s.lines + s.source.lines_before for s in found] + [_NONE]),
+            "text": np.array([t for s in found for t in _texts(s)], object),
+        }
+        con.register("_reject_lines", lines)
         keys = ", ".join(
             f"({sql_string(ds)}, {idx}, {sql_string(s.key)})" for (ds, idx), s in sources.items()
         )
+        # Line ends go from the record's text, as from each line: the CRs before each LF.
+        text = "regexp_replace(l.text, '\\r+(\\n|$)', '\\1', 'g')"
         con.execute(
-            f'COPY (SELECT k.key AS file, l.line, r.column_name AS "column", r.reason, l.text '
-            "FROM _reject_keys r JOIN _reject_lines l USING (dataset, _file_idx, _row) "
+            f'COPY (SELECT k.key AS file, l.line, r.column_name AS "column", r.reason, '
+            f"{text} AS text FROM _reject_keys r JOIN _reject_lines l "
+            "USING (dataset, _file_idx, _row) "
             f"JOIN (VALUES {keys}) AS k(dataset, _file_idx, key) USING (dataset, _file_idx) "
             f'ORDER BY file, l.line, "column") TO {sql_string(str(target))} '
             "(FORMAT csv, HEADER true)"
         )
     finally:
-        for name in tables:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute("DROP TABLE IF EXISTS _reject_keys")
+        con.unregister("_reject_lines")
 
 
-def _spans_sql(source: Source, of_file: str) -> str:
-    """(_row, first line, last line) of each record of ``source`` that a row of
-    ``_reject_keys`` (``of_file`` selects the file's) names (:func:`write_rejects`)."""
-    wanted = f"SELECT _row FROM _reject_keys WHERE {of_file}"
-    # Records the engine could not split are no rows: the rejects name them by record number.
-    unsplit = f"SELECT -_row FROM ({wanted}) AS w WHERE _row < 0"
-    dropped = "empty OR blank" if source.drops_blank_lines else "empty"
-    records = (
-        f"SELECT logical, min(line) AS line, max(line) AS last, arg_min({dropped}, line) "
-        f"AS dropped FROM ({lines_sql(source.path)}) AS l GROUP BY logical HAVING logical > 1"
-    )
-    counted = (
-        f"SELECT *, logical IN ({unsplit}) AS unsplit, NOT (dropped OR logical IN ({unsplit})) "
-        f"AS is_row FROM ({records}) AS r"
-    )
-    numbered = (
-        "SELECT line, last, CASE WHEN is_row THEN row_number() OVER (PARTITION BY is_row "
-        f"ORDER BY logical) - 1 WHEN unsplit THEN -logical END AS _row FROM ({counted}) AS c"
-    )
-    return f"SELECT _row, line, last FROM ({numbered}) AS n WHERE _row IN ({wanted})"
+_NONE = np.empty(0, np.int64)
+_LF, _CR, _QUOTE, _BLANK = ord("\n"), ord("\r"), ord('"'), ord(" ")
+
+
+@dataclass(frozen=True)
+class _Spans:
+    """The rejected records of one file: row keys, first physical lines, byte ranges."""
+
+    dataset: str
+    idx: int
+    source: Source
+    rows: NDArray[np.int64]
+    lines: NDArray[np.int64]
+    starts: NDArray[np.int64]
+    ends: NDArray[np.int64]
+
+
+def _texts(spans: _Spans) -> Iterator[str]:
+    """The bytes of each rejected record, line ends kept (one read per rejected record)."""
+    with spans.source.path.open("rb") as handle:
+        for start, end in zip(spans.starts.tolist(), spans.ends.tolist(), strict=True):
+            handle.seek(start)
+            yield handle.read(end - start).decode("utf-8", "replace")
+
+
+def _spans(
+    source: Source, wanted: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """(row key, first line, first byte, end byte) of each record of ``source`` that a key
+    of ``wanted`` names (:func:`write_rejects`' ``_row``): the end is the LF after the
+    record's last line, or the file's end."""
+    unsplit = -wanted[wanted < 0]
+    positive = wanted[wanted >= 0]
+    keys: list[NDArray[np.int64]] = []
+    lines: list[NDArray[np.int64]] = []
+    starts: list[NDArray[np.int64]] = []
+    ends: list[NDArray[np.int64]] = []
+    records = rows = 0
+    pending = False  # the last record found so far is wanted and its end is unknown
+    for first, offset, empty, blank in _record_starts(source.path):
+        if pending and first.size:
+            ends.append(offset[:1] - 1)
+            pending = False
+        numbers = records + 1 + np.arange(first.size, dtype=np.int64)
+        dropped = empty | blank if source.drops_blank_lines else empty
+        is_unsplit = np.isin(numbers, unsplit)
+        is_row = ~dropped & ~is_unsplit & (numbers > 1)
+        position = rows + np.cumsum(is_row, dtype=np.int64) - 1
+        found = np.flatnonzero((is_row & np.isin(position, positive)) | is_unsplit)
+        keys.append(np.where(is_row, position, -numbers)[found])
+        lines.append(first[found])
+        starts.append(offset[found])
+        inside = found[found < first.size - 1]
+        ends.append(offset[inside + 1] - 1)
+        # (a chunk inside one quoted value starts no record and leaves pending as it is)
+        pending = pending or (bool(found.size) and found[-1] == first.size - 1)
+        records += first.size
+        rows += int(is_row.sum())
+    if pending:
+        ends.append(np.array([source.path.stat().st_size], np.int64))
+    return tuple(np.concatenate([*part, _NONE]) for part in (keys, lines, starts, ends))  # type: ignore[return-value]
+
+
+def _record_starts(
+    path: Path,
+) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_], NDArray[np.bool_]]]:
+    """Per chunk of the file at ``path``, the records starting in it: their first physical
+    line (from 1), its byte offset, and whether that line is empty and whether blank (only
+    bytes up to a space). numpy finds the LFs and quotes of a chunk; a line starts a record
+    when the quotes before it balance.
+
+    The file's last line is the text after its last LF, empty when the file ends with one (it
+    is then a record of its own, no row). An empty line is one with no byte but a CR before
+    its LF: framing.py lets no other CR stand outside quoted values.
+    """
+    lines = quotes = offset = 0
+    with path.open("rb") as handle:
+        for raw in _line_chunks(handle):
+            data = np.frombuffer(raw, np.uint8)
+            lfs = np.flatnonzero(data == _LF)
+            starts = np.concatenate(([0], lfs[:-1] + 1))
+            at = np.flatnonzero(data == _QUOTE) if b'"' in raw else _NONE
+            opens = (quotes + np.searchsorted(at, starts)) % 2 == 0
+            first, end = starts[opens], lfs[opens]
+            # The largest byte of each first line: reduceat's segments alternate between a
+            # first line (the LF alone when it is empty) and the rest of its record.
+            largest = np.maximum.reduceat(data, np.column_stack((first, end)).ravel())[::2]
+            size = end - first
+            empty = (size == 0) | ((size == 1) & (data[first] == _CR))
+            lines_of = lines + 1 + np.flatnonzero(opens).astype(np.int64)
+            yield lines_of, offset + first.astype(np.int64), empty, largest <= _BLANK
+            quotes += at.size
+            lines += lfs.size
+            offset += len(raw)
+
+
+def _line_chunks(handle: BinaryIO) -> Iterator[bytes]:
+    """The file in chunks of about framing.CHUNK bytes, each ending with an LF: the last one
+    is the text after the file's last LF with an LF added (a line longer than a chunk makes
+    a larger chunk)."""
+    rest = b""
+    while block := handle.read(CHUNK):
+        data = rest + block
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        rest = data[cut:]
+    yield rest + b"\n"
