@@ -117,8 +117,8 @@ def test_count_records_leaves_out_blank_records(tmp_path: Path) -> None:
     """Rows of a file that misses a column: its non-blank records after the header, a record
     across lines once."""
     path = _file(tmp_path, b'\n1,a,2\n  \n""\n" "\n2,"b\nc",3\n\t\n3,c\n')
-    assert records.count_records(duckdb.connect(), path) == 3
-    assert records.count_records(duckdb.connect(), _file(tmp_path, b"")) == 0
+    assert records.count_records(path) == 3
+    assert records.count_records(_file(tmp_path, b"")) == 0
 
 
 @pytest.mark.parametrize(

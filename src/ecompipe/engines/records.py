@@ -7,9 +7,10 @@ own. It is applied in two places only:
 
 - :func:`record_spans`, in Python, to the few bytes a probe reads (header.py's first MiB,
   framing.py's error message);
-- :func:`lines_sql`, in DuckDB, to whole files: the row count of a file that misses a column,
-  and the physical line and original text of every rejected row, for either engine (the
-  files are local: DuckDB is a core dependency, so Spark's rejects are mapped here too).
+- :func:`_record_starts`, with numpy, to whole files, a chunk at a time (memory does not grow
+  with the file): the row count of a file that misses a column, and the physical line and
+  original text of every rejected row, for either engine (the files are local, so Spark's
+  rejects are mapped here too); only the rejected records' bytes are read again.
 
 Engines number the records they read as rows; :class:`Source` says how, so that a rejected
 row's position finds its record.
@@ -17,6 +18,7 @@ row's position finds its record.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from numpy.typing import NDArray
 
 from ecompipe.dialect import sql_string
 from ecompipe.engines.framing import CHUNK
-from ecompipe.validation import BLANK_RECORD_PATTERN
+from ecompipe.validation import is_blank_record
 
 
 def record_spans(lines: Iterable[bytes]) -> Iterator[tuple[int, int]]:
@@ -46,46 +48,55 @@ def record_spans(lines: Iterable[bytes]) -> Iterator[tuple[int, int]]:
         yield count, size
 
 
-def physical_lines_sql(path: Path) -> str:
-    """One row per physical line of the file at ``path``: ``line`` (from 1) and its text
-    ``l``, line end removed. The whole file is read as one text value: only asked for files
-    with rejected rows or a missing column."""
-    # unnest() the table function, numbered WITH ORDINALITY: unnest() in the select list
-    # costs time that grows with the square of the list's length here (40 s for a million
-    # lines, DuckDB 1.5), and indexing the list from a lateral range() copies it.
-    text = f"SELECT string_split(content, chr(10)) FROM read_text({sql_string(str(path))})"
-    return (
-        f"SELECT line, rtrim(l, chr(13)) AS l FROM unnest(({text})) WITH ORDINALITY AS u(l, line)"
-    )
-
-
-def lines_sql(path: Path) -> str:
-    """:func:`physical_lines_sql` with ``logical``, the number of the record each line
-    belongs to (the header is record 1), and two flags of the line: ``empty``, and ``blank``
-    (only characters up to a space, all of which Java's trim removes)."""
-    flagged = (
-        "SELECT line, l, length(l) - length(replace(l, '\"', '')) AS nq, l = '' AS empty, "
-        f"regexp_full_match(l, '[\\x00-\\x20]*') AS blank FROM ({physical_lines_sql(path)}) AS p"
-    )
-    parity = (
-        "SELECT *, coalesce(sum(nq) OVER (ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING AND "
-        f"1 PRECEDING), 0) % 2 AS par FROM ({flagged}) AS f"
-    )
-    return (
-        "SELECT line, l, empty, blank, sum(CASE WHEN par = 0 THEN 1 ELSE 0 END) "
-        f"OVER (ORDER BY line) AS logical FROM ({parity}) AS q"
-    )
-
-
-def count_records(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+def count_records(path: Path) -> int:
     """The non-blank records after the header of the file at ``path`` (the rows a file that
-    misses a column held: validation.is_blank_record's records are no rows)."""
-    found = con.execute(
-        f"SELECT count(*) FROM (SELECT string_agg(l, chr(10) ORDER BY line) AS text "
-        f"FROM ({lines_sql(path)}) AS l GROUP BY logical HAVING logical > 1) AS r "
-        f"WHERE NOT regexp_full_match(text, {sql_string(BLANK_RECORD_PATTERN)})"
-    ).fetchone()
-    return int(found[0]) if found else 0
+    misses a column held: validation.is_blank_record's records are no rows).
+
+    One scan (:func:`_record_starts`); a record is blank for sure when all its bytes are ASCII
+    whitespace, and not blank when it holds another ASCII byte but a quote. Only the rest,
+    records of whitespace, quotes and non-ASCII bytes alone, are read again and matched.
+    """
+    counted = records = 0
+    doubtful: list[tuple[int, int]] = []
+    open_kind = open_start = -1  # the last record so far, its end not yet seen
+    for chunk in _record_starts(path):
+        kinds = _KIND[chunk.data]
+        if not chunk.first.size:  # inside one quoted value
+            if open_kind >= 0:
+                open_kind = max(open_kind, int(kinds.max()))
+            continue
+        kind = np.maximum.reduceat(kinds, chunk.first)
+        ends = np.append(chunk.offsets[1:] - 1, -1)
+        if open_kind >= 0:  # the rest of the previous chunk's last record
+            kind = np.insert(kind, 0, max(open_kind, int(kinds[: chunk.first[0]].max(initial=0))))
+            ends = np.insert(ends, 0, chunk.offsets[0] - 1)
+            starts = np.insert(chunk.offsets, 0, open_start)
+        else:
+            starts = chunk.offsets
+        if records == 0:  # the header
+            kind, ends, starts = kind[1:], ends[1:], starts[1:]
+        records += chunk.first.size
+        if not kind.size:  # the header alone
+            open_kind = -1
+            continue
+        open_kind, open_start = int(kind[-1]), int(starts[-1])
+        kind, ends, starts = kind[:-1], ends[:-1], starts[:-1]
+        counted += int((kind == _NOT_BLANK).sum())
+        maybe = np.flatnonzero(kind == _MAYBE_BLANK)
+        doubtful.extend(zip(starts[maybe].tolist(), ends[maybe].tolist(), strict=True))
+    if open_kind >= 0:
+        counted += open_kind == _NOT_BLANK
+        if open_kind == _MAYBE_BLANK:
+            doubtful.append((open_start, path.stat().st_size))
+    return counted + sum(not is_blank_record(t) for t in _read(path, doubtful))
+
+
+# What a byte says of the record holding it: ASCII whitespace (validation.WS), a quote or a
+# non-ASCII byte (a record of one pair of quotes or of Unicode spaces is blank), another byte.
+_BLANK_ONLY, _MAYBE_BLANK, _NOT_BLANK = 0, 1, 2
+_KIND = np.full(256, _NOT_BLANK, np.uint8)
+_KIND[[*range(0x09, 0x0E), *range(0x1C, 0x21)]] = _BLANK_ONLY
+_KIND[[ord('"'), *range(0x80, 0x100)]] = _MAYBE_BLANK
 
 
 @dataclass(frozen=True)
@@ -147,17 +158,24 @@ def write_rejects(
             "_file_idx": np.concatenate([np.full(len(s.rows), s.idx) for s in found] + [_NONE]),
             "_row": np.concatenate([s.rows for s in found] + [_NONE]),
             "line": np.concatenate([s.lines + s.source.lines_before for s in found] + [_NONE]),
-            "text": np.array([t for s in found for t in _texts(s)], object),
+            "text": np.array(
+                [
+                    t
+                    for s in found
+                    for t in _read(
+                        s.source.path, zip(s.starts.tolist(), s.ends.tolist(), strict=True)
+                    )
+                ],
+                object,
+            ),
         }
         con.register("_reject_lines", lines)
         keys = ", ".join(
             f"({sql_string(ds)}, {idx}, {sql_string(s.key)})" for (ds, idx), s in sources.items()
         )
-        # Line ends go from the record's text, as from each line: the CRs before each LF.
-        text = "regexp_replace(l.text, '\\r+(\\n|$)', '\\1', 'g')"
         con.execute(
             f'COPY (SELECT k.key AS file, l.line, r.column_name AS "column", r.reason, '
-            f"{text} AS text FROM _reject_keys r JOIN _reject_lines l "
+            "l.text FROM _reject_keys r JOIN _reject_lines l "
             "USING (dataset, _file_idx, _row) "
             f"JOIN (VALUES {keys}) AS k(dataset, _file_idx, key) USING (dataset, _file_idx) "
             f'ORDER BY file, l.line, "column") TO {sql_string(str(target))} '
@@ -185,12 +203,17 @@ class _Spans:
     ends: NDArray[np.int64]
 
 
-def _texts(spans: _Spans) -> Iterator[str]:
-    """The bytes of each rejected record, line ends kept (one read per rejected record)."""
-    with spans.source.path.open("rb") as handle:
-        for start, end in zip(spans.starts.tolist(), spans.ends.tolist(), strict=True):
+def _read(path: Path, spans: Iterable[tuple[int, int]]) -> Iterator[str]:
+    """The text of each record (start, end: a byte range) of the file at ``path``, its
+    lines' CRLF ends read as LFs: only records named for a reason are read, one read each."""
+    with path.open("rb") as handle:
+        for start, end in spans:
             handle.seek(start)
-            yield handle.read(end - start).decode("utf-8", "replace")
+            yield _CR_AT_LINE_END.sub("", handle.read(end - start).decode("utf-8", "replace"))
+
+
+# Every CR before a line end goes (as DuckDB's rtrim), a CR inside a line stays.
+_CR_AT_LINE_END = re.compile(r"\r+(?=\n|\Z)")
 
 
 def _spans(
@@ -199,7 +222,7 @@ def _spans(
     """(row key, first line, first byte, end byte) of each record of ``source`` that a key
     of ``wanted`` names (:func:`write_rejects`' ``_row``): the end is the LF after the
     record's last line, or the file's end."""
-    unsplit = -wanted[wanted < 0]
+    unsplit = -wanted[wanted < -1]  # (record 1 is the header, never a row)
     positive = wanted[wanted >= 0]
     keys: list[NDArray[np.int64]] = []
     lines: list[NDArray[np.int64]] = []
@@ -207,12 +230,13 @@ def _spans(
     ends: list[NDArray[np.int64]] = []
     records = rows = 0
     pending = False  # the last record found so far is wanted and its end is unknown
-    for first, offset, empty, blank in _record_starts(source.path):
+    for chunk in _record_starts(source.path):
+        first, offset = chunk.lines, chunk.offsets
         if pending and first.size:
             ends.append(offset[:1] - 1)
             pending = False
         numbers = records + 1 + np.arange(first.size, dtype=np.int64)
-        dropped = empty | blank if source.drops_blank_lines else empty
+        dropped = chunk.empty | chunk.blank if source.drops_blank_lines else chunk.empty
         is_unsplit = np.isin(numbers, unsplit)
         is_row = ~dropped & ~is_unsplit & (numbers > 1)
         position = rows + np.cumsum(is_row, dtype=np.int64) - 1
@@ -231,12 +255,23 @@ def _spans(
     return tuple(np.concatenate([*part, _NONE]) for part in (keys, lines, starts, ends))  # type: ignore[return-value]
 
 
-def _record_starts(
-    path: Path,
-) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_], NDArray[np.bool_]]]:
-    """Per chunk of the file at ``path``, the records starting in it: their first physical
-    line (from 1), its byte offset, and whether that line is empty and whether blank (only
-    bytes up to a space). numpy finds the LFs and quotes of a chunk; a line starts a record
+@dataclass(frozen=True)
+class _Starts:
+    """The records starting in a chunk: their first physical line (from 1), its offset in
+    the file and in the chunk's bytes ``data``, and whether that line is empty, and blank
+    (only bytes up to a space)."""
+
+    data: NDArray[np.uint8]
+    lines: NDArray[np.int64]
+    offsets: NDArray[np.int64]
+    first: NDArray[np.intp]
+    empty: NDArray[np.bool_]
+    blank: NDArray[np.bool_]
+
+
+def _record_starts(path: Path) -> Iterator[_Starts]:
+    """Per chunk of the file at ``path`` (:func:`_line_chunks`), the records starting in it.
+    numpy finds the LFs and quotes of a chunk; a line starts a record
     when the quotes before it balance.
 
     The file's last line is the text after its last LF, empty when the file ends with one (it
@@ -258,7 +293,8 @@ def _record_starts(
             size = end - first
             empty = (size == 0) | ((size == 1) & (data[first] == _CR))
             lines_of = lines + 1 + np.flatnonzero(opens).astype(np.int64)
-            yield lines_of, offset + first.astype(np.int64), empty, largest <= _BLANK
+            offsets = offset + first.astype(np.int64)
+            yield _Starts(data, lines_of, offsets, first, empty, largest <= _BLANK)
             quotes += at.size
             lines += lfs.size
             offset += len(raw)
