@@ -117,8 +117,8 @@ def test_count_records_leaves_out_blank_records(tmp_path: Path) -> None:
     """Rows of a file that misses a column: its non-blank records after the header, a record
     across lines once."""
     path = _file(tmp_path, b'\n1,a,2\n  \n""\n" "\n2,"b\nc",3\n\t\n3,c\n')
-    assert records.count_records(duckdb.connect(), path) == 3
-    assert records.count_records(duckdb.connect(), _file(tmp_path, b"")) == 0
+    assert records.count_records(path) == 3
+    assert records.count_records(_file(tmp_path, b"")) == 0
 
 
 @pytest.mark.parametrize(
@@ -135,3 +135,39 @@ def test_record_spans(data: bytes, spans: list[tuple[int, int]]) -> None:
     """Lines and bytes of each record, as a probe of the first bytes reads them."""
     assert list(records.record_spans(io.BytesIO(data))) == spans
     assert sum(size for _, size in spans) == len(data)
+
+
+def test_large_file_is_mapped_in_bounded_memory(tmp_path: Path) -> None:
+    """A 50 MB file with three rejected rows is mapped under a 64 MB DuckDB memory limit (the
+    whole file read as one text value ran out of memory): a record across the scan's 8 MiB
+    chunk boundary, one whose quoted value spans a whole chunk, the last one without a line end."""
+    good = b"12345,name,9.99\n"
+    first = (8 << 20) - len(HEADER) - 18  # the first bad record's first line ends the chunk
+    n1, n2, n3 = first // len(good), 1_000_000, 1_000_000
+    assert len(HEADER) + n1 * len(good) + 18 == 8 << 20
+    bad1 = b'7,"' + b"a" * 14 + b'\nb",x\n'
+    bad2 = b'8,"' + b"q\n" * (5 << 20) + b'",x\n'
+    path = _file(tmp_path, good * n1 + bad1 + good * n2 + b"\n" + bad2 + good * n3 + b"9,z,bad")
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '64MB'")
+    con.execute("SET threads = 1")
+    rows = [n1, n1 + 1 + n2, n1 + 2 + n2 + n3]
+    values = ", ".join(f"(0, {row}, 'price', 'bad_decimal')" for row in rows)
+    con.execute(
+        f"CREATE TABLE r AS SELECT * FROM (VALUES {values}) AS v(_file_idx, _row, "
+        "column_name, reason)"
+    )
+    target = tmp_path / "rejects.csv"
+    records.write_rejects(con, {"p": "r"}, {("p", 0): Source("p/a.csv", path, 0, False)}, target)
+    limit = csv.field_size_limit(16 << 20)  # the 10 MiB quoted value
+    try:
+        with target.open(encoding="utf-8", newline="") as handle:
+            found = [(int(r["line"]), r["text"]) for r in csv.DictReader(handle)]
+    finally:
+        csv.field_size_limit(limit)
+    line2 = n1 + 2 + 2 + n2 + 1  # header, rows, bad1's two lines, the rows, an empty line
+    assert found == [
+        (n1 + 2, '7,"aaaaaaaaaaaaaa\nb",x'),
+        (line2, '8,"' + "q\n" * (5 << 20) + '",x'),
+        (line2 + (5 << 20) + 1 + n3, "9,z,bad"),
+    ]

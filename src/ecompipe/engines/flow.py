@@ -195,7 +195,7 @@ class EngineFlow(ABC):
 
     def _count_records(self, read: FileRead, path: Path, width: int, lines_before: int) -> int:
         """Rows of a file that misses a column (header.locate_columns' ``count_rows``)."""
-        return records.count_records(self._local(), path)
+        return records.count_records(path)
 
     def _scalar(self, sql: str) -> int:
         value = self._rows(sql)[0][0]

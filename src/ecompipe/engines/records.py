@@ -7,9 +7,10 @@ own. It is applied in two places only:
 
 - :func:`record_spans`, in Python, to the few bytes a probe reads (header.py's first MiB,
   framing.py's error message);
-- :func:`lines_sql`, in DuckDB, to whole files: the row count of a file that misses a column,
-  and the physical line and original text of every rejected row, for either engine (the
-  files are local: DuckDB is a core dependency, so Spark's rejects are mapped here too).
+- :func:`_record_starts`, with numpy, to whole files, a chunk at a time (memory does not grow
+  with the file): the row count of a file that misses a column, and the physical line and
+  original text of every rejected row, for either engine (the files are local, so Spark's
+  rejects are mapped here too); only the rejected records' bytes are read again.
 
 Engines number the records they read as rows; :class:`Source` says how, so that a rejected
 row's position finds its record.
@@ -17,14 +18,19 @@ row's position finds its record.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
+import numpy as np
+from numpy.typing import NDArray
 
 from ecompipe.dialect import sql_string
-from ecompipe.validation import BLANK_RECORD_PATTERN
+from ecompipe.engines.framing import CHUNK
+from ecompipe.validation import is_blank_record
 
 
 def record_spans(lines: Iterable[bytes]) -> Iterator[tuple[int, int]]:
@@ -42,46 +48,55 @@ def record_spans(lines: Iterable[bytes]) -> Iterator[tuple[int, int]]:
         yield count, size
 
 
-def physical_lines_sql(path: Path) -> str:
-    """One row per physical line of the file at ``path``: ``line`` (from 1) and its text
-    ``l``, line end removed. The whole file is read as one text value: only asked for files
-    with rejected rows or a missing column."""
-    # unnest() the table function, numbered WITH ORDINALITY: unnest() in the select list
-    # costs time that grows with the square of the list's length here (40 s for a million
-    # lines, DuckDB 1.5), and indexing the list from a lateral range() copies it.
-    text = f"SELECT string_split(content, chr(10)) FROM read_text({sql_string(str(path))})"
-    return (
-        f"SELECT line, rtrim(l, chr(13)) AS l FROM unnest(({text})) WITH ORDINALITY AS u(l, line)"
-    )
-
-
-def lines_sql(path: Path) -> str:
-    """:func:`physical_lines_sql` with ``logical``, the number of the record each line
-    belongs to (the header is record 1), and two flags of the line: ``empty``, and ``blank``
-    (only characters up to a space, all of which Java's trim removes)."""
-    flagged = (
-        "SELECT line, l, length(l) - length(replace(l, '\"', '')) AS nq, l = '' AS empty, "
-        f"regexp_full_match(l, '[\\x00-\\x20]*') AS blank FROM ({physical_lines_sql(path)}) AS p"
-    )
-    parity = (
-        "SELECT *, coalesce(sum(nq) OVER (ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING AND "
-        f"1 PRECEDING), 0) % 2 AS par FROM ({flagged}) AS f"
-    )
-    return (
-        "SELECT line, l, empty, blank, sum(CASE WHEN par = 0 THEN 1 ELSE 0 END) "
-        f"OVER (ORDER BY line) AS logical FROM ({parity}) AS q"
-    )
-
-
-def count_records(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+def count_records(path: Path) -> int:
     """The non-blank records after the header of the file at ``path`` (the rows a file that
-    misses a column held: validation.is_blank_record's records are no rows)."""
-    found = con.execute(
-        f"SELECT count(*) FROM (SELECT string_agg(l, chr(10) ORDER BY line) AS text "
-        f"FROM ({lines_sql(path)}) AS l GROUP BY logical HAVING logical > 1) AS r "
-        f"WHERE NOT regexp_full_match(text, {sql_string(BLANK_RECORD_PATTERN)})"
-    ).fetchone()
-    return int(found[0]) if found else 0
+    misses a column held: validation.is_blank_record's records are no rows).
+
+    One scan (:func:`_record_starts`); a record is blank for sure when all its bytes are ASCII
+    whitespace, and not blank when it holds another ASCII byte but a quote. Only the rest,
+    records of whitespace, quotes and non-ASCII bytes alone, are read again and matched.
+    """
+    counted = records = 0
+    doubtful: list[tuple[int, int]] = []
+    open_kind = open_start = -1  # the last record so far, its end not yet seen
+    for chunk in _record_starts(path):
+        kinds = _KIND[chunk.data]
+        if not chunk.first.size:  # inside one quoted value
+            if open_kind >= 0:
+                open_kind = max(open_kind, int(kinds.max()))
+            continue
+        kind = np.maximum.reduceat(kinds, chunk.first)
+        ends = np.append(chunk.offsets[1:] - 1, -1)
+        if open_kind >= 0:  # the rest of the previous chunk's last record
+            kind = np.insert(kind, 0, max(open_kind, int(kinds[: chunk.first[0]].max(initial=0))))
+            ends = np.insert(ends, 0, chunk.offsets[0] - 1)
+            starts = np.insert(chunk.offsets, 0, open_start)
+        else:
+            starts = chunk.offsets
+        if records == 0:  # the header
+            kind, ends, starts = kind[1:], ends[1:], starts[1:]
+        records += chunk.first.size
+        if not kind.size:  # the header alone
+            open_kind = -1
+            continue
+        open_kind, open_start = int(kind[-1]), int(starts[-1])
+        kind, ends, starts = kind[:-1], ends[:-1], starts[:-1]
+        counted += int((kind == _NOT_BLANK).sum())
+        maybe = np.flatnonzero(kind == _MAYBE_BLANK)
+        doubtful.extend(zip(starts[maybe].tolist(), ends[maybe].tolist(), strict=True))
+    if open_kind >= 0:
+        counted += open_kind == _NOT_BLANK
+        if open_kind == _MAYBE_BLANK:
+            doubtful.append((open_start, path.stat().st_size))
+    return counted + sum(not is_blank_record(t) for t in _read(path, doubtful))
+
+
+# What a byte says of the record holding it: ASCII whitespace (validation.WS), a quote or a
+# non-ASCII byte (a record of one pair of quotes or of Unicode spaces is blank), another byte.
+_BLANK_ONLY, _MAYBE_BLANK, _NOT_BLANK = 0, 1, 2
+_KIND = np.full(256, _NOT_BLANK, np.uint8)
+_KIND[[*range(0x09, 0x0E), *range(0x1C, 0x21)]] = _BLANK_ONLY
+_KIND[[ord('"'), *range(0x80, 0x100)]] = _MAYBE_BLANK
 
 
 @dataclass(frozen=True)
@@ -115,72 +130,185 @@ def write_rejects(
     ``_file_idx`` (its key in ``sources``), ``_row`` (the row's position, :class:`Source`;
     or minus the record number of a record the engine could not split into values: it is no
     row, and positions skip it), ``column_name`` and ``reason``.
+
+    Each file with rejects is scanned once, a chunk at a time (:func:`_record_starts`), and
+    only the rejected records' bytes are read again: memory does not grow with the file.
     """
-    tables = {
-        "_reject_keys": "_row BIGINT, column_name VARCHAR, reason VARCHAR",
-        "_reject_spans": "_row BIGINT, line BIGINT, last BIGINT",
-        "_reject_lines": "_row BIGINT, line BIGINT, text VARCHAR",
-    }
-    for name, columns in tables.items():
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {name} (dataset VARCHAR, _file_idx INT, {columns})"
-        )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _reject_keys (dataset VARCHAR, _file_idx INT, "
+        "_row BIGINT, column_name VARCHAR, reason VARCHAR)"
+    )
     try:
         for dataset, relation in rejects.items():
             con.execute(
                 f"INSERT INTO _reject_keys SELECT {sql_string(dataset)}, _file_idx, _row, "
                 f"column_name, reason FROM {relation}"
             )
-        files = con.execute("SELECT DISTINCT dataset, _file_idx FROM _reject_keys").fetchall()
-        for dataset, idx in files:
+        found: list[_Spans] = []
+        files = con.execute(
+            "SELECT dataset, _file_idx, list(DISTINCT _row) FROM _reject_keys "
+            "GROUP BY dataset, _file_idx"
+        ).fetchall()
+        for dataset, idx, rows in files:
             source = sources[(str(dataset), int(idx))]
-            of_file = f"dataset = {sql_string(str(dataset))} AND _file_idx = {int(idx)}"
-            # Two statements, so that DuckDB holds the file in memory once at a time.
-            con.execute(
-                f"INSERT INTO _reject_spans SELECT {sql_string(str(dataset))}, {int(idx)}, "
-                f"_row, line, last FROM ({_spans_sql(source, of_file)}) AS s"
-            )
-            con.execute(
-                "INSERT INTO _reject_lines SELECT dataset, _file_idx, _row, "
-                f"s.line + {source.lines_before}, string_agg(p.l, chr(10) ORDER BY p.line) "
-                # A join on line ranges is planned as a nested loop: join on each line.
-                f"FROM (SELECT * FROM _reject_spans WHERE {of_file}) AS s, "
-                "range(s.line, s.last + 1) AS r(n) "
-                f"JOIN ({physical_lines_sql(source.path)}) AS p ON p.line = r.n "
-                "GROUP BY dataset, _file_idx, _row, s.line"
-            )
+            spans = _spans(source, np.array(rows, np.int64))
+            found.append(_Spans(str(dataset), int(idx), source, *spans))
+        lines = {
+            "dataset": np.array([d for s in found for d in [s.dataset] * len(s.rows)], object),
+            "_file_idx": np.concatenate([np.full(len(s.rows), s.idx) for s in found] + [_NONE]),
+            "_row": np.concatenate([s.rows for s in found] + [_NONE]),
+            "line": np.concatenate([s.lines + s.source.lines_before for s in found] + [_NONE]),
+            "text": np.array(
+                [
+                    t
+                    for s in found
+                    for t in _read(
+                        s.source.path, zip(s.starts.tolist(), s.ends.tolist(), strict=True)
+                    )
+                ],
+                object,
+            ),
+        }
+        con.register("_reject_lines", lines)
         keys = ", ".join(
             f"({sql_string(ds)}, {idx}, {sql_string(s.key)})" for (ds, idx), s in sources.items()
         )
         con.execute(
-            f'COPY (SELECT k.key AS file, l.line, r.column_name AS "column", r.reason, l.text '
-            "FROM _reject_keys r JOIN _reject_lines l USING (dataset, _file_idx, _row) "
+            f'COPY (SELECT k.key AS file, l.line, r.column_name AS "column", r.reason, '
+            "l.text FROM _reject_keys r JOIN _reject_lines l "
+            "USING (dataset, _file_idx, _row) "
             f"JOIN (VALUES {keys}) AS k(dataset, _file_idx, key) USING (dataset, _file_idx) "
             f'ORDER BY file, l.line, "column") TO {sql_string(str(target))} '
             "(FORMAT csv, HEADER true)"
         )
     finally:
-        for name in tables:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute("DROP TABLE IF EXISTS _reject_keys")
+        con.unregister("_reject_lines")
 
 
-def _spans_sql(source: Source, of_file: str) -> str:
-    """(_row, first line, last line) of each record of ``source`` that a row of
-    ``_reject_keys`` (``of_file`` selects the file's) names (:func:`write_rejects`)."""
-    wanted = f"SELECT _row FROM _reject_keys WHERE {of_file}"
-    # Records the engine could not split are no rows: the rejects name them by record number.
-    unsplit = f"SELECT -_row FROM ({wanted}) AS w WHERE _row < 0"
-    dropped = "empty OR blank" if source.drops_blank_lines else "empty"
-    records = (
-        f"SELECT logical, min(line) AS line, max(line) AS last, arg_min({dropped}, line) "
-        f"AS dropped FROM ({lines_sql(source.path)}) AS l GROUP BY logical HAVING logical > 1"
-    )
-    counted = (
-        f"SELECT *, logical IN ({unsplit}) AS unsplit, NOT (dropped OR logical IN ({unsplit})) "
-        f"AS is_row FROM ({records}) AS r"
-    )
-    numbered = (
-        "SELECT line, last, CASE WHEN is_row THEN row_number() OVER (PARTITION BY is_row "
-        f"ORDER BY logical) - 1 WHEN unsplit THEN -logical END AS _row FROM ({counted}) AS c"
-    )
-    return f"SELECT _row, line, last FROM ({numbered}) AS n WHERE _row IN ({wanted})"
+_NONE = np.empty(0, np.int64)
+_LF, _CR, _QUOTE, _BLANK = ord("\n"), ord("\r"), ord('"'), ord(" ")
+
+
+@dataclass(frozen=True)
+class _Spans:
+    """The rejected records of one file: row keys, first physical lines, byte ranges."""
+
+    dataset: str
+    idx: int
+    source: Source
+    rows: NDArray[np.int64]
+    lines: NDArray[np.int64]
+    starts: NDArray[np.int64]
+    ends: NDArray[np.int64]
+
+
+def _read(path: Path, spans: Iterable[tuple[int, int]]) -> Iterator[str]:
+    """The text of each record (start, end: a byte range) of the file at ``path``, its
+    lines' CRLF ends read as LFs: only records named for a reason are read, one read each."""
+    with path.open("rb") as handle:
+        for start, end in spans:
+            handle.seek(start)
+            yield _CR_AT_LINE_END.sub("", handle.read(end - start).decode("utf-8", "replace"))
+
+
+# Every CR before a line end goes (as DuckDB's rtrim), a CR inside a line stays.
+_CR_AT_LINE_END = re.compile(r"\r+(?=\n|\Z)")
+
+
+def _spans(
+    source: Source, wanted: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """(row key, first line, first byte, end byte) of each record of ``source`` that a key
+    of ``wanted`` names (:func:`write_rejects`' ``_row``): the end is the LF after the
+    record's last line, or the file's end."""
+    unsplit = -wanted[wanted < -1]  # (record 1 is the header, never a row)
+    positive = wanted[wanted >= 0]
+    keys: list[NDArray[np.int64]] = []
+    lines: list[NDArray[np.int64]] = []
+    starts: list[NDArray[np.int64]] = []
+    ends: list[NDArray[np.int64]] = []
+    records = rows = 0
+    pending = False  # the last record found so far is wanted and its end is unknown
+    for chunk in _record_starts(source.path):
+        first, offset = chunk.lines, chunk.offsets
+        if pending and first.size:
+            ends.append(offset[:1] - 1)
+            pending = False
+        numbers = records + 1 + np.arange(first.size, dtype=np.int64)
+        dropped = chunk.empty | chunk.blank if source.drops_blank_lines else chunk.empty
+        is_unsplit = np.isin(numbers, unsplit)
+        is_row = ~dropped & ~is_unsplit & (numbers > 1)
+        position = rows + np.cumsum(is_row, dtype=np.int64) - 1
+        found = np.flatnonzero((is_row & np.isin(position, positive)) | is_unsplit)
+        keys.append(np.where(is_row, position, -numbers)[found])
+        lines.append(first[found])
+        starts.append(offset[found])
+        inside = found[found < first.size - 1]
+        ends.append(offset[inside + 1] - 1)
+        # (a chunk inside one quoted value starts no record and leaves pending as it is)
+        pending = pending or (bool(found.size) and found[-1] == first.size - 1)
+        records += first.size
+        rows += int(is_row.sum())
+    if pending:
+        ends.append(np.array([source.path.stat().st_size], np.int64))
+    return tuple(np.concatenate([*part, _NONE]) for part in (keys, lines, starts, ends))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _Starts:
+    """The records starting in a chunk: their first physical line (from 1), its offset in
+    the file and in the chunk's bytes ``data``, and whether that line is empty, and blank
+    (only bytes up to a space)."""
+
+    data: NDArray[np.uint8]
+    lines: NDArray[np.int64]
+    offsets: NDArray[np.int64]
+    first: NDArray[np.intp]
+    empty: NDArray[np.bool_]
+    blank: NDArray[np.bool_]
+
+
+def _record_starts(path: Path) -> Iterator[_Starts]:
+    """Per chunk of the file at ``path`` (:func:`_line_chunks`), the records starting in it.
+    numpy finds the LFs and quotes of a chunk; a line starts a record
+    when the quotes before it balance.
+
+    The file's last line is the text after its last LF, empty when the file ends with one (it
+    is then a record of its own, no row). An empty line is one with no byte but a CR before
+    its LF: framing.py lets no other CR stand outside quoted values.
+    """
+    lines = quotes = offset = 0
+    with path.open("rb") as handle:
+        for raw in _line_chunks(handle):
+            data = np.frombuffer(raw, np.uint8)
+            lfs = np.flatnonzero(data == _LF)
+            starts = np.concatenate(([0], lfs[:-1] + 1))
+            at = np.flatnonzero(data == _QUOTE) if b'"' in raw else _NONE
+            opens = (quotes + np.searchsorted(at, starts)) % 2 == 0
+            first, end = starts[opens], lfs[opens]
+            # The largest byte of each first line: reduceat's segments alternate between a
+            # first line (the LF alone when it is empty) and the rest of its record.
+            largest = np.maximum.reduceat(data, np.column_stack((first, end)).ravel())[::2]
+            size = end - first
+            empty = (size == 0) | ((size == 1) & (data[first] == _CR))
+            lines_of = lines + 1 + np.flatnonzero(opens).astype(np.int64)
+            offsets = offset + first.astype(np.int64)
+            yield _Starts(data, lines_of, offsets, first, empty, largest <= _BLANK)
+            quotes += at.size
+            lines += lfs.size
+            offset += len(raw)
+
+
+def _line_chunks(handle: BinaryIO) -> Iterator[bytes]:
+    """The file in chunks of about framing.CHUNK bytes, each ending with an LF: the last one
+    is the text after the file's last LF with an LF added (a line longer than a chunk makes
+    a larger chunk)."""
+    rest = b""
+    while block := handle.read(CHUNK):
+        data = rest + block
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        rest = data[cut:]
+    yield rest + b"\n"
