@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.aws.conftest import EVENTS, Aws, upload_event
+from tests.support import DATASETS
 
 pytestmark = [
     pytest.mark.aws,
@@ -23,7 +24,6 @@ pytestmark = [
     pytest.mark.xdist_group("moto"),
 ]
 
-DATASETS = ("orders", "order_items", "products")
 #: A state machine that ends at once: the trigger's StartExecution is counted, not played.
 PASS_MACHINE = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 
@@ -167,6 +167,8 @@ def test_event_and_run_costs_do_not_grow_with_history(aws: Aws, tmp_path: Path) 
     aws.setenv("ECOMPIPE_LEASE_SECONDS", "3600")
     work = tmp_path / "work"
 
+    # A first run builds the curated store's current state; every later run folds into it.
+    one_of_each(aws, "first", 500, 12, work)
     seed_history(aws, 0, 10)
     after_10 = one_of_each(aws, "a", 1000, 1, work)
     seed_history(aws, 10, 190)

@@ -18,6 +18,7 @@ from tests.aws.test_step_functions_e2e import (
     deploy_state_machine,
     play_containers,
 )
+from tests.support import DATASETS
 
 pytestmark = [
     pytest.mark.aws,
@@ -26,7 +27,6 @@ pytestmark = [
     pytest.mark.xdist_group("moto"),
 ]
 
-DATASETS = ("orders", "order_items", "products")
 THREADS = 32
 #: Events of the second set (the first set's burst has 1,000).
 SECOND_BURST = 200

@@ -37,6 +37,7 @@ import pytest
 from tests import reference
 from tests.conftest import FIXTURES
 from tests.functional.test_pipeline_vs_reference import expected_json
+from tests.support import SUCCESS_PATH
 
 pytestmark = [
     pytest.mark.slow,
@@ -290,14 +291,7 @@ def test_api_executions_and_one_execution(known: Known, server: Server) -> None:
     assert got == sorted((Path(r.file).name, r.line, r.column, r.reason) for r in known.rejects)
     assert one["rejects"]["total"] == len(known.rejects)
     assert sorted(Path(e["key"]).name for e in one["quarantined"]) == sorted(known.quarantined)
-    assert [s["state"] for s in one["timeline"]] == [
-        "AcquireLock",
-        "ValidateFiles",
-        "CheckValidationResult",
-        "TransformData",
-        "ArchiveFiles",
-        "ReleaseLockAndNotifySuccess",
-    ]
+    assert [s["state"] for s in one["timeline"]] == SUCCESS_PATH
     assert {s["outcome"] for s in one["timeline"]} == {"succeeded"}
     assert get(server, "/api/executions/exec-none")[0] == 404
     assert get(server, "/api/executions/..%2F..%2Fecompipe.db")[0] == 404
