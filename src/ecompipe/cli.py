@@ -15,11 +15,11 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import closing, suppress
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import click
 
@@ -258,6 +258,7 @@ def run(
                 quiet or as_json or logs.is_json(),
                 on_state=lambda eid, state: update(f"{eid}: {state}"),
             )
+            _closed_at_end(pipeline)
             result = pipeline.run()
     except IncompleteSetError as exc:
         click.echo(f"ecompipe: {exc}", err=True)
@@ -336,7 +337,8 @@ def watch(
         return new_pipeline("local", settings, ws, quiet or logs.is_json())
 
     def check_deadlines() -> None:
-        check(open_backend("local", settings, ws, quiet), settings)
+        with closing(open_backend("local", settings, ws, quiet)) as backend:
+            check(backend, settings)
 
     watch_landing(
         ws.landing,
@@ -376,7 +378,8 @@ def check(workspace: Path | None, backend: str, as_json: bool, quiet: bool) -> N
 
     ws = workspace_from(workspace)
     settings = _settings(ws)
-    result = check_deadlines(open_backend(backend, settings, ws, quiet or as_json), settings)
+    opened = _closed_at_end(open_backend(backend, settings, ws, quiet or as_json))
+    result = check_deadlines(opened, settings)
     if as_json:
         click.echo(json.dumps(asdict(result), default=str, indent=2))
     elif not (settings.complete_set_deadline or settings.freshness_deadline):
@@ -575,7 +578,7 @@ def recompute(
     ws = workspace_from(workspace)
     settings = _settings(ws, engine=engine)
     started = time.monotonic()
-    pipeline = new_pipeline(backend, settings, ws, quiet=True)
+    pipeline = _closed_at_end(new_pipeline(backend, settings, ws, quiet=True))
     with _status("recomputing", quiet=quiet) as update:
         result = pipeline.recompute(date_from, date_to, progress=update)
     if as_json:
@@ -683,6 +686,20 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=_Closable)
+
+
+def _closed_at_end(resource: _C) -> _C:
+    """``resource`` (ports, a backend, a pipeline), closed when the command ends however it
+    ends: its database connections are not left to the garbage collector."""
+    click.get_current_context().call_on_close(resource.close)
+    return resource
+
+
 def _ports(workspace: Path | None, backend: str) -> Ports:
     """One backend's ports, for the commands that read one (metrics, executions, lock).
 
@@ -693,8 +710,8 @@ def _ports(workspace: Path | None, backend: str) -> Ports:
 
     ws = workspace_from(workspace)
     if backend == "local":
-        return LocalPorts(ws)
-    return open_ports(backend, _settings(ws))
+        return _closed_at_end(LocalPorts(ws))
+    return _closed_at_end(open_ports(backend, _settings(ws)))
 
 
 def _group_ports(ctx: click.Context, workspace: Path | None, backend: str | None) -> Ports:
@@ -909,7 +926,9 @@ def replay(
     if len(matches) != 1:
         what = "no execution" if not matches else f"{len(matches)} executions"
         raise _usage(f"{what} matching {execution_id!r}; see `ecompipe executions`")
-    pipeline = new_pipeline(backend, settings, ws, quiet or as_json or logs.is_json())
+    pipeline = _closed_at_end(
+        new_pipeline(backend, settings, ws, quiet or as_json or logs.is_json())
+    )
     result = pipeline.replay(matches[0].execution_id, list(keys) or None)
     if as_json:
         outcomes = [asdict(o) for o in result.outcomes]
@@ -1020,6 +1039,7 @@ def demo(workspace: Path | None, n_orders: int, seed: int) -> None:
             quiet=logs.is_json(),
             on_state=lambda eid, state: update(f"{eid}: {state}"),
         )
+        _closed_at_end(pipeline)
         result = pipeline.run()
     orders = [asdict(m) for m in pipeline.b.metrics.order_metrics()]
     categories = [asdict(m) for m in pipeline.b.metrics.category_metrics()]

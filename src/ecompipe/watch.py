@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -120,14 +121,14 @@ def watch(
             quiet_for = now - changes.last
             if pending and quiet_for >= debounce:
                 checked_at, again = now, False
-                pipeline = new_pipeline()
-                if not _ready(pipeline):
-                    continue
-                running.set()
-                try:
-                    result = _run(pipeline)
-                finally:
-                    running.clear()
+                with closing(new_pipeline()) as pipeline:
+                    if not _ready(pipeline):
+                        continue
+                    running.set()
+                    try:
+                        result = _run(pipeline)
+                    finally:
+                        running.clear()
                 if result is None:
                     continue
                 runs, code = runs + 1, result.exit_code

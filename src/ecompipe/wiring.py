@@ -16,10 +16,11 @@ from __future__ import annotations
 import sqlite3
 import sys
 import tempfile
+import weakref
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ecompipe.config import Settings, load_settings
 from ecompipe.contracts import DATASET_NAMES
@@ -106,6 +107,18 @@ class Ports(Protocol):
         """The conditions the deadline checks raised."""
         ...
 
+    def close(self) -> None:
+        """Close every connection the ports opened (the local backend's SQLite handles);
+        nothing made from them is used after it."""
+        ...
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=_Closable)
+
 
 def _lock_slot(settings: Settings, critical: bool) -> tuple[str, int]:
     """The id and limit of the pipeline lock, or of its critical section: limit 1 whatever
@@ -124,6 +137,20 @@ class LocalPorts:
 
     def __init__(self, workspace: Workspace, settings: Settings | None = None) -> None:
         self.workspace, self._settings = workspace.require(), settings
+        # Weak: a handle its user dropped (the console opens one per request) goes with it;
+        # close() closes the rest at once, so the database's write-ahead log is folded in
+        # when the command ends, not whenever a garbage collection comes by.
+        self._made: weakref.WeakSet[_Closable] = weakref.WeakSet()
+
+    def _keep(self, handle: _C) -> _C:
+        self._made.add(handle)
+        return handle
+
+    def close(self) -> None:
+        """Close every SQLite handle these ports made that is still alive."""
+        for handle in list(self._made):
+            handle.close()
+        self._made.clear()
 
     @property
     def settings(self) -> Settings:
@@ -141,18 +168,18 @@ class LocalPorts:
 
     def lock(self, critical: bool = False) -> SQLiteLock:
         """A handle on the lock in the workspace database."""
-        return SQLiteLock(self.workspace.db, *_lock_slot(self.settings, critical))
+        return self._keep(SQLiteLock(self.workspace.db, *_lock_slot(self.settings, critical)))
 
     def metrics(self) -> SQLiteMetricsStore:
         """The metrics tables in the workspace database."""
         s = self.settings
-        return SQLiteMetricsStore(
-            self.workspace.db, s.order_metrics_table, s.category_metrics_table
+        return self._keep(
+            SQLiteMetricsStore(self.workspace.db, s.order_metrics_table, s.category_metrics_table)
         )
 
     def log(self) -> SQLiteExecutionLog:
         """The execution log in the workspace database."""
-        return SQLiteExecutionLog(self.workspace.db)
+        return self._keep(SQLiteExecutionLog(self.workspace.db))
 
     def notifier(self, quiet: bool) -> LocalNotifier:
         """Console and notifications.jsonl."""
@@ -160,7 +187,7 @@ class LocalPorts:
 
     def conditions(self) -> SQLiteConditions:
         """The raised conditions in the workspace database."""
-        return SQLiteConditions(self.workspace.db)
+        return self._keep(SQLiteConditions(self.workspace.db))
 
 
 class AwsPorts:
@@ -224,6 +251,9 @@ class AwsPorts:
         """The raised conditions, as items of EXECUTIONS_TABLE."""
         return DynamoDBConditions(self.clients("dynamodb"), self.settings.executions_table)
 
+    def close(self) -> None:
+        """Nothing to close: the clients are shared and hold no lock or file."""
+
 
 class MemoryPorts:
     """The in-memory backend's adapters, every one a handle on the same MemoryState.
@@ -266,6 +296,9 @@ class MemoryPorts:
     def conditions(self) -> MemoryConditions:
         """The raised conditions in the state."""
         return MemoryConditions(self.state)
+
+    def close(self) -> None:
+        """Nothing to close: the state lives on in memory."""
 
 
 def open_ports(
@@ -321,6 +354,7 @@ def open_backend(
         new_critical_lock=partial(ports.lock, critical=True),
         conditions=ports.conditions(),
         alert=webhook(settings),
+        closer=ports.close,
     )
 
 

@@ -7,6 +7,7 @@ entry point in a subprocess, where stdout/stderr are pipes as in a script.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import os
@@ -156,6 +157,32 @@ def test_init_over_a_damaged_database_is_one_line(workspace: Path) -> None:
     (workspace / "ecompipe.db").write_bytes(b"this is not SQLite " * 20)
     stderr = _one_line_error(ecompipe("init", workspace=workspace), 2)
     assert "ecompipe.db" in stderr
+
+
+@pytest.mark.fast
+def test_each_command_closes_the_database_when_it_ends(workspace: Path) -> None:
+    """No connection outlives its command: the write-ahead log is folded into ecompipe.db
+    when the command ends (a copy of the file is then whole), not whenever a garbage
+    collection comes by (sqlite3 keeps a dropped connection alive in a reference cycle)."""
+    land(workspace, {d: FIXTURES / "hand_dirty" / f"{d}.csv" for d in DATASETS})
+    wal = workspace / "ecompipe.db-wal"
+    gc.disable()  # only the commands themselves may close what they opened
+    try:
+        for args in (
+            ["run"],
+            ["metrics"],
+            ["metrics", "history", "--date", "2024-03-01"],
+            ["executions"],
+            ["lock"],
+            ["rejects"],
+            ["check"],
+            ["recompute"],
+        ):
+            result = ecompipe(*args, workspace=workspace)
+            assert result.exit_code == 0, (args, result.output)
+            assert not wal.exists(), f"`ecompipe {' '.join(args)}` left a connection open"
+    finally:
+        gc.enable()
 
 
 # ------------------------------------------------------------------------- run exit codes

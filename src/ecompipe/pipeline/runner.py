@@ -88,8 +88,10 @@ class Pipeline:
         return self.states.engine
 
     def close(self) -> None:
-        """Release the engine, if one was started."""
+        """Release the engine, if one was started, and close the backend's connections: the
+        pipeline is not used after it."""
         self.states.close()
+        self.b.close()
 
     def landing(self) -> Landing:
         """What landed and no unfinished execution owns, ready or still settling."""
@@ -139,7 +141,7 @@ class Pipeline:
             for eid in touched:
                 # The lease interval, for `executions show` and the overlap tests.
                 self.b.log.record_event(eid, State.ACQUIRE_LOCK, "released", lease)
-            self.close()
+            self.states.close()  # the engine's memory; the backend stays open
         if not outcomes:
             raise self.view.incomplete(landing)
         code = max(o.exit_code for o in outcomes)
@@ -168,7 +170,7 @@ class Pipeline:
                 outcome = self._walk(started, State.VALIDATE_FILES, resumed=False)
         finally:
             self.leases.release()
-            self.close()
+            self.states.close()  # the engine's memory; the backend stays open
         return RunResult(outcome.exit_code, [outcome], outcome.message)
 
     def recompute(
@@ -189,7 +191,7 @@ class Pipeline:
                 progress or (lambda _message: None),
             )
         finally:
-            self.close()
+            self.states.close()  # the engine's memory; the backend stays open
 
     def run_state(self, execution_id: str, state: State) -> bool | None:
         """Run one state of an execution, recording entered / succeeded / failed.

@@ -408,3 +408,10 @@ class Backend:
     conditions: Conditions | None = None
     #: Sent to after each ending is recorded (a webhook); None: no such channel.
     alert: Alert | None = None
+    #: Closes what the ports behind it opened (the local backend's SQLite connections).
+    closer: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        """Close the ports' connections now; a backend is not used after it."""
+        if self.closer is not None:
+            self.closer()

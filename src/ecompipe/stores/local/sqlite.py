@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -35,8 +36,13 @@ SCHEMA_VERSION = 1
 _DATES_PER_DELETE = 500
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open the workspace database (it must exist: ``ecompipe init`` creates it)."""
+def connect(path: Path, owner: object) -> sqlite3.Connection:
+    """Open the workspace database (it must exist: ``ecompipe init`` creates it).
+
+    ``owner``: the connection is closed when it is dropped. sqlite3's statement cache holds
+    a connection in a reference cycle, so without this a dropped handle's connection stays
+    open, its write-ahead log not folded in, until a garbage collection comes by.
+    """
     if not path.exists():
         raise WorkspaceError(f"{path} is missing: run `ecompipe init` to create the workspace")
     try:
@@ -46,6 +52,7 @@ def connect(path: Path) -> sqlite3.Connection:
         con.execute("PRAGMA busy_timeout = 60000")
     except sqlite3.Error as exc:
         raise WorkspaceError(f"{path}: cannot open database ({exc})") from None
+    weakref.finalize(owner, con.close)
     return con
 
 
@@ -133,7 +140,7 @@ class SQLiteLock:
     """
 
     def __init__(self, db: Path, lock_id: str, limit: int) -> None:
-        self._con = connect(db)
+        self._con = connect(db, owner=self)
         self._lock_id = lock_id
         self._limit = limit
 
@@ -229,7 +236,7 @@ class SQLiteMetricsStore:
     """The two metrics tables. Money and rates are stored as exact decimal text."""
 
     def __init__(self, db: Path, order_table: str, category_table: str) -> None:
-        self._con = connect(db)
+        self._con = connect(db, owner=self)
         self._orders = _quote(order_table)
         self._categories = _quote(category_table)
         for table in (order_table, category_table):
@@ -426,7 +433,7 @@ class SQLiteExecutionLog:
     """Executions, manifests and state events."""
 
     def __init__(self, db: Path) -> None:
-        self._con = connect(db)
+        self._con = connect(db, owner=self)
 
     def _record(self, row: tuple[Any, ...] | None) -> ExecutionRecord | None:
         if row is None:
@@ -606,7 +613,7 @@ class SQLiteConditions:
     """The raised conditions, in the workspace database (the Conditions port)."""
 
     def __init__(self, db: Path) -> None:
-        self._con = connect(db)
+        self._con = connect(db, owner=self)
         try:
             self._con.execute(_CONDITIONS_DDL)
         except sqlite3.Error as exc:
@@ -632,3 +639,7 @@ class SQLiteConditions:
         """Delete the condition, if raised."""
         with _immediate(self._con) as con:
             con.execute("DELETE FROM conditions WHERE condition_id = ?", (condition_id,))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._con.close()
