@@ -2,7 +2,9 @@
 
 The web API (`ecompipe serve`), the HTML report and the CLI's `metrics --json` all give these
 same documents. Only the ports are read (Ports of ecompipe.wiring: metrics, execution log,
-lock, object store), whichever backend they are on; nothing here writes.
+lock, object store), whichever backend they are on; nothing here writes. Rejected rows are
+listed and counted by DuckDB (pipeline/rejects.py): what Python handles here grows with the
+executions and files shown, never with the rejected rows.
 """
 
 from __future__ import annotations
