@@ -121,7 +121,8 @@ def create_app(ports: Ports, backend: str, allowed_hosts: list[str] | None = Non
     ) -> JSONResponse:
         """Files rejected by reason, rejected rows' problems by reason, items waiting for a
         parent, over the latest executions."""
-        return JSONResponse(documents.quality_document(store(), ports.log().recent(limit)))
+        log = ports.log()
+        return JSONResponse(documents.quality_document(log, store(), log.recent(limit)))
 
     @app.get("/api/meta", response_model=None)
     def meta() -> JSONResponse:

@@ -2,23 +2,22 @@
 
 The web API (`ecompipe serve`), the HTML report and the CLI's `metrics --json` all give these
 same documents. Only the ports are read (Ports of ecompipe.wiring: metrics, execution log,
-lock, object store), whichever backend they are on; nothing here writes.
+lock, object store), whichever backend they are on; nothing here writes. Rejected rows are
+listed and counted by DuckDB (pipeline/rejects.py): what Python handles here grows with the
+executions and files shown, never with the rejected rows.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ecompipe.config import Settings, redacted_settings
-from ecompipe.engines.base import REJECTS_COLUMNS
 from ecompipe.kpis import CATEGORY_TABLE, ORDER_TABLE
 from ecompipe.stores.host import process_gone
 from ecompipe.workflow import WORKFLOW, State, Status
@@ -26,9 +25,6 @@ from ecompipe.workflow import WORKFLOW, State, Status
 if TYPE_CHECKING:
     from ecompipe.stores.base import ExecutionLog, ExecutionRecord, MetricsStore, ObjectStore
     from ecompipe.wiring import Ports
-
-#: Where an execution keeps its rejected rows (stores/base.py ObjectStore.put_report).
-REJECTS_REPORT = "rejects.csv"
 
 
 def plain(value: Any) -> Any:
@@ -117,21 +113,6 @@ def executions_document(log: ExecutionLog, limit: int) -> list[dict[str, Any]]:
     return [execution_row(r) for r in log.recent(limit)]
 
 
-def rejected_rows(store: ObjectStore, execution_id: str) -> list[dict[str, Any]]:
-    """The execution's rejected rows (file, line, column, reason, text), from the rejects CSV
-    its validation stored; none when it stored none."""
-    data = store.read_report(execution_id, REJECTS_REPORT)
-    if data is None:
-        return []
-    reader = csv.DictReader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
-    rows = []
-    for raw in reader:
-        row: dict[str, Any] = {c: raw.get(c) or "" for c in REJECTS_COLUMNS}
-        row["line"] = int(row["line"]) if str(row["line"]).isdigit() else row["line"]
-        rows.append(row)
-    return rows
-
-
 def state_spans(
     events: Sequence[dict[str, Any]], record: ExecutionRecord, now: float
 ) -> list[dict[str, Any]]:
@@ -172,12 +153,16 @@ def execution_document(
     """One execution: its row, state timeline and events, manifest, quarantined files,
     validation report, summary, and its rejected rows (the first ``rejects_limit``, with the
     total); None when the log has no such execution."""
+    # Imported here: `ecompipe executions` and `metrics --json` read this module and need
+    # neither DuckDB nor the pipeline (~0.1 s to import).
+    from ecompipe.pipeline.rejects import Rejects
+
     record = log.get(execution_id)
     if record is None:
         return None
     events = log.events(execution_id)
     manifest = [asdict(e) for e in log.manifest(execution_id)]
-    rejects = rejected_rows(store, execution_id)
+    rows, total = Rejects(store, log).execution_rows(record, rejects_limit)
     return {
         **execution_row(record),
         "holder": record.holder,
@@ -188,7 +173,11 @@ def execution_document(
         "quarantined": [e for e in manifest if e["status"] == "quarantined"],
         "validation": record.summary.get("validation"),
         "summary": record.summary,
-        "rejects": {"total": len(rejects), "rows": rejects[:rejects_limit]},
+        # An empty column or text reads as NULL: the page has always had "" there.
+        "rejects": {
+            "total": total,
+            "rows": [{k: "" if v is None else v for k, v in r.items()} for r in rows],
+        },
     }
 
 
@@ -216,22 +205,21 @@ def lock_document(ports: Ports, now: float | None = None) -> dict[str, Any]:
     }
 
 
-def quality_document(store: ObjectStore, records: Iterable[ExecutionRecord]) -> dict[str, Any]:
-    """Data quality over ``records`` (latest first): files rejected by reason, rejected rows'
-    problems by reason (a row with several problems counts under each), and the items
-    waiting for a parent as the latest transform left them."""
+def quality_document(
+    log: ExecutionLog, store: ObjectStore, records: Sequence[ExecutionRecord]
+) -> dict[str, Any]:
+    """Data quality over ``records`` (of ``log``, latest first): files rejected by reason,
+    rejected rows' problems by reason (a row with several problems counts under each), and
+    the items waiting for a parent as the latest transform left them."""
+    from ecompipe.pipeline.rejects import Rejects  # as in execution_document
+
     files: Counter[str] = Counter()
-    rows: Counter[str] = Counter()
     waiting: dict[str, Any] | None = None
-    executions = 0
     for record in records:
-        executions += 1
         validation = record.summary.get("validation") or {}
         for f in validation.get("files", []):
             if not f.get("accepted"):
                 files[str(f.get("reason"))] += 1
-        if validation.get("rejected_rows"):
-            rows.update(r["reason"] for r in rejected_rows(store, record.execution_id))
         transform = record.summary.get("transform")
         if waiting is None and transform:
             waiting = {
@@ -240,8 +228,8 @@ def quality_document(store: ObjectStore, records: Iterable[ExecutionRecord]) -> 
                 "waiting_for_product": transform.get("waiting_for_product", 0),
             }
     return {
-        "executions": executions,
+        "executions": len(records),
         "files_rejected_by_reason": dict(files.most_common()),
-        "rows_rejected_by_reason": dict(rows.most_common()),
+        "rows_rejected_by_reason": Rejects(store, log).problems(records),
         "waiting_for_parent": waiting,
     }

@@ -46,7 +46,8 @@ def report_data(
     the data-quality summary over them."""
     now = time.time() if now is None else now
     orders, categories = documents.metrics_rows(ports.metrics(), date_from, date_to)
-    records = ports.log().recent(limit)
+    log = ports.log()
+    records = log.recent(limit)
     span = f"order dates {date_from or '…'} to {date_to or '…'}"
     return {
         "backend": backend,
@@ -60,7 +61,7 @@ def report_data(
         "columns": documents.columns_document(),
         "metrics": documents.metrics_document(orders, categories),
         "executions": [documents.execution_row(r) for r in records],
-        "quality": documents.quality_document(ports.store(), records),
+        "quality": documents.quality_document(log, ports.store(), records),
     }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,13 +39,15 @@ SUMMARY_COLUMNS = ("day", "dataset", "reason", "rejects", "files", "executions")
 @dataclass(frozen=True)
 class RejectsQuery:
     """Which rejects to list: each filter None means all. ``file`` is a key or a glob
-    (``orders/*.csv``); ``limit`` 0 means no limit."""
+    (``orders/*.csv``); ``limit`` 0 means no limit; ``whole_files`` False leaves out the files
+    rejected whole (rejected rows only)."""
 
     execution: str | None = None
     dataset: str | None = None
     reason: str | None = None
     file: str | None = None
     limit: int = 1000
+    whole_files: bool = True
 
 
 def _with_rejects(record: ExecutionRecord) -> bool:
@@ -65,13 +67,13 @@ class Rejects:
         return [r for r in self.log.find(prefix or "") if _with_rejects(r)]
 
     @contextmanager
-    def _table(self, prefix: str | None) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A DuckDB connection with the table ``rejects`` (COLUMNS, plus ``seq``) of the
-        executions ``prefix`` selects."""
+    def _table(self, records: Iterable[ExecutionRecord]) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection with the table ``rejects`` (COLUMNS, plus ``seq``) of
+        ``records`` (those without rejects add nothing)."""
         with tempfile.TemporaryDirectory(prefix="ecompipe-rejects-") as folder:
             con = duckdb.connect()
             try:
-                _fill(con, Path(folder), self.store, self.executions(prefix))
+                _fill(con, Path(folder), self.store, [r for r in records if _with_rejects(r)])
                 yield con
             finally:
                 con.close()
@@ -79,7 +81,7 @@ class Rejects:
     def write(self, query: RejectsQuery, fmt: str, out: IO[bytes]) -> int:
         """Write the rejects ``query`` selects to ``out`` as ``csv`` or ``json`` (one array);
         returns how many matched in all (the output holds at most ``query.limit``)."""
-        with self._table(query.execution) as con:
+        with self._table(self.executions(query.execution)) as con:
             listed, params, total = _listing(con, query)
             with tempfile.TemporaryDirectory(prefix="ecompipe-rejects-out-") as folder:
                 target = Path(folder) / f"rejects.{fmt}"
@@ -92,15 +94,39 @@ class Rejects:
     def rows(self, query: RejectsQuery) -> tuple[list[dict[str, Any]], int]:
         """The first ``query.limit`` rejects it selects as dicts (for a table on a terminal),
         and how many matched in all."""
-        with self._table(query.execution) as con:
+        with self._table(self.executions(query.execution)) as con:
             listed, params, total = _listing(con, query)
             cursor = con.execute(listed, params)
             return [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()], total
 
+    def execution_rows(
+        self, record: ExecutionRecord, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The first ``limit`` rejected rows of one execution (REJECTS_COLUMNS, in the order
+        ``rows`` lists them; a file rejected whole is no row), and how many it has in all."""
+        with self._table([record]) as con:
+            query = RejectsQuery(limit=limit, whole_files=False)
+            listed, params, total = _listing(con, query, REJECTS_COLUMNS)
+            # limit 0 asks for the count only (a query's 0 would list them all).
+            found = con.execute(listed, params).fetchall() if limit else []
+            return [dict(zip(REJECTS_COLUMNS, row, strict=True)) for row in found], total
+
+    def problems(self, records: Iterable[ExecutionRecord]) -> dict[str, int]:
+        """The rejected rows' problems of ``records`` counted per reason, most first (a row
+        with several problems counts under each; the files rejected whole are not rows)."""
+        with self._table(records) as con:
+            where, params = _where(RejectsQuery(whole_files=False))
+            cursor = con.execute(
+                f"SELECT reason, count(*) AS n FROM rejects WHERE {where} "
+                "GROUP BY reason ORDER BY n DESC, reason",
+                params,
+            )
+            return {str(reason): int(n) for reason, n in cursor.fetchall()}
+
     def summary(self, query: RejectsQuery) -> list[dict[str, Any]]:
         """Rejects counted per execution day, dataset and reason (SUMMARY_COLUMNS): ``rejects``
         counts rejected values and files, ``files`` the files they are in."""
-        with self._table(query.execution) as con:
+        with self._table(self.executions(query.execution)) as con:
             where, params = _where(query)
             cursor = con.execute(
                 "SELECT day, dataset, reason, count(*), count(DISTINCT execution || '/' || file), "
@@ -125,16 +151,20 @@ def _where(query: RejectsQuery) -> tuple[str, list[str]]:
     if query.file is not None:
         clauses.append("(file = ? OR file GLOB ?)")
         params += [query.file, query.file]
+    if not query.whole_files:
+        clauses.append("line IS NOT NULL")
     return " AND ".join(clauses), params
 
 
-def _listing(con: duckdb.DuckDBPyConnection, query: RejectsQuery) -> tuple[str, list[str], int]:
-    """The SELECT listing ``query``'s rejects in order (at most its limit), its parameters,
-    and how many match in all."""
+def _listing(
+    con: duckdb.DuckDBPyConnection, query: RejectsQuery, columns: Iterable[str] = COLUMNS
+) -> tuple[str, list[str], int]:
+    """The SELECT listing ``columns`` of ``query``'s rejects in order (at most its limit), its
+    parameters, and how many match in all."""
     where, params = _where(query)
     found = con.execute(f"SELECT count(*) FROM rejects WHERE {where}", params).fetchone()
     listed = (
-        f"SELECT {', '.join(_quoted(c) for c in COLUMNS)} FROM rejects WHERE {where} "
+        f"SELECT {', '.join(_quoted(c) for c in columns)} FROM rejects WHERE {where} "
         f"ORDER BY seq, file, line NULLS FIRST, {_quoted('column')}"
         + (f" LIMIT {int(query.limit)}" if query.limit else "")
     )
