@@ -48,6 +48,11 @@ UNREADABLE_ERRORS = {
 # DuckDB's out-of-memory error when a spill found no room: its spill folder may hold at most
 # max_temp_directory_size, by default the free space of the disk the folder is on.
 SPILL_FULL = "max_temp_directory_size"
+
+#: How the curated log and state are written. zstd's fastest level: the default (3) costs a
+#: 10M-item first run about 0.8 s more for files a few per cent smaller.
+PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
+
 # The file an IO Error names: 'IO Error: Could not write file "<path>": No space left on device'.
 _QUOTED_PATH = re.compile(r'"([^"]+)"')
 
@@ -194,9 +199,7 @@ class DuckDBEngine(EngineFlow):
         self._shared.clear()
 
     def _write_parquet(self, sql: str, target: Path) -> None:
-        self.con.execute(
-            f"COPY ({sql}) TO {sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
-        )
+        self.con.execute(f"COPY ({sql}) TO {sql_string(str(target))} ({PARQUET})")
 
     def _keep_rejects(self, name: str, sql: str, checked: str) -> str:
         # A row's rowid is its position already; the table outlives the dataset's relations.
@@ -438,8 +441,7 @@ class DuckDBEngine(EngineFlow):
 
     def _write_partitioned(self, sql: str, column: str, folder: Path) -> None:
         self.con.execute(
-            f"COPY ({sql}) TO {sql_string(str(folder))} "
-            f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({column}))"
+            f"COPY ({sql}) TO {sql_string(str(folder))} ({PARQUET}, PARTITION_BY ({column}))"
         )
 
 

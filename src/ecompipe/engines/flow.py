@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 from abc import ABC, abstractmethod
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -220,17 +221,27 @@ class EngineFlow(ABC):
         batch = _Batch(staging, max_error_rate, report, self._scratch / "copies")
         batch.copies.mkdir(exist_ok=True)
         self._prepare(validating=True)
+        by_dataset = {
+            ds.name: sorted((f for f in files if f.dataset == ds.name), key=lambda f: f.key)
+            for ds in DATASETS
+        }
+        # The framing scans (numpy over each file's bytes: one core) run in a thread, in the
+        # order the files are read, beside the engine's reading of the files before them.
+        framer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecompipe-framing")
         try:
+            batch.frames = {
+                f.key: framer.submit(self._frame, f.path) for fs in by_dataset.values() for f in fs
+            }
             for ds in DATASETS:
-                ds_files = sorted((f for f in files if f.dataset == ds.name), key=lambda f: f.key)
                 with self._guard(f"validating {ds.name}", self.validation_failed):
-                    self._validate_dataset(ds, ds_files, batch)
+                    self._validate_dataset(ds, by_dataset[ds.name], batch)
             if batch.rejected:
                 with self._guard("writing the rejected rows", self.validation_failed):
                     target = staging / "rejects.csv"
                     records.write_rejects(self._local(), batch.rejects, batch.sources, target)
                 report.rejects_file = "rejects.csv"
         finally:
+            framer.shutdown(cancel_futures=True)
             shutil.rmtree(batch.copies, ignore_errors=True)
         return report
 
@@ -303,7 +314,7 @@ class EngineFlow(ABC):
     ) -> Loading | None:
         """Frame a file and locate its columns, for ``_load_all``; on a file-level problem
         set ``fr``'s verdict and return None."""
-        framed = self._frame(f.path)
+        framed = batch.frames[f.key].result()
         if framed.problem:
             fr.reason, fr.detail = FileReason.UNREADABLE, framed.problem
             return None
@@ -550,14 +561,7 @@ class EngineFlow(ABC):
             f"SELECT *, {month} AS {PARTITION} FROM ({versions['orders']}) AS l",
             keep=True,
         )
-        item_cols = ", ".join(f"i.{c}" for c, _ in CURATED_SCHEMA["order_items"])
-        self._register(
-            "n_items",
-            f"SELECT {item_cols}, i._seq, coalesce({month_sql('o.created_at')}, '{WAITING}') "
-            f"AS {PARTITION} FROM ({versions['items']}) AS i "
-            "LEFT JOIN n_orders o ON i.order_id = o.order_id",
-            keep=True,
-        )
+        self._register("n_items", _items_by_month(f"({versions['items']})"), keep=True)
         products_changed = self._scalar("SELECT count(*) FROM b_products") > 0
         if products_changed:
             self._register("n_products", versions["products"], keep=True)
@@ -625,15 +629,13 @@ class EngineFlow(ABC):
         shutil.rmtree(box, ignore_errors=True)
         box.mkdir(parents=True)
         month = month_sql("created_at")
+        # Kept: the items take their month from it, worked out once per order.
         self._register(
-            "n_orders", f"SELECT {_columns('orders')}, {month} AS {PARTITION} FROM cur_orders"
+            "n_orders",
+            f"SELECT {_columns('orders')}, {month} AS {PARTITION} FROM cur_orders",
+            keep=True,
         )
-        item_cols = ", ".join(f"i.{c}" for c, _ in CURATED_SCHEMA["order_items"])
-        self._register(
-            "n_items",
-            f"SELECT {item_cols}, i._seq, coalesce({month_sql('o.created_at')}, '{WAITING}') "
-            f"AS {PARTITION} FROM cur_items i LEFT JOIN cur_orders o ON i.order_id = o.order_id",
-        )
+        self._register("n_items", _items_by_month("cur_items"))
         self._register("n_products", "SELECT * FROM cur_products")
         new_files: list[str] = []
         parts = {ds: self._write_new(box, ds, seq, new_files) for ds in DATASET_NAMES}
@@ -692,6 +694,16 @@ class EngineFlow(ABC):
         return parts
 
 
+def _items_by_month(items: str) -> str:
+    """The items of the relation ``items`` with the partition of their order's month, read
+    from ``n_orders`` (once per order, not per item), or ``waiting`` without their order."""
+    cols = ", ".join(f"i.{c}" for c, _ in CURATED_SCHEMA["order_items"])
+    return (
+        f"SELECT {cols}, i._seq, coalesce(o.{PARTITION}, '{WAITING}') AS {PARTITION} "
+        f"FROM {items} AS i LEFT JOIN n_orders o ON i.order_id = o.order_id"
+    )
+
+
 def _columns(dataset: str, seq_as: str = "_seq") -> str:
     """A dataset's columns and its version's batch number (``_seq``, or named ``seq_as``)."""
     cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
@@ -732,6 +744,8 @@ class _Batch:
     rejects: dict[str, str] = field(default_factory=dict)
     #: Rows rejected in accepted files so far.
     rejected: int = 0
+    #: key -> its framing scan, running or done (EngineFlow.validate).
+    frames: dict[str, Future[Framing]] = field(default_factory=dict)
 
 
 def _verdicts(
