@@ -113,6 +113,34 @@ def test_bootstrap_is_idempotent(aws: Aws) -> None:
     assert f"export SNS_TOPIC_ARN={aws.env['SNS_TOPIC_ARN']}" in result.stdout
     ttl = aws.client("dynamodb").describe_time_to_live(TableName="ProcessingLockTable")
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
+    # The abort rule is there once, not added again.
+    assert "incomplete multipart uploads" not in result.stdout
+    rules = aws.client("s3").get_bucket_lifecycle_configuration(Bucket="ecs-data-landing")
+    aborting = [r for r in rules["Rules"] if "AbortIncompleteMultipartUpload" in r]
+    assert [r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] for r in aborting] == [7]
+
+
+@pytest.mark.timeout(60)
+def test_bootstrap_adds_the_abort_rule_beside_the_bucket_own_rules(aws: Aws) -> None:
+    """PutBucketLifecycleConfiguration replaces every rule: bootstrap keeps the bucket's own."""
+    s3, bucket = aws.client("s3"), "ecs-data-landing"
+    own = {
+        "ID": "expire-old-exports",
+        "Status": "Enabled",
+        "Filter": {"Prefix": "exports/"},
+        "Expiration": {"Days": 30},
+    }
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [own]})
+    result = ecompipe("aws", "bootstrap")
+    assert result.exit_code == 0, result.output
+    line = f"bucket {bucket}: incomplete multipart uploads aborted after 7 days"
+    assert line in result.stdout
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert set(rules) == {"expire-old-exports", "ecompipe-abort-incomplete-multipart-uploads"}
+    assert rules["expire-old-exports"]["Expiration"] == {"Days": 30}
+    again = ecompipe("aws", "bootstrap")
+    assert again.exit_code == 0 and line not in again.stdout
+    assert len(s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]) == 2
 
 
 @pytest.mark.timeout(60)

@@ -250,3 +250,21 @@ def test_template_tables_are_those_bootstrap_creates_and_no_role_may_scan() -> N
             for st in policy["PolicyDocument"]["Statement"]:
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
                 assert "dynamodb:Scan" not in actions, role
+
+
+def test_both_buckets_abort_incomplete_multipart_uploads_as_bootstrap_does() -> None:
+    """A task killed mid multipart copy cannot abort it: the template gives both buckets the
+    lifecycle rule `ecompipe aws bootstrap` adds (one rule, aws.cli.abort_uploads_rule)."""
+    from ecompipe.aws.cli import abort_uploads_rule
+
+    rule = abort_uploads_rule()
+    expected = {
+        "Id": rule["ID"],
+        "Status": rule["Status"],
+        "AbortIncompleteMultipartUpload": rule["AbortIncompleteMultipartUpload"],
+    }
+    resources = _template()["Resources"]
+    buckets = [r for r in resources.values() if r["Type"] == "AWS::S3::Bucket"]
+    assert len(buckets) == 2
+    for bucket in buckets:
+        assert bucket["Properties"]["LifecycleConfiguration"]["Rules"] == [expected]

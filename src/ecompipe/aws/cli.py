@@ -60,14 +60,19 @@ def bootstrap_resources(settings: Settings, clients: Any) -> list[str]:
         if _bucket_exists(s3, bucket):
             # us-east-1 answers CreateBucket on an owned bucket with 200: ask first.
             done.append(f"bucket {bucket}: exists")
-            continue
-        try:
-            s3.create_bucket(**kwargs)
-            done.append(f"bucket {bucket}: created")
-        except Exception as exc:
-            if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise translate(exc, f"creating bucket {bucket}") from None
-            done.append(f"bucket {bucket}: exists")
+        else:
+            try:
+                s3.create_bucket(**kwargs)
+                done.append(f"bucket {bucket}: created")
+            except Exception as exc:
+                if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise translate(exc, f"creating bucket {bucket}") from None
+                done.append(f"bucket {bucket}: exists")
+        if _add_abort_rule(s3, bucket):
+            done.append(
+                f"bucket {bucket}: incomplete multipart uploads aborted after "
+                f"{ABORT_UPLOADS_AFTER_DAYS} days"
+            )
     ddb = clients("dynamodb")
     for table, (keys, ttl, indexes) in table_specs(settings).items():
         try:
@@ -183,6 +188,47 @@ def _wait_for_index(ddb: Any, table: str, name: str, timeout: float = 1800) -> N
         f"index {name} of table {table} is still being built after {timeout:.0f}s: "
         "run `ecompipe aws bootstrap` again later"
     )
+
+
+#: The lifecycle rule both buckets get (deploy/template.yaml declares the same): a task killed
+#: in the middle of a multipart copy cannot abort it, and its parts would be billed forever.
+ABORT_UPLOADS_RULE = "ecompipe-abort-incomplete-multipart-uploads"
+ABORT_UPLOADS_AFTER_DAYS = 7
+
+
+def abort_uploads_rule() -> dict[str, Any]:
+    """The lifecycle rule that aborts a bucket's incomplete multipart uploads."""
+    return {
+        "ID": ABORT_UPLOADS_RULE,
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_UPLOADS_AFTER_DAYS},
+    }
+
+
+def _add_abort_rule(s3: Any, bucket: str) -> bool:
+    """Give ``bucket`` the abort rule unless a rule of its own already aborts the uploads of
+    the whole bucket; the bucket's other rules are kept (PutBucketLifecycleConfiguration
+    replaces them all). True when the rule was added."""
+    from ecompipe.stores.aws.clients import error_code, translate
+
+    try:
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    except Exception as exc:
+        if error_code(exc) != "NoSuchLifecycleConfiguration":
+            raise translate(exc, f"reading the lifecycle rules of bucket {bucket}") from None
+        rules = []
+    for rule in rules:
+        whole = not rule.get("Prefix") and rule.get("Filter", {}) in ({}, {"Prefix": ""})
+        if rule.get("Status") == "Enabled" and "AbortIncompleteMultipartUpload" in rule and whole:
+            return False
+    try:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, abort_uploads_rule()]}
+        )
+    except Exception as exc:
+        raise translate(exc, f"adding a lifecycle rule to bucket {bucket}") from None
+    return True
 
 
 def _bucket_exists(s3: Any, bucket: str) -> bool:
