@@ -247,31 +247,38 @@ def test_put_report_stores_it_in_quarantine(adapter: Adapter, tmp_path: Path) ->
     assert adapter.read("quarantine", f"{EID}/validation_report.json") == source.read_bytes()
 
 
-def test_read_report_gives_back_what_put_report_stored(adapter: Adapter, tmp_path: Path) -> None:
+def test_fetch_report_gives_back_what_put_report_stored(adapter: Adapter, tmp_path: Path) -> None:
     store = adapter.ports().store()
-    assert store.read_report(EID, "rejects.csv") is None
+    target = tmp_path / "fetched.csv"
+    assert store.fetch_report(EID, "rejects.csv", target) is False
+    assert not target.exists()
     source = tmp_path / "rejects.csv"
     source.write_bytes(b'file,line,column,reason,text\r\no/a.csv,7,user_id,bad_int,"1,x"\n')
     store.put_report(EID, "rejects.csv", source)
     # Another handle (the console reads what a pipeline process stored) sees the same bytes.
     again = adapter.ports().store()
-    assert again.read_report(EID, "rejects.csv") == source.read_bytes()
-    assert again.read_report(OTHER, "rejects.csv") is None
-    assert again.read_report(EID, "validation_report.json") is None
+    assert again.fetch_report(EID, "rejects.csv", target) is True
+    assert target.read_bytes() == source.read_bytes()
+    other = tmp_path / "other.csv"
+    assert again.fetch_report(OTHER, "rejects.csv", other) is False
+    assert again.fetch_report(EID, "validation_report.json", other) is False
+    assert not other.exists()
 
 
-def test_read_report_never_leaves_the_execution_folder(adapter: Adapter) -> None:
+def test_fetch_report_never_leaves_the_execution_folder(adapter: Adapter, tmp_path: Path) -> None:
     """Names come from URLs: none reaches another execution's report or another area."""
     adapter.place("quarantine", f"{EID}/rejects.csv", b"secret-ish")
     adapter.place("archive", f"{EID}/rejects.csv", b"archived")
     store = adapter.ports().store()
+    target = tmp_path / "fetched"
     for execution_id, name in [
         (OTHER, f"../{EID}/rejects.csv"),
         ("..", f"{EID}/rejects.csv"),
         (f"../archive/{EID}", "rejects.csv"),
         (EID, "../../archive/" + EID + "/rejects.csv"),
     ]:
-        assert store.read_report(execution_id, name) is None, (execution_id, name)
+        assert store.fetch_report(execution_id, name, target) is False, (execution_id, name)
+        assert not target.exists()
 
 
 def stage(store: Any, execution_id: str, data: dict[str, bytes]) -> None:

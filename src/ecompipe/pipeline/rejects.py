@@ -190,10 +190,8 @@ def _fill(
     for record in records:
         day = datetime.fromtimestamp(record.started_at, UTC).date()
         csv = None
-        data = store.read_report(record.execution_id, "rejects.csv")
-        if data:
-            path = folder / f"{record.seq:012d}.csv"
-            path.write_bytes(data)
+        path = folder / f"{record.seq:012d}.csv"
+        if store.fetch_report(record.execution_id, "rejects.csv", path) and path.stat().st_size:
             csv = str(path)
             csvs.append(csv)
         con.execute(

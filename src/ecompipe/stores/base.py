@@ -131,9 +131,10 @@ class ObjectStore(Protocol):
         """Store a report file under ``quarantine/<execution_id>/<name>``; returns its address."""
         ...
 
-    def read_report(self, execution_id: str, name: str) -> bytes | None:
-        """The bytes of the report ``put_report`` stored as ``name`` for the execution (the
-        validation report, the rejects CSV), or None when there is none."""
+    def fetch_report(self, execution_id: str, name: str, target: Path) -> bool:
+        """Copy the report ``put_report`` stored as ``name`` for the execution (the
+        validation report, the rejects CSV) to the local file ``target``, streamed, never
+        whole in memory; False, and nothing written, when there is none."""
         ...
 
     def staging_dir(self, execution_id: str) -> Path:

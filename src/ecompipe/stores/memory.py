@@ -285,11 +285,15 @@ class MemoryObjectStore:
             self.state.quarantine[f"{execution_id}/{name}"] = blob
         return f"{SCHEME}quarantine/{execution_id}/{name}"
 
-    def read_report(self, execution_id: str, name: str) -> bytes | None:
-        """The report kept as ``quarantine/<execution>/<name>``, or None."""
+    def fetch_report(self, execution_id: str, name: str, target: Path) -> bool:
+        """Write the report kept as ``quarantine/<execution>/<name>`` to ``target``; False
+        when there is none."""
         with self.state.guard:
             blob = self.state.quarantine.get(f"{execution_id}/{name}")
-        return None if blob is None else bytes(blob.data)
+        if blob is None:
+            return False
+        _write(target, blob.data)
+        return True
 
     def staging_dir(self, execution_id: str) -> Path:
         """A local folder, filled from the state when another handle staged data before."""

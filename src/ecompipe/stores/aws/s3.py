@@ -363,16 +363,18 @@ class S3ObjectStore:
         self._upload(source, key)
         return f"s3://{self.bucket}/{key}"
 
-    def read_report(self, execution_id: str, name: str) -> bytes | None:
-        """s3://BUCKET_NAME/quarantine/<execution>/<name>, or None when there is none."""
+    def fetch_report(self, execution_id: str, name: str, target: Path) -> bool:
+        """Download s3://BUCKET_NAME/quarantine/<execution>/<name> to ``target`` in bounded
+        memory; False when there is none."""
         key = f"quarantine/{execution_id}/{name}"
         try:
-            body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            size = int(self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
         except Exception as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
-                return None
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return False
             raise translate(exc, f"reading s3://{self.bucket}/{key}") from None
-        return body
+        self._download(key, target, size)
+        return True
 
     def _upload(self, source: Path, key: str) -> None:
         step = progress.bytes_callback(f"upload {key}", source.stat().st_size)

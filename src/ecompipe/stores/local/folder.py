@@ -283,15 +283,16 @@ class FolderObjectStore:
         os.replace(tmp, dst)
         return str(dst)
 
-    def read_report(self, execution_id: str, name: str) -> bytes | None:
-        """quarantine/<execution>/<name>, or None. Both names are one path component each: a
-        name from a URL never reaches another folder."""
+    def fetch_report(self, execution_id: str, name: str, target: Path) -> bool:
+        """Copy quarantine/<execution>/<name> to ``target``; False when there is none. Both
+        names are one path component each: a name from a URL never reaches another folder."""
         if not all(_one_component(part) for part in (execution_id, name)):
-            return None
+            return False
         try:
-            return (self.ws.quarantine / execution_id / name).read_bytes()
+            shutil.copyfile(self.ws.quarantine / execution_id / name, target)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
+            return False
+        return True
 
     def staging_dir(self, execution_id: str) -> Path:
         """staging/<execution>/."""
