@@ -299,24 +299,23 @@ def test_bootstrap_upgrades_the_tables_an_older_version_left(aws: Aws) -> None:
     the log had its RUNNING item, as an older version left them: bootstrap adds the index
     and lists the execution as running, so its files count as owned again."""
     from ecompipe.aws.cli import bootstrap_resources
-    from ecompipe.stores.aws.dynamodb import BY_DATE_INDEX, DynamoDBExecutionLog
+    from ecompipe.errors import EcompipeError
+    from ecompipe.stores.aws.dynamodb import BY_DATE_INDEX, BY_SEQ_INDEX, DynamoDBExecutionLog
 
     settings = aws.settings()
     ddb = aws.client("dynamodb")
     categories, executions = settings.category_metrics_table, settings.executions_table
-    ddb.delete_table(TableName=categories)
-    ddb.create_table(
-        TableName=categories,
-        KeySchema=[
-            {"AttributeName": "category", "KeyType": "HASH"},
-            {"AttributeName": "order_date", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "category", "AttributeType": "S"},
-            {"AttributeName": "order_date", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    for table, keys in ((categories, ("category", "order_date")), (executions, ("pk", "sk"))):
+        ddb.delete_table(TableName=table)
+        ddb.create_table(
+            TableName=table,
+            KeySchema=[
+                {"AttributeName": keys[0], "KeyType": "HASH"},
+                {"AttributeName": keys[1], "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+            BillingMode="PAY_PER_REQUEST",
+        )
     old = {"pk": {"S": "EXEC#exec-old"}, "execution_id": {"S": "exec-old"}}
     ddb.put_item(
         TableName=executions,
@@ -334,12 +333,18 @@ def test_bootstrap_upgrades_the_tables_an_older_version_left(aws: Aws) -> None:
     ddb.put_item(TableName=executions, Item={**old, "sk": {"S": "ENTRY#orders/a.csv"}, **entry})
     log = DynamoDBExecutionLog(ddb, executions)
     assert log.unfinished() == []
+    # (AWS answers ValidationException, moto ResourceNotFoundException: both say what to do.)
+    with pytest.raises(EcompipeError, match="ecompipe aws bootstrap"):
+        log.recent()
 
     done = bootstrap_resources(settings, aws.clients())
 
     assert f"table {categories}: index {BY_DATE_INDEX} created" in done
+    assert f"table {executions}: index {BY_SEQ_INDEX} created" in done
     assert f"table {executions}: 1 running execution(s) indexed" in done
+    assert f"table {executions}: 1 execution record(s) indexed" in done
     assert [r.execution_id for r in log.unfinished()] == ["exec-old"]
+    assert [r.execution_id for r in log.recent()] == ["exec-old"]
     assert log.owned_keys() == {"orders/a.csv"}
     store = _metrics(aws, ddb)
     dates, orders, cats = _rows(days=1, categories=2)
@@ -350,6 +355,34 @@ def test_bootstrap_upgrades_the_tables_an_older_version_left(aws: Aws) -> None:
     assert not [line for line in again if "index" in line and "created" in line]
     log.finish("exec-old", "FAILED", {})
     assert log.unfinished() == [] and log.owned_keys() == set()
+
+
+@pytest.mark.timeout(60)
+def test_the_latest_executions_are_read_by_key_whatever_the_history(aws: Aws) -> None:
+    """`ecompipe executions` and the console read the newest records from the by-seq index
+    and then by key: no Scan, the same calls after 3 or 40 executions."""
+    from ecompipe.stores.aws.dynamodb import DynamoDBExecutionLog
+
+    ddb = aws.client("dynamodb")
+    log = DynamoDBExecutionLog(ddb, aws.settings().executions_table)
+    calls: list[str] = []
+    ddb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    made = []
+    seen = {}
+    for n in range(40):
+        made.append(log.create(f"exec-{n:03d}", None).execution_id)
+        log.record_event(made[-1], "ValidateFiles", "entered")  # items the index leaves out
+        if n + 1 in (3, 40):
+            calls.clear()
+            latest = log.recent(5)
+            seen[n + 1] = sorted(calls)
+            assert [r.execution_id for r in latest] == made[::-1][:5]
+    assert seen[3] == seen[40] == ["BatchGetItem", "Query"]
+    assert log.recent(0) == []
+    calls.clear()
+    assert [r.execution_id for r in log.find("exec-007")] == ["exec-007"]
+    assert calls == ["GetItem"]  # a whole id: by key
+    assert [r.execution_id for r in log.find("exec-00")] == made[:10]  # a prefix: a scan
 
 
 class LateReader:

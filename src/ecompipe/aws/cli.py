@@ -79,7 +79,10 @@ def bootstrap_resources(settings: Settings, clients: Any) -> list[str]:
             ddb.create_table(
                 TableName=table,
                 KeySchema=_key_schema(keys),
-                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
+                AttributeDefinitions=[
+                    {"AttributeName": k, "AttributeType": "S"}
+                    for k in dict.fromkeys(k for ks in [keys, *indexes.values()] for k, _ in ks)
+                ],
                 BillingMode="PAY_PER_REQUEST",
                 **({"GlobalSecondaryIndexes": _indexes(indexes)} if indexes else {}),
             )
@@ -97,9 +100,13 @@ def bootstrap_resources(settings: Settings, clients: Any) -> list[str]:
             done.extend(_add_missing_indexes(ddb, table, indexes))
     ports = AwsPorts(settings, clients)
     ports.lock().ensure_item()
-    # Executions recorded RUNNING before the log had its RUNNING item (an upgrade).
-    if indexed := ports.log().index_running():
+    # Executions recorded RUNNING before the log had its RUNNING item, and records written
+    # before it had its index of records (an upgrade).
+    log = ports.log()
+    if indexed := log.index_running():
         done.append(f"table {settings.executions_table}: {indexed} running execution(s) indexed")
+    if indexed := log.index_records():
+        done.append(f"table {settings.executions_table}: {indexed} execution record(s) indexed")
     name = settings.sns_topic_arn.rsplit(":", 1)[-1] if settings.sns_topic_arn else TOPIC_NAME
     try:
         arn = clients("sns").create_topic(Name=name)["TopicArn"]  # idempotent by name
@@ -118,7 +125,7 @@ TableSpec = tuple[Keys, str | None, dict[str, Keys]]
 
 def table_specs(settings: Settings) -> dict[str, TableSpec]:
     """Every table of the aws backend by name: its keys, TTL attribute and indexes."""
-    from ecompipe.stores.aws.dynamodb import BY_DATE_INDEX
+    from ecompipe.stores.aws.dynamodb import BY_DATE_INDEX, BY_SEQ_INDEX
 
     return {
         settings.lock_table: ([("LockId", "HASH")], "expires_at", {}),
@@ -128,7 +135,11 @@ def table_specs(settings: Settings) -> dict[str, TableSpec]:
             None,
             {BY_DATE_INDEX: [("order_date", "HASH"), ("category", "RANGE")]},
         ),
-        settings.executions_table: ([("pk", "HASH"), ("sk", "RANGE")], None, {}),
+        settings.executions_table: (
+            [("pk", "HASH"), ("sk", "RANGE")],
+            None,
+            {BY_SEQ_INDEX: [("record_list", "HASH"), ("record_seq", "RANGE")]},
+        ),
     }
 
 

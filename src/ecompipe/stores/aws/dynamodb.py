@@ -21,6 +21,10 @@ Execution log (table EXECUTIONS_TABLE, hash pk (S), range sk (S)):
                                     (category empty) or a category row (DynamoDBMetricsStore)
   pk REVISIONS#<execution id>, sk SUMMARY            the summary of what it revised
   pk RUNNING,   sk EXECUTIONS       ``ids``: the RUNNING executions (a string set)
+Each record also carries ``record_list`` (always RECORD) and ``record_seq`` (its batch number,
+zero-padded): the keys of BY_SEQ_INDEX, a sparse keys-only index of the records alone, so the
+latest executions are read by key (`ecompipe executions`, the console), not by a scan of
+every record, manifest entry and state event ever written.
 The RUNNING item is the log's index of what runs: a record is created and finished in one
 transaction with its entry there, so every S3 event and every run finds the unfinished
 executions (and the files they own) with reads by key, whatever the history holds.
@@ -82,6 +86,9 @@ def _str(attr: dict[str, Any] | None) -> str | None:
 
 #: category_metrics_table's index of its keys by date (hash order_date, range category).
 BY_DATE_INDEX = "by_order_date"
+#: The execution log's index of its records by batch number (see the module docstring).
+BY_SEQ_INDEX = "by_seq"
+_RECORD_LIST = "RECORD"
 
 #: DynamoDB's limit on a sort key, in bytes.
 _MAX_SORT_KEY_BYTES = 1024
@@ -89,6 +96,44 @@ _MAX_SORT_KEY_BYTES = 1024
 
 #: The execution log's item listing the RUNNING executions.
 _RUNNING_KEY = {"pk": _s("RUNNING"), "sk": _s("EXECUTIONS")}
+
+
+def _by_seq(seq: int) -> dict[str, Any]:
+    """A record's attributes that BY_SEQ_INDEX is keyed on."""
+    return {"record_list": _s(_RECORD_LIST), "record_seq": _s(f"{seq:012d}")}
+
+
+def batch_get(
+    ddb: Any,
+    table: str,
+    keys: list[dict[str, Any]],
+    max_retries: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[dict[str, Any]]:
+    """The items of ``keys`` that exist: BatchGetItem (consistent), 100 keys a call; keys
+    DynamoDB hands back unprocessed are asked again with backoff, as batch writes are."""
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(keys), 100):
+        pending: list[dict[str, Any]] = keys[start : start + 100]
+        attempt = 0
+        while pending:
+            try:
+                response = ddb.batch_get_item(
+                    RequestItems={table: {"Keys": pending, "ConsistentRead": True}}
+                )
+            except Exception as exc:
+                raise translate(exc, f"reading {table}") from None
+            items += response.get("Responses", {}).get(table, [])
+            pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+            attempt += 1
+            if pending and attempt > max_retries:
+                raise StoreError(
+                    f"{len(pending)} rows of {table} not read after {max_retries} "
+                    "retries (throttled): try again"
+                )
+            if pending:
+                sleep(random.uniform(0, min(20.0, 0.05 * 2**attempt)))
+    return items
 
 
 def _entry_sk(key: str) -> str:
@@ -423,30 +468,7 @@ class DynamoDBMetricsStore:
         return summary
 
     def _get(self, table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The items of ``keys`` that exist: BatchGetItem (consistent), 100 keys a call; keys
-        DynamoDB hands back unprocessed are asked again with backoff, as batch_write does."""
-        items: list[dict[str, Any]] = []
-        for start in range(0, len(keys), 100):
-            pending: list[dict[str, Any]] = keys[start : start + 100]
-            attempt = 0
-            while pending:
-                try:
-                    response = self.ddb.batch_get_item(
-                        RequestItems={table: {"Keys": pending, "ConsistentRead": True}}
-                    )
-                except Exception as exc:
-                    raise translate(exc, f"reading {table}") from None
-                items += response.get("Responses", {}).get(table, [])
-                pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-                attempt += 1
-                if pending and attempt > self.max_retries:
-                    raise StoreError(
-                        f"{len(pending)} rows of {table} not read after {self.max_retries} "
-                        "retries (throttled): the run fails and is retried"
-                    )
-                if pending:
-                    self._sleep(random.uniform(0, min(20.0, 0.05 * 2**attempt)))
-        return items
+        return batch_get(self.ddb, table, keys, self.max_retries, self._sleep)
 
     def revisions(self, order_date: date, category: str | None = None) -> list[Revision]:
         """The revisions of ``order_date`` (of ``category``'s row only), oldest first: one
@@ -633,6 +655,7 @@ class DynamoDBExecutionLog:
             "status": _s("RUNNING"),
             "started_at": _n(time.time()),
             "summary": _s("{}"),
+            **_by_seq(int(counter["Attributes"]["seq"]["N"])),
         }
         if holder:
             item["holder"] = _s(holder)
@@ -657,8 +680,8 @@ class DynamoDBExecutionLog:
         item = (got or {}).get("Item")
         return self._record(item) if item else None
 
-    def _records(self) -> list[ExecutionRecord]:
-        """Every execution record: a scan, for the operators' listings only."""
+    def _record_items(self) -> list[dict[str, Any]]:
+        """Every execution record's item: a scan, for the operators' reads and upgrades only."""
         try:
             pages = self.ddb.get_paginator("scan").paginate(
                 TableName=self.table,
@@ -666,16 +689,47 @@ class DynamoDBExecutionLog:
                 FilterExpression="sk = :r",
                 ExpressionAttributeValues={":r": _s("RECORD")},
             )
-            return [self._record(i) for page in pages for i in page.get("Items", [])]
+            return [i for page in pages for i in page.get("Items", [])]
         except Exception as exc:
             raise translate(exc, f"reading {self.table}") from None
 
+    def _records(self) -> list[ExecutionRecord]:
+        """Every execution record (a scan: see _record_items)."""
+        return [self._record(i) for i in self._record_items()]
+
     def recent(self, limit: int = 50) -> list[ExecutionRecord]:
-        """Latest executions first."""
-        return sorted(self._records(), key=lambda r: r.seq, reverse=True)[:limit]
+        """Latest executions first: the newest ``limit`` keys of BY_SEQ_INDEX, then those
+        records by key, whatever the history holds. (An index is read eventually
+        consistent: an execution created a moment ago may show on the next read.)"""
+        if limit <= 0:
+            return []
+        keys: list[dict[str, Any]] = []
+        try:
+            pages = self.ddb.get_paginator("query").paginate(
+                TableName=self.table,
+                IndexName=BY_SEQ_INDEX,
+                KeyConditionExpression="record_list = :r",
+                ExpressionAttributeValues={":r": _s(_RECORD_LIST)},
+                ScanIndexForward=False,
+                PaginationConfig={"MaxItems": limit, "PageSize": min(limit, 1000)},
+            )
+            keys = [{"pk": i["pk"], "sk": i["sk"]} for page in pages for i in page["Items"]]
+        except Exception as exc:
+            if error_code(exc) == "ValidationException":
+                raise StoreError(
+                    f"{self.table} has no index {BY_SEQ_INDEX} (made by an older version): "
+                    "run `ecompipe aws bootstrap` to add it"
+                ) from None
+            raise translate(exc, f"reading {self.table}") from None
+        records = [self._record(i) for i in batch_get(self.ddb, self.table, keys, 8)]
+        return sorted(records, key=lambda r: r.seq, reverse=True)
 
     def find(self, prefix: str) -> list[ExecutionRecord]:
-        """Executions whose id starts with ``prefix``, oldest first."""
+        """Executions whose id starts with ``prefix``, oldest first: a whole id is read by
+        key; a shorter prefix needs every record (a scan: operators' reads only)."""
+        exact = self.get(prefix) if prefix else None
+        if exact is not None:
+            return [exact]
         return sorted(
             (r for r in self._records() if r.execution_id.startswith(prefix)),
             key=lambda r: r.seq,
@@ -703,6 +757,21 @@ class DynamoDBExecutionLog:
         return sorted(
             (r for r in records if r is not None and r.status == "RUNNING"), key=lambda r: r.seq
         )
+
+    def index_records(self) -> int:
+        """Give BY_SEQ_INDEX's keys to every record written before the index existed (a
+        scan: ``ecompipe aws bootstrap`` runs it once when upgrading); returns how many."""
+        older = [i for i in self._record_items() if "record_list" not in i]
+        for item in older:
+            keys = _by_seq(int(item["seq"]["N"]))
+            self._call(
+                "update_item",
+                "indexing executions",
+                Key={"pk": item["pk"], "sk": item["sk"]},
+                UpdateExpression="SET record_list = :l, record_seq = :s",
+                ExpressionAttributeValues={":l": keys["record_list"], ":s": keys["record_seq"]},
+            )
+        return len(older)
 
     def index_running(self) -> int:
         """Add to the RUNNING item every RUNNING record written before it existed (a scan:
