@@ -19,7 +19,7 @@ from contextlib import closing, suppress
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
@@ -33,7 +33,7 @@ from ecompipe.workspace import Workspace, workspace_from
 if TYPE_CHECKING:
     from ecompipe.pipeline import Pipeline
     from ecompipe.pipeline.rejects import Rejects
-    from ecompipe.wiring import Ports
+    from ecompipe.wiring import Closable, Ports
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -686,11 +686,7 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
-class _Closable(Protocol):
-    def close(self) -> None: ...
-
-
-_C = TypeVar("_C", bound=_Closable)
+_C = TypeVar("_C", bound="Closable")
 
 
 def _closed_at_end(resource: _C) -> _C:

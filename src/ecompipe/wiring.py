@@ -113,11 +113,13 @@ class Ports(Protocol):
         ...
 
 
-class _Closable(Protocol):
+class Closable(Protocol):
+    """What holds something to close: ports, a backend, a pipeline, an SQLite handle."""
+
     def close(self) -> None: ...
 
 
-_C = TypeVar("_C", bound=_Closable)
+Closed = TypeVar("Closed", bound=Closable)
 
 
 def _lock_slot(settings: Settings, critical: bool) -> tuple[str, int]:
@@ -140,9 +142,9 @@ class LocalPorts:
         # Weak: a handle its user dropped (the console opens one per request) goes with it;
         # close() closes the rest at once, so the database's write-ahead log is folded in
         # when the command ends, not whenever a garbage collection comes by.
-        self._made: weakref.WeakSet[_Closable] = weakref.WeakSet()
+        self._made: weakref.WeakSet[Closable] = weakref.WeakSet()
 
-    def _keep(self, handle: _C) -> _C:
+    def _keep(self, handle: Closed) -> Closed:
         self._made.add(handle)
         return handle
 
@@ -252,7 +254,7 @@ class AwsPorts:
         return DynamoDBConditions(self.clients("dynamodb"), self.settings.executions_table)
 
     def close(self) -> None:
-        """Nothing to close: the clients are shared and hold no lock or file."""
+        """Nothing to close: the clients are shared (their pooled connections go with them)."""
 
 
 class MemoryPorts:

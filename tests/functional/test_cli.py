@@ -175,8 +175,10 @@ def test_each_command_closes_the_database_when_it_ends(workspace: Path) -> None:
             ["executions"],
             ["lock"],
             ["rejects"],
+            ["rejects", "summary"],
             ["check"],
             ["recompute"],
+            ["report", "--html", str(workspace.parent / "report.html")],
         ):
             result = ecompipe(*args, workspace=workspace)
             assert result.exit_code == 0, (args, result.output)

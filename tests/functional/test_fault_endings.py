@@ -357,3 +357,41 @@ def test_a_file_given_back_keeps_a_new_upload_of_its_name_beside_it(
     (returned,) = folder.glob("a.returned-exec-*.csv")  # ours, whole, beside it
     assert returned.read_text() == csv_text(first.header, first.rows + later)
     assert files_under(workspace / "inflight") == []
+
+
+@pytest.mark.fast
+def test_an_io_error_in_a_framing_scan_is_retried_and_leaves_no_thread(
+    workspace: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The framing scans run in a thread ahead of the engine (EngineFlow.validate): a read
+    error there, in a dataset after the first, reaches the state as the I/O error it is
+    (transient: retried in process, no verdict for the file), and no scan thread outlives
+    the validation."""
+    import errno
+    import threading
+
+    from ecompipe.engines.duckdb import DuckDBEngine
+
+    _tables, landed = land_sample(workspace, tmp_path, seed=27)
+    real_frame = DuckDBEngine._frame
+    failed: list[Path] = []
+
+    def flaky(self: Any, path: Path) -> Any:
+        if path.parent.name == "order_items" and not failed:
+            failed.append(path)
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return real_frame(self, path)
+
+    monkeypatch.setattr(DuckDBEngine, "_frame", flaky)
+    result = run(workspace)
+
+    assert len(failed) == 1 and result.exit_code == 0, result.message
+    assert not [t for t in threading.enumerate() if t.name.startswith("ecompipe-framing")]
+    retries = [r.getMessage() for r in caplog.records if "(retry" in r.getMessage()]
+    assert len(retries) == 1 and retries[0].startswith("ValidateFiles: ")
+    assert "Input/output error" in retries[0]
+    assert_settled(workspace, landed)  # every file archived: the fault gave no verdict
+    assert metrics_json(workspace) == landed.expected()

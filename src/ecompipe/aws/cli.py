@@ -68,11 +68,8 @@ def bootstrap_resources(settings: Settings, clients: Any) -> list[str]:
                 if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise translate(exc, f"creating bucket {bucket}") from None
                 done.append(f"bucket {bucket}: exists")
-        if _add_abort_rule(s3, bucket):
-            done.append(
-                f"bucket {bucket}: incomplete multipart uploads aborted after "
-                f"{ABORT_UPLOADS_AFTER_DAYS} days"
-            )
+        if line := _add_abort_rule(s3, bucket):
+            done.append(line)
     ddb = clients("dynamodb")
     for table, (keys, ttl, indexes) in table_specs(settings).items():
         try:
@@ -217,29 +214,52 @@ def abort_uploads_rule() -> dict[str, Any]:
     }
 
 
-def _add_abort_rule(s3: Any, bucket: str) -> bool:
-    """Give ``bucket`` the abort rule unless a rule of its own already aborts the uploads of
-    the whole bucket; the bucket's other rules are kept (PutBucketLifecycleConfiguration
-    replaces them all). True when the rule was added."""
+def _add_abort_rule(s3: Any, bucket: str) -> str | None:
+    """Give ``bucket`` the abort rule, unless it has a rule of that ID (an operator may have
+    changed or disabled it: theirs to decide) or one of its own that aborts the uploads of
+    the whole bucket. The bucket's other rules, and its default transition size, are kept
+    (PutBucketLifecycleConfiguration replaces the whole configuration). Returns the line to
+    print: what was done, or why nothing could be (no lifecycle permission: bootstrap goes
+    on, the rule is the operator's to add); None when there was nothing to do."""
     from ecompipe.stores.aws.clients import error_code, translate
 
     try:
-        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        current = s3.get_bucket_lifecycle_configuration(Bucket=bucket)
     except Exception as exc:
-        if error_code(exc) != "NoSuchLifecycleConfiguration":
+        code = error_code(exc)
+        if code == "AccessDenied":
+            return _no_abort_rule(bucket, "s3:GetLifecycleConfiguration")
+        if code != "NoSuchLifecycleConfiguration":
             raise translate(exc, f"reading the lifecycle rules of bucket {bucket}") from None
-        rules = []
+        current = {"Rules": []}
+    rules = current["Rules"]
     for rule in rules:
         whole = not rule.get("Prefix") and rule.get("Filter", {}) in ({}, {"Prefix": ""})
-        if rule.get("Status") == "Enabled" and "AbortIncompleteMultipartUpload" in rule and whole:
-            return False
+        aborts = rule.get("Status") == "Enabled" and "AbortIncompleteMultipartUpload" in rule
+        if rule.get("ID") == ABORT_UPLOADS_RULE or (aborts and whole):
+            return None
+    kept = {k: current[k] for k in ("TransitionDefaultMinimumObjectSize",) if k in current}
     try:
         s3.put_bucket_lifecycle_configuration(
-            Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, abort_uploads_rule()]}
+            Bucket=bucket,
+            LifecycleConfiguration={"Rules": [*rules, abort_uploads_rule()]},
+            **kept,
         )
     except Exception as exc:
+        if error_code(exc) == "AccessDenied":
+            return _no_abort_rule(bucket, "s3:PutLifecycleConfiguration")
         raise translate(exc, f"adding a lifecycle rule to bucket {bucket}") from None
-    return True
+    return (
+        f"bucket {bucket}: incomplete multipart uploads aborted after "
+        f"{ABORT_UPLOADS_AFTER_DAYS} days"
+    )
+
+
+def _no_abort_rule(bucket: str, permission: str) -> str:
+    return (
+        f"bucket {bucket}: no lifecycle rule added (no {permission}): give it an "
+        f"AbortIncompleteMultipartUpload rule of {ABORT_UPLOADS_AFTER_DAYS} days (docs/AWS.md)"
+    )
 
 
 def _bucket_exists(s3: Any, bucket: str) -> bool:

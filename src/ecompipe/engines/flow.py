@@ -226,12 +226,16 @@ class EngineFlow(ABC):
             for ds in DATASETS
         }
         # The framing scans (numpy over each file's bytes: one core) run in a thread, in the
-        # order the files are read, beside the engine's reading of the files before them.
+        # order the files are read: a dataset's scans run while the engine reads the dataset
+        # before it (the first dataset's, orders, before the engine has anything to read).
         framer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecompipe-framing")
         try:
-            batch.frames = {
-                f.key: framer.submit(self._frame, f.path) for fs in by_dataset.values() for f in fs
-            }
+            with self._guard("starting the framing scans", self.validation_failed):
+                batch.frames = {
+                    (name, idx): framer.submit(self._frame, f.path)
+                    for name, fs in by_dataset.items()
+                    for idx, f in enumerate(fs)
+                }
             for ds in DATASETS:
                 with self._guard(f"validating {ds.name}", self.validation_failed):
                     self._validate_dataset(ds, by_dataset[ds.name], batch)
@@ -314,7 +318,7 @@ class EngineFlow(ABC):
     ) -> Loading | None:
         """Frame a file and locate its columns, for ``_load_all``; on a file-level problem
         set ``fr``'s verdict and return None."""
-        framed = batch.frames[f.key].result()
+        framed = batch.frames[(ds.name, idx)].result()
         if framed.problem:
             fr.reason, fr.detail = FileReason.UNREADABLE, framed.problem
             return None
@@ -744,8 +748,8 @@ class _Batch:
     rejects: dict[str, str] = field(default_factory=dict)
     #: Rows rejected in accepted files so far.
     rejected: int = 0
-    #: key -> its framing scan, running or done (EngineFlow.validate).
-    frames: dict[str, Future[Framing]] = field(default_factory=dict)
+    #: (dataset, file index) -> its framing scan, running or done (EngineFlow.validate).
+    frames: dict[tuple[str, int], Future[Framing]] = field(default_factory=dict)
 
 
 def _verdicts(

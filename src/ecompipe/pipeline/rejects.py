@@ -104,6 +104,8 @@ class Rejects:
     ) -> tuple[list[dict[str, Any]], int]:
         """The first ``limit`` rejected rows of one execution (REJECTS_COLUMNS, in the order
         ``rows`` lists them; a file rejected whole is no row), and how many it has in all."""
+        if not _with_rejects(record):
+            return [], 0  # no DuckDB session for an execution that rejected nothing
         with self._table([record]) as con:
             query = RejectsQuery(limit=limit, whole_files=False)
             listed, params, total = _listing(con, query, REJECTS_COLUMNS)

@@ -62,7 +62,8 @@ class Pipeline:
         retry_in_process: bool = True,
     ) -> None:
         """``retry_in_process``: retry a state's transient errors here, with the workflow's
-        policy. The ECS tasks pass False: Step Functions owns their retries (one layer)."""
+        policy. The ECS tasks pass False: Step Functions owns their retries (one layer).
+        The pipeline owns ``backend``: close() closes it (give each pipeline its own)."""
         self.settings = settings
         self.b = backend
         self._on_state = on_state or (lambda execution_id, state: None)

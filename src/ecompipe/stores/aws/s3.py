@@ -367,13 +367,19 @@ class S3ObjectStore:
         """Download s3://BUCKET_NAME/quarantine/<execution>/<name> to ``target`` in bounded
         memory; False when there is none."""
         key = f"quarantine/{execution_id}/{name}"
+        part = target.with_name(f".{target.name}.part")
         try:
-            size = int(self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+            # One request, streamed in 1 MiB reads. (GetObject, not HeadObject: a HEAD's 404
+            # cannot tell a missing report from a missing bucket.)
+            with part.open("wb") as out:
+                shutil.copyfileobj(body, out, 1 << 20)
         except Exception as exc:
-            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            part.unlink(missing_ok=True)
+            if error_code(exc) == "NoSuchKey":
                 return False
             raise translate(exc, f"reading s3://{self.bucket}/{key}") from None
-        self._download(key, target, size)
+        part.replace(target)
         return True
 
     def _upload(self, source: Path, key: str) -> None:

@@ -288,10 +288,10 @@ class FolderObjectStore:
         names are one path component each: a name from a URL never reaches another folder."""
         if not all(_one_component(part) for part in (execution_id, name)):
             return False
-        try:
-            shutil.copyfile(self.ws.quarantine / execution_id / name, target)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        source = self.ws.quarantine / execution_id / name
+        if not source.is_file():
             return False
+        shutil.copyfile(source, target)
         return True
 
     def staging_dir(self, execution_id: str) -> Path:
