@@ -103,6 +103,10 @@ class Heartbeat:
                         return
             except EcompipeError as exc:  # a busy database: try again next beat
                 log.warning("heartbeat failed: %s", exc)
+            except Exception:
+                if self._stop.is_set():
+                    return  # its lock closed under it: a second Ctrl-C cut the join short
+                raise
 
 
 class Leases:
