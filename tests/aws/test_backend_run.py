@@ -45,7 +45,7 @@ def test_run_backend_aws_matches_local(
     messages = aws.messages(queue)
     assert len(messages) == 1 and "SUCCEEDED" in messages[0]["Subject"]
     # The lock is free again.
-    lock = ecompipe("aws", "lock", "--json")
+    lock = ecompipe("lock", "--backend", "aws", "--json")
     assert json.loads(lock.stdout) == []
     # The operator commands read the same ports: the executions and the lock on DynamoDB.
     listed = json.loads(ecompipe("executions", "--backend", "aws", "--json").stdout)
@@ -93,7 +93,7 @@ def test_recompute_backend_aws_rebuilds_deleted_items(aws: Aws, workspace: Path)
     assert json.loads(got.stdout) == as_metrics_json(expected)
     again = ecompipe("recompute", "--backend", "aws", "--json", workspace=workspace)
     assert json.loads(again.stdout)["rows_changed"] == 0
-    assert json.loads(ecompipe("aws", "lock", "--json").stdout) == []
+    assert json.loads(ecompipe("lock", "--backend", "aws", "--json").stdout) == []
 
 
 @pytest.mark.timeout(60)

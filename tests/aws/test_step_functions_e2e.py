@@ -229,7 +229,7 @@ def test_upload_to_metrics_through_step_functions(aws: Aws, workspace: Path) -> 
     assert len(messages) == 1 and "SUCCEEDED" in messages[0]["Subject"]
     body = json.loads(messages[0]["Message"])
     assert body["status"] == "SUCCEEDED" and body["files_accepted"] == 3
-    assert json.loads(ecompipe("aws", "lock", "--json").stdout) == []
+    assert json.loads(ecompipe("lock", "--backend", "aws", "--json").stdout) == []
 
 
 @pytest.mark.timeout(240)
@@ -255,7 +255,7 @@ def test_rejected_files_end_in_failure_branch_with_lock_free(aws: Aws) -> None:
     assert sfn.describe_execution(executionArn=arn)["status"] == "FAILED"
     states = history_states(aws, arn)
     assert "ReleaseLockAndNotifyFailure" in states and "TransformData" not in states
-    assert json.loads(ecompipe("aws", "lock", "--json").stdout) == []
+    assert json.loads(ecompipe("lock", "--backend", "aws", "--json").stdout) == []
     name = arn.rsplit(":", 1)[-1]
     quarantined = aws.keys(aws.env["BUCKET_NAME"], f"quarantine/{name}/")
     assert f"quarantine/{name}/orders/bad.csv" in quarantined
@@ -399,7 +399,7 @@ def test_terminal_task_failure_releases_the_lock_and_leaves_the_files_in_landing
     sfn = aws.client("stepfunctions")
     assert sfn.describe_execution(executionArn=arn)["status"] == "FAILED"
     assert "ReleaseLockAndNotifyFailure" in history_states(aws, arn)
-    assert json.loads(ecompipe("aws", "lock", "--json").stdout) == []
+    assert json.loads(ecompipe("lock", "--backend", "aws", "--json").stdout) == []
     name = arn.rsplit(":", 1)[-1]
     # Not in the data: no verdict. The files stay in landing untouched, for the next run,
     # and the batch published before the failure is withdrawn from the curated log.

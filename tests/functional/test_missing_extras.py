@@ -67,7 +67,7 @@ def _assert_one_line(done: subprocess.CompletedProcess[str], line: str) -> None:
         ["run", "--backend", "aws"],
         ["metrics", "--backend", "aws"],
         ["aws", "bootstrap"],
-        ["aws", "lock"],
+        ["lock", "--backend", "aws"],
         ["task", "validate"],
     ],
     ids=lambda a: " ".join(a),
@@ -76,7 +76,7 @@ def test_every_aws_path_without_boto3_is_one_line(
     args: list[str], tmp_path: Path, workspace: Path
 ) -> None:
     stubs = _stubs(tmp_path / "stubs")
-    extra = ["--workspace", str(workspace)] if args[0] in ("run", "metrics") else []
+    extra = ["--workspace", str(workspace)] if args[0] in ("run", "metrics", "lock") else []
     # No BUCKET_NAME, TASK_TOKEN...: the missing package is what the user must fix first.
     _assert_one_line(_run([*args, *extra], stubs), AWS_LINE)
 

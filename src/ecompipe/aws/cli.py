@@ -274,23 +274,6 @@ def _bucket_exists(s3: Any, bucket: str) -> bool:
     return True
 
 
-@aws.command("lock")
-@click.option("--json", "as_json", is_flag=True)
-def aws_lock(as_json: bool) -> None:
-    """Show the DynamoDB lock's holders (leases expire by themselves)."""
-    from dataclasses import asdict
-
-    from ecompipe.wiring import AwsPorts
-
-    holders = AwsPorts(load_settings()).lock().holders()
-    if as_json:
-        click.echo(json.dumps([asdict(h) for h in holders], indent=2))
-    elif not holders:
-        click.echo("lock is free")
-    for h in holders if not as_json else []:
-        click.echo(f"{h.holder}  {h.host}  expires at {h.expires_at:.0f}")
-
-
 @click.group()
 def task() -> None:
     """ECS task entry points (run by the state machine with TASK_TOKEN and EXECUTION_ID)."""
