@@ -63,6 +63,17 @@ def test_last_started_at_is_the_newest_executions_start(adapter: Adapter) -> Non
     assert log.last_started_at() == newest.started_at, "finished or not, the newest start"
 
 
+def test_a_whole_id_finds_only_its_own_execution(adapter: Adapter) -> None:
+    """`executions show`, `replay` and `rejects --execution` take a whole id or a prefix: a
+    whole id is never ambiguous, even when it begins another id (Step Functions names)."""
+    log = adapter.ports().log()
+    for execution_id in ("manual-1", "manual-10", "manual-11"):
+        log.create(execution_id, None)
+    assert ids(log.find("manual-1")) == ["manual-1"]
+    assert ids(log.find("manual-")) == ["manual-1", "manual-10", "manual-11"]
+    assert ids(log.find("manual-1x")) == []
+
+
 def test_find_matches_the_prefix_literally(adapter: Adapter) -> None:
     """Step Functions names may hold ``_`` and capitals: a prefix is text, not a pattern."""
     log = adapter.ports().log()

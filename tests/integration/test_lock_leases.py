@@ -98,6 +98,57 @@ def test_heartbeat_renews_the_lease(workspace: Path) -> None:
         assert hb.lost.is_set()
 
 
+class _Broken:
+    """A lock whose renewal raises something no adapter should (a bug)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def renew(self, holder: str, lease_seconds: float) -> bool:
+        self.calls += 1
+        raise RuntimeError("a bug in an adapter")
+
+
+@pytest.mark.fast
+def test_a_heartbeat_that_breaks_counts_the_lease_as_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Renewals that end unexpectedly must not leave the run going past its lease: the
+    lease counts as lost (the runner stops at the next state boundary); no thread dies
+    with an uncaught exception."""
+    import threading
+
+    from ecompipe.pipeline import Heartbeat
+
+    died: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+    broken = _Broken()
+    with Heartbeat(broken, "me", 0.15) as hb:  # type: ignore[arg-type]
+        assert hb.lost.wait(5)
+    assert broken.calls == 1 and died == []
+
+
+@pytest.mark.fast
+def test_a_heartbeat_whose_lock_fails_after_the_stop_ends_quietly() -> None:
+    """A renewal in flight when the stop is asked and the lock closed under it (a second
+    Ctrl-C cut the exit's join short) ends the thread quietly: no lost lease, no raise."""
+    import sqlite3
+
+    from ecompipe.pipeline import Heartbeat
+
+    class ClosedUnderIt:
+        calls = 0
+
+        def renew(self, holder: str, lease_seconds: float) -> bool:
+            ClosedUnderIt.calls += 1
+            hb._stop.set()  # the exit asked to stop while this renewal ran
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+
+    hb = Heartbeat(ClosedUnderIt(), "me", 0.15)  # type: ignore[arg-type]
+    hb._beat()  # the thread's body, run here: it must return, not raise
+    assert ClosedUnderIt.calls == 1 and not hb.lost.is_set()
+
+
 @pytest.mark.fast
 def test_waiting_run_gives_up_with_exit_2_and_lock_cli(workspace: Path) -> None:
     from ecompipe.sample import generate_sample

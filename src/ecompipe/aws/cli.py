@@ -20,7 +20,8 @@ TOPIC_NAME = "ecommerce-etl-alerts"
 
 @click.group()
 def aws() -> None:
-    """AWS: create dev resources, print the state machine, inspect the lock."""
+    """AWS: create dev resources, print the state machine (the lock: `ecompipe lock
+    --backend aws`)."""
 
 
 @aws.command("state-machine")
@@ -164,8 +165,14 @@ def _add_missing_indexes(ddb: Any, table: str, indexes: dict[str, Keys]) -> list
     done = []
     try:
         described = ddb.describe_table(TableName=table)["Table"]
-        have = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
-        for spec in _indexes({n: k for n, k in indexes.items() if n not in have}):
+        status = {
+            i["IndexName"]: i.get("IndexStatus")
+            for i in described.get("GlobalSecondaryIndexes", [])
+        }
+        for name in indexes.keys() & status.keys():
+            if status[name] != "ACTIVE":  # being built (a stack update made it): wait for it
+                _wait_for_index(ddb, table, name)
+        for spec in _indexes({n: k for n, k in indexes.items() if n not in status}):
             ddb.update_table(
                 TableName=table,
                 AttributeDefinitions=[

@@ -106,7 +106,11 @@ class Heartbeat:
             except Exception:
                 if self._stop.is_set():
                     return  # its lock closed under it: a second Ctrl-C cut the join short
-                raise
+                # Unexpected: renewals end, so the lease must count as lost (the runner stops
+                # at the next state boundary) rather than run on past its expiry.
+                log.exception("heartbeat stopped")
+                self.lost.set()
+                return
 
 
 class Leases:

@@ -276,7 +276,7 @@ class ExecutionLog(Protocol):
 
     def find(self, prefix: str) -> list[ExecutionRecord]:
         """Executions whose id starts with ``prefix`` (short ids on the command line), oldest
-        first."""
+        first; a whole id names only its own execution, even when it begins another id."""
         ...
 
     def unfinished(self) -> list[ExecutionRecord]:

@@ -592,8 +592,9 @@ class MemoryExecutionLog:
         return self._records(lambda r: True)[::-1][:limit]
 
     def find(self, prefix: str) -> list[ExecutionRecord]:
-        """Executions whose id starts with ``prefix``, oldest first."""
-        return self._records(lambda r: r.execution_id.startswith(prefix))
+        """Executions whose id starts with ``prefix``, oldest first (a whole id: only its own)."""
+        exact = self._records(lambda r: r.execution_id == prefix)
+        return exact or self._records(lambda r: r.execution_id.startswith(prefix))
 
     def last_started_at(self) -> float | None:
         """When the newest execution started."""

@@ -103,6 +103,19 @@ def _by_seq(seq: int) -> dict[str, Any]:
     return {"record_list": _s(_RECORD_LIST), "record_seq": _s(f"{seq:012d}")}
 
 
+def _index_problem(table: str, detail: str) -> str:
+    """What to do when DynamoDB refuses a read of BY_SEQ_INDEX (ValidationException)."""
+    if "backfill" in detail.lower():
+        return (
+            f"index {BY_SEQ_INDEX} of {table} is still being built: try again once "
+            f"`aws dynamodb describe-table --table-name {table}` shows it ACTIVE"
+        )
+    return (
+        f"{table}: index {BY_SEQ_INDEX} cannot be read ({detail}): a table made by an older "
+        "version lacks it; run `ecompipe aws bootstrap` to add it"
+    )
+
+
 def batch_get(
     ddb: Any,
     table: str,
@@ -123,9 +136,12 @@ def batch_get(
                 )
             except Exception as exc:
                 raise translate(exc, f"reading {table}") from None
-            items += response.get("Responses", {}).get(table, [])
+            got = response.get("Responses", {}).get(table, [])
+            items += got
             pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-            attempt += 1
+            # Keys left over from a full response (16 MB) are no throttling: count only calls
+            # that brought nothing back.
+            attempt = 0 if got else attempt + 1
             if pending and attempt > max_retries:
                 raise StoreError(
                     f"{len(pending)} rows of {table} not read after {max_retries} "
@@ -716,10 +732,7 @@ class DynamoDBExecutionLog:
             keys = [{"pk": i["pk"], "sk": i["sk"]} for page in pages for i in page["Items"]]
         except Exception as exc:
             if error_code(exc) == "ValidationException":
-                raise StoreError(
-                    f"{self.table} has no index {BY_SEQ_INDEX} (made by an older version): "
-                    "run `ecompipe aws bootstrap` to add it"
-                ) from None
+                raise StoreError(_index_problem(self.table, str(exc))) from None
             raise translate(exc, f"reading {self.table}") from None
         records = [self._record(i) for i in batch_get(self.ddb, self.table, keys, 8)]
         return sorted(records, key=lambda r: r.seq, reverse=True)
@@ -769,6 +782,8 @@ class DynamoDBExecutionLog:
                 "indexing executions",
                 Key={"pk": item["pk"], "sk": item["sk"]},
                 UpdateExpression="SET record_list = :l, record_seq = :s",
+                # (A record deleted since the scan is not made again as a stub.)
+                ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":l": keys["record_list"], ":s": keys["record_seq"]},
             )
         return len(older)

@@ -29,6 +29,7 @@ by ETag), and the quarantined original is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 from collections.abc import Iterator, Sequence
@@ -372,7 +373,7 @@ class S3ObjectStore:
             body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
             # One request, streamed in 1 MiB reads. (GetObject, not HeadObject: a HEAD's 404
             # cannot tell a missing report from a missing bucket.)
-            with part.open("wb") as out:
+            with contextlib.closing(body), part.open("wb") as out:
                 shutil.copyfileobj(body, out, 1 << 20)
         except Exception as exc:
             part.unlink(missing_ok=True)

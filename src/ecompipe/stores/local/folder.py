@@ -289,9 +289,16 @@ class FolderObjectStore:
         if not all(_one_component(part) for part in (execution_id, name)):
             return False
         source = self.ws.quarantine / execution_id / name
-        if not source.is_file():
-            return False
-        shutil.copyfile(source, target)
+        part = target.with_name(f".{target.name}.part")
+        try:
+            shutil.copyfile(source, part)  # a full disk leaves no half report at target
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            missing = FileNotFoundError | NotADirectoryError | IsADirectoryError
+            if isinstance(exc, missing) and not source.is_file():
+                return False  # no such report (or it went away meanwhile)
+            raise
+        part.replace(target)
         return True
 
     def staging_dir(self, execution_id: str) -> Path:

@@ -466,7 +466,10 @@ class SQLiteExecutionLog:
         )
 
     def find(self, prefix: str) -> list[ExecutionRecord]:
-        """Executions whose id starts with ``prefix``, oldest first."""
+        """Executions whose id starts with ``prefix``, oldest first (a whole id: only its own)."""
+        exact = self.get(prefix) if prefix else None
+        if exact is not None:
+            return [exact]
         # Compared as text: LIKE would take ``_`` and ``%`` for wildcards, and ignore case.
         rows = self._con.execute(
             f"SELECT {self._COLUMNS} FROM executions "
