@@ -100,11 +100,12 @@ def bootstrap_resources(settings: Settings, clients: Any) -> list[str]:
     ports.lock().ensure_item()
     # Executions recorded RUNNING before the log had its RUNNING item, and records written
     # before it had its index of records (an upgrade).
-    log = ports.log()
-    if indexed := log.index_running():
-        done.append(f"table {settings.executions_table}: {indexed} running execution(s) indexed")
-    if indexed := log.index_records():
-        done.append(f"table {settings.executions_table}: {indexed} execution record(s) indexed")
+    running, records = ports.log().index_older()
+    log_table = settings.executions_table
+    if running:
+        done.append(f"table {log_table}: {running} running execution(s) indexed")
+    if records:
+        done.append(f"table {log_table}: {records} execution record(s) indexed")
     name = settings.sns_topic_arn.rsplit(":", 1)[-1] if settings.sns_topic_arn else TOPIC_NAME
     try:
         arn = clients("sns").create_topic(Name=name)["TopicArn"]  # idempotent by name

@@ -766,15 +766,27 @@ class DynamoDBExecutionLog:
     def unfinished(self) -> list[ExecutionRecord]:
         """RUNNING executions, oldest first: the RUNNING item, then each one's record."""
         records = (self.get(execution_id) for execution_id in self._running_ids())
-        # Only RUNNING ones: index_running may add an id that finished meanwhile.
+        # Only RUNNING ones: index_older may add an id that finished meanwhile.
         return sorted(
             (r for r in records if r is not None and r.status == "RUNNING"), key=lambda r: r.seq
         )
 
-    def index_records(self) -> int:
-        """Give BY_SEQ_INDEX's keys to every record written before the index existed (a
-        scan: ``ecompipe aws bootstrap`` runs it once when upgrading); returns how many."""
-        older = [i for i in self._record_items() if "record_list" not in i]
+    def index_older(self) -> tuple[int, int]:
+        """What ``ecompipe aws bootstrap`` does once when upgrading, from one scan of the
+        records: add to the RUNNING item every RUNNING record written before it existed, and
+        give BY_SEQ_INDEX's keys to every record written before that index existed. Returns
+        how many of each."""
+        items = self._record_items()
+        running = [i["execution_id"]["S"] for i in items if i["status"]["S"] == "RUNNING"]
+        if running:
+            self._call(
+                "update_item",
+                "indexing running executions",
+                Key=_RUNNING_KEY,
+                UpdateExpression="ADD ids :ids",
+                ExpressionAttributeValues={":ids": {"SS": running}},
+            )
+        older = [i for i in items if "record_list" not in i]
         for item in older:
             keys = _by_seq(int(item["seq"]["N"]))
             self._call(
@@ -786,21 +798,7 @@ class DynamoDBExecutionLog:
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":l": keys["record_list"], ":s": keys["record_seq"]},
             )
-        return len(older)
-
-    def index_running(self) -> int:
-        """Add to the RUNNING item every RUNNING record written before it existed (a scan:
-        ``ecompipe aws bootstrap`` runs it once when upgrading); returns how many."""
-        ids = [r.execution_id for r in self._records() if r.status == "RUNNING"]
-        if ids:
-            self._call(
-                "update_item",
-                "indexing running executions",
-                Key=_RUNNING_KEY,
-                UpdateExpression="ADD ids :ids",
-                ExpressionAttributeValues={":ids": {"SS": ids}},
-            )
-        return len(ids)
+        return len(running), len(older)
 
     def set_holder(self, execution_id: str, holder: str) -> None:
         """Record which lock holder runs the execution now."""
