@@ -8,11 +8,15 @@ import hashlib
 import json
 import random
 import shutil
+import signal
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 DATASETS = ("orders", "order_items", "products")
+
+#: The return code of a subprocess killed by SIGKILL (the kill-point tests).
+SIGKILLED = -signal.SIGKILL
 #: The seed's state names on the success path, in order (written out, not imported).
 SUCCESS_PATH = [
     "AcquireLock",

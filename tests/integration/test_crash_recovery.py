@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from tests.exactly_once import (
     sha,
     unfinished,
 )
+from tests.support import SIGKILLED
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,8 +36,6 @@ pytestmark = [
     pytest.mark.duckdb,
     pytest.mark.xdist_group("subprocess"),
 ]
-
-SIGKILLED = -signal.SIGKILL
 
 
 def land_dirty_sample(workspace: Path, keep: Path) -> Landed:

@@ -3,7 +3,6 @@ batch, the metrics and the current state are the reference's, and nothing is lef
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from tests import reference
 from tests.conftest import ecompipe_proc, metrics_json
 from tests.exactly_once import Landed, assert_settled, chunked, sample_tables, unfinished
 from tests.functional.test_curated_state import _assert_state_is
+from tests.support import SIGKILLED
 
 pytestmark = [
     pytest.mark.slow,
@@ -19,8 +19,6 @@ pytestmark = [
     pytest.mark.duckdb,
     pytest.mark.xdist_group("subprocess"),
 ]
-
-SIGKILLED = -signal.SIGKILL
 
 
 @pytest.mark.parametrize(
