@@ -32,8 +32,10 @@ from typing import BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
-#: Bytes read at a time.
-CHUNK = 8 << 20
+#: Bytes read at a time. Small enough that a chunk's arrays (a fully quoted file has a
+#: quote every few bytes: positions 8 bytes each) stay in the CPU's caches: the items of
+#: bench/pipeline_vs_floor.py's quoted 10M (1.4 GB) scan in 2.2 s, against 3.7 s at 8 MiB.
+CHUNK = 2 << 20
 _BOM = b"\xef\xbb\xbf"
 _QUOTE, _CR, _LF, _COMMA = ord('"'), ord("\r"), ord("\n"), ord(",")
 
@@ -75,7 +77,7 @@ def needs_scan(path: Path) -> bool:
     columns cannot stand in for the check.
     """
     with path.open("rb", buffering=0) as handle:
-        # No larger than the file (and one byte to see its end): zeroing 8 MiB costs more
+        # No larger than the file (and one byte to see its end): zeroing a chunk costs more
         # than reading a file of a few hundred KiB.
         buffer = bytearray(min(CHUNK, os.fstat(handle.fileno()).st_size + 1))
         while size := handle.readinto(buffer):
