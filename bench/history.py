@@ -31,7 +31,8 @@ from pathlib import Path
 import duckdb
 from pipeline_vs_floor import OUT, dataset, fresh_workspace
 
-DATASETS = ("orders", "order_items", "products")
+from ecompipe.contracts import DATASET_NAMES
+
 #: Products re-priced in each later batch.
 REPRICED = 30
 _CSV = "(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"')"
@@ -52,7 +53,7 @@ def split(landing: Path, out: Path, cuts: list[float]) -> list[Path]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
-    src = {ds: next((landing / ds).glob("*.csv")) for ds in DATASETS}
+    src = {ds: next((landing / ds).glob("*.csv")) for ds in DATASET_NAMES}
     ts = "CAST(replace(created_at, ' UTC', '') AS TIMESTAMP)"
     con.execute(f"CREATE TABLE o AS SELECT *, epoch({ts}) AS _t FROM {_read(src['orders'])}")
     low, high = con.execute("SELECT min(_t), max(_t) FROM o").fetchone() or (0, 0)
@@ -69,7 +70,7 @@ def split(landing: Path, out: Path, cuts: list[float]) -> list[Path]:
     folders = []
     for b in range(len(bounds) + 1):
         folder = out / f"b{b:04d}"
-        for ds in DATASETS:
+        for ds in DATASET_NAMES:
             (folder / ds).mkdir(parents=True, exist_ok=True)
         name = f"b{b:04d}.csv"
         con.execute(

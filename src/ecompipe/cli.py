@@ -33,7 +33,7 @@ from ecompipe.workspace import Workspace, workspace_from
 if TYPE_CHECKING:
     from ecompipe.pipeline import Pipeline
     from ecompipe.pipeline.rejects import Rejects
-    from ecompipe.wiring import Closable, Ports
+    from ecompipe.wiring import Closed, Ports
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -686,10 +686,7 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
-_C = TypeVar("_C", bound="Closable")
-
-
-def _closed_at_end(resource: _C) -> _C:
+def _closed_at_end(resource: Closed) -> Closed:
     """``resource`` (ports, a backend, a pipeline), closed when the command ends however it
     ends: its database connections are not left to the garbage collector."""
     click.get_current_context().call_on_close(resource.close)

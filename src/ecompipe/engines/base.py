@@ -146,10 +146,17 @@ def short_name(dataset: str) -> str:
     return {"orders": "orders", "order_items": "items", "products": "products"}[dataset]
 
 
+def column_list(dataset: str, alias: str = "") -> str:
+    """The curated columns of ``dataset``, comma-separated (each as ``<alias>.<column>`` when
+    ``alias`` is given), as every query over the log and the state selects them."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{c}" for c, _ in CURATED_SCHEMA[dataset])
+
+
 def latest_sql(dataset: str, source: str) -> str:
     """The latest version (highest ``_seq``) of each key of ``dataset`` among the rows of the
     relation or subquery ``source``: its columns and ``_seq``."""
-    cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
+    cols = column_list(dataset)
     key = DATASET_BY_NAME[dataset].key
     return (
         f"SELECT {cols}, _seq FROM (SELECT {cols}, _seq, row_number() OVER (PARTITION BY "
@@ -161,7 +168,7 @@ def merged_sql(dataset: str, state: str, batch: str) -> str:
     """The latest version of each key of ``dataset`` (columns and ``_seq``) among two
     relations that each hold a key once: the state's rows and a batch's. Two anti-joins give
     what ranking the union would (latest_sql) without sorting every row."""
-    cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
+    cols = column_list(dataset)
     key = DATASET_BY_NAME[dataset].key
     return (
         f"SELECT {cols}, _seq FROM {state} s WHERE NOT EXISTS (SELECT 1 FROM {batch} b "
@@ -180,7 +187,7 @@ def version_views(dataset: str, batches: int, seq: int | None) -> dict[str, str]
     ``seq`` None (a recompute: no batch to compare) only ``cur_<short>``.
     """
     short = short_name(dataset)
-    cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
+    cols = column_list(dataset)
     views = {
         # One batch holds each key once (validation dedups), so no ranking is needed.
         f"cur_{short}": (

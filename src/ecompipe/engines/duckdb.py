@@ -27,6 +27,7 @@ from ecompipe.engines.base import (
     BATCH_SEQ_SQL_PATTERN,
     CURATED_SCHEMA,
     CuratedLog,
+    column_list,
     resource_error_in,
 )
 from ecompipe.engines.current import BATCH_COLUMN
@@ -423,7 +424,7 @@ class DuckDBEngine(EngineFlow):
             raise EngineError(f"the DuckDB engine reads a local curated log, not {curated.root}")
 
     def _parquet(self, relation: str, dataset: str, files: list[str], log: bool = True) -> None:
-        cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
+        cols = column_list(dataset)
         if not files:
             schema = ", ".join(f"{c} {t}" for c, t in CURATED_SCHEMA[dataset])
             self._drop(relation)

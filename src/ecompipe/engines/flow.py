@@ -40,11 +40,11 @@ from ecompipe.contracts import (
 from ecompipe.dialect import Dialect
 from ecompipe.engines import records
 from ecompipe.engines.base import (
-    CURATED_SCHEMA,
     CuratedLog,
     InputFile,
     TransformResult,
     batch_dates_sql,
+    column_list,
     fresh_staging,
     latest_sql,
     merged_sql,
@@ -701,7 +701,7 @@ class EngineFlow(ABC):
 def _items_by_month(items: str) -> str:
     """The items of the relation ``items`` with the partition of their order's month, read
     from ``n_orders`` (once per order, not per item), or ``waiting`` without their order."""
-    cols = ", ".join(f"i.{c}" for c, _ in CURATED_SCHEMA["order_items"])
+    cols = column_list("order_items", "i")
     return (
         f"SELECT {cols}, i._seq, coalesce(o.{PARTITION}, '{WAITING}') AS {PARTITION} "
         f"FROM {items} AS i LEFT JOIN n_orders o ON i.order_id = o.order_id"
@@ -710,7 +710,7 @@ def _items_by_month(items: str) -> str:
 
 def _columns(dataset: str, seq_as: str = "_seq") -> str:
     """A dataset's columns and its version's batch number (``_seq``, or named ``seq_as``)."""
-    cols = ", ".join(c for c, _ in CURATED_SCHEMA[dataset])
+    cols = column_list(dataset)
     return f"{cols}, _seq" + ("" if seq_as == "_seq" else f" AS {seq_as}")
 
 

@@ -88,6 +88,9 @@ def _str(attr: dict[str, Any] | None) -> str | None:
 BY_DATE_INDEX = "by_order_date"
 #: The execution log's index of its records by batch number (see the module docstring).
 BY_SEQ_INDEX = "by_seq"
+#: How often a batch read or write asks again for what DynamoDB left unprocessed (throttled)
+#: before it fails.
+BATCH_RETRIES = 8
 _RECORD_LIST = "RECORD"
 
 #: DynamoDB's limit on a sort key, in bytes.
@@ -365,7 +368,7 @@ class DynamoDBMetricsStore:
         category_table: str,
         revisions_table: str,
         batch_size: int = 25,
-        max_retries: int = 8,
+        max_retries: int = BATCH_RETRIES,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.ddb = client
@@ -734,7 +737,7 @@ class DynamoDBExecutionLog:
             if error_code(exc) == "ValidationException":
                 raise StoreError(_index_problem(self.table, str(exc))) from None
             raise translate(exc, f"reading {self.table}") from None
-        records = [self._record(i) for i in batch_get(self.ddb, self.table, keys, 8)]
+        records = [self._record(i) for i in batch_get(self.ddb, self.table, keys, BATCH_RETRIES)]
         return sorted(records, key=lambda r: r.seq, reverse=True)
 
     def find(self, prefix: str) -> list[ExecutionRecord]:
